@@ -1,0 +1,53 @@
+"""cellfrontier: a compiled completion tracker and ready-task frontier for column-DAG jobs."""
+
+from cellfrontier._core import FrontierDelta, Task
+from cellfrontier.errors import (
+    CellFrontierError,
+    CheckpointError,
+    DAGCircularDependencyError,
+    DuplicateColumnError,
+    GraphError,
+    GraphFrozenError,
+    IndexTypeError,
+    NoGraphError,
+    RowGroupCompactedError,
+    RowIndexError,
+    SizeMismatchError,
+    StrategyMismatchError,
+    UnknownColumnError,
+    UnknownRowGroupError,
+)
+from cellfrontier.graph import ExecutionGraph
+from cellfrontier.row_groups import RowGroupPlan
+from cellfrontier.strategies import GenerationStrategy
+from cellfrontier.tasks import SliceRef, TaskResult, TaskTrace
+from cellfrontier.tracker import ColumnProgress, CompletionTracker
+
+__all__ = [
+    "CellFrontierError",
+    "CheckpointError",
+    "ColumnProgress",
+    "CompletionTracker",
+    "DAGCircularDependencyError",
+    "DuplicateColumnError",
+    "ExecutionGraph",
+    "FrontierDelta",
+    "GenerationStrategy",
+    "GraphError",
+    "GraphFrozenError",
+    "IndexTypeError",
+    "NoGraphError",
+    "RowGroupCompactedError",
+    "RowGroupPlan",
+    "RowIndexError",
+    "SizeMismatchError",
+    "SliceRef",
+    "StrategyMismatchError",
+    "Task",
+    "TaskResult",
+    "TaskTrace",
+    "UnknownColumnError",
+    "UnknownRowGroupError",
+]
+
+__version__ = "0.1.0"

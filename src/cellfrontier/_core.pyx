@@ -1,0 +1,1208 @@
+# cython: language_level=3
+"""Per-row-group bitmaps and the frontier updater.
+
+Layout of one admitted row group with ``n`` rows, ``nw = ceil(n / 64)`` words and ``C``
+columns (column ids are positions in topological order):
+
+* ``bits`` (uint64): ``done[C * nw] | ready[C * nw] | dropped[nw]`` -- one bit per
+  (column, row) for completed cells, one per (column, row) for ready cell tasks, one per
+  dropped row.
+* ``counts`` (int32): ``n_done[C] | n_resolved[C] | n_ready[C]`` -- rows completed, rows
+  completed *or* dropped, and ready tasks, per column.  They make "is this column done for
+  this group?" O(1) and let the frontier walk skip empty columns.
+* ``flags`` (uint8): ``batch_done[C] | batch_ready[C] | roots_added[C]``.
+
+Every ``def`` method validates its arguments completely (names, ids, ranges, types) before
+any state changes, then calls ``noexcept`` kernels that trust their inputs.  A kernel
+never fails: the delta buffers are reserved beforehand for the worst case of the event.
+Each task enters the frontier at most once, when its last dependency finishes, so the
+kernels never have to ask whether a task was already handed out.
+"""
+
+cimport cython
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+import heapq
+
+import numpy as np
+
+from cellfrontier.errors import (
+    IndexTypeError,
+    RowGroupCompactedError,
+    RowIndexError,
+    SizeMismatchError,
+    StrategyMismatchError,
+    UnknownColumnError,
+    UnknownRowGroupError,
+)
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static inline int cf_popcount(unsigned long long x) { return (int)__popcnt64(x); }
+    static inline int cf_ctz(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #else
+    static inline int cf_popcount(unsigned long long x) { return __builtin_popcountll(x); }
+    static inline int cf_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    #endif
+    """
+    int cf_popcount(unsigned long long x) nogil
+    int cf_ctz(unsigned long long x) nogil
+
+cdef Py_ssize_t NO_LIMIT = (<Py_ssize_t>1) << 62
+
+cdef str CELL = "cell"
+cdef str BATCH = "batch"
+cdef str FROM_SCRATCH = "from_scratch"
+
+
+cdef inline uint64_t _tail_mask(int64_t n, Py_ssize_t w, Py_ssize_t nw) noexcept:
+    """Valid-row mask of word *w* (the last word of a group may be partial)."""
+    cdef int64_t rem
+    if w + 1 < nw:
+        return ~(<uint64_t>0)
+    rem = n - 64 * w
+    if rem >= 64:
+        return ~(<uint64_t>0)
+    return ((<uint64_t>1) << rem) - 1
+
+
+# ----------------------------------------------------------------------------------------
+# Value types built in compiled code
+
+
+@cython.freelist(512)
+@cython.final
+cdef class Task:
+    """One unit of work: a cell (``row_index`` set) or a whole row group of a column.
+
+    Frozen and hashable.  ``task_type`` is ``"cell"``, ``"batch"`` or ``"from_scratch"``
+    (a full-column task of a root column).  Built in compiled code when the frontier is
+    handed out, so a ready task costs no Python object until someone asks for it.
+    """
+
+    cdef readonly str column
+    cdef readonly object row_group
+    cdef readonly object row_index
+    cdef readonly str task_type
+
+    def __init__(self, column, row_group, row_index, task_type):
+        if not isinstance(column, str):
+            raise TypeError(f"Task() needs a str column, got {column!r}")
+        if not isinstance(task_type, str):
+            raise TypeError(f"Task() needs a str task_type, got {task_type!r}")
+        self.column = column
+        self.row_group = row_group
+        self.row_index = row_index
+        self.task_type = task_type
+
+    def __hash__(self):
+        return hash((self.column, self.row_group, self.row_index, self.task_type))
+
+    def __richcmp__(self, other, int op):
+        if op != 2 and op != 3:
+            return NotImplemented
+        if not isinstance(other, Task):
+            return NotImplemented
+        o = <Task>other
+        same = (
+            self.column == o.column
+            and self.row_group == o.row_group
+            and self.row_index == o.row_index
+            and self.task_type == o.task_type
+        )
+        return same if op == 2 else not same
+
+    def __repr__(self):
+        return (
+            f"Task(column={self.column!r}, row_group={self.row_group!r}, "
+            f"row_index={self.row_index!r}, task_type={self.task_type!r})"
+        )
+
+    def __reduce__(self):
+        return (Task, (self.column, self.row_group, self.row_index, self.task_type))
+
+
+cdef inline Task _task(str column, object row_group, object row_index, str task_type):
+    cdef Task t = Task.__new__(Task)
+    t.column = column
+    t.row_group = row_group
+    t.row_index = row_index
+    t.task_type = task_type
+    return t
+
+
+@cython.final
+cdef class FrontierDelta:
+    """What one mutation did to the frontier: tasks ``added`` and tasks ``removed``.
+
+    Tasks are materialised on first access; a caller that ignores the delta pays for two
+    small integer buffers, never for Python objects.
+    """
+
+    cdef object _added
+    cdef object _removed
+    # Lazy form: entries are (column id << 32) | (row + 1); row + 1 == 0 encodes a batch task.
+    cdef int64_t* _buf
+    cdef Py_ssize_t _n_added
+    cdef Py_ssize_t _n_removed
+    cdef object _names
+    cdef object _batch_types
+    cdef object _row_group
+
+    def __cinit__(self):
+        self._buf = NULL
+        self._n_added = 0
+        self._n_removed = 0
+
+    def __init__(self, added=(), removed=()):
+        self._added = tuple(added)
+        self._removed = tuple(removed)
+        self._n_added = len(self._added)
+        self._n_removed = len(self._removed)
+
+    def __dealloc__(self):
+        if self._buf != NULL:
+            free(self._buf)
+            self._buf = NULL
+
+    cdef tuple _decode(self, Py_ssize_t start, Py_ssize_t stop):
+        cdef Py_ssize_t i
+        cdef int64_t e, col, row
+        out = []
+        for i in range(start, stop):
+            e = self._buf[i]
+            col = e >> 32
+            row = (e & 0xFFFFFFFF) - 1
+            if row < 0:
+                out.append(_task(self._names[col], self._row_group, None, self._batch_types[col]))
+            else:
+                out.append(_task(self._names[col], self._row_group, row, CELL))
+        return tuple(out)
+
+    @property
+    def added(self):
+        """Tasks that entered the frontier (in topological column order, then row)."""
+        if self._added is None:
+            self._added = self._decode(0, self._n_added)
+        return self._added
+
+    @property
+    def removed(self):
+        """Tasks that left the frontier."""
+        if self._removed is None:
+            self._removed = self._decode(self._n_added, self._n_added + self._n_removed)
+        return self._removed
+
+    @property
+    def num_added(self):
+        return self._n_added
+
+    @property
+    def num_removed(self):
+        return self._n_removed
+
+    @property
+    def empty(self):
+        """True when the mutation left the frontier unchanged."""
+        return self._n_added == 0 and self._n_removed == 0
+
+    def __bool__(self):
+        return not self.empty
+
+    def __eq__(self, other):
+        if not isinstance(other, FrontierDelta):
+            return NotImplemented
+        return self.added == other.added and self.removed == other.removed
+
+    def __hash__(self):
+        return hash((self.added, self.removed))
+
+    def __repr__(self):
+        return f"FrontierDelta(added={self.added!r}, removed={self.removed!r})"
+
+    def __reduce__(self):
+        return (FrontierDelta, (self.added, self.removed))
+
+
+# ----------------------------------------------------------------------------------------
+# State of one row group
+
+
+@cython.final
+cdef class _Group:
+    """Detailed state of one active row group (see the module docstring for the layout)."""
+
+    cdef readonly object row_group
+    cdef readonly int64_t n
+    cdef readonly Py_ssize_t nw
+    cdef readonly object bits
+    cdef readonly object counts
+    cdef readonly object flags
+    cdef uint64_t* done
+    cdef uint64_t* ready
+    cdef uint64_t* dropped
+    cdef int32_t* n_done
+    cdef int32_t* n_resolved
+    cdef int32_t* n_ready
+    cdef uint8_t* batch_done
+    cdef uint8_t* batch_ready
+    cdef uint8_t* roots_added
+    cdef int64_t n_dropped
+    cdef int64_t total_ready
+    cdef bint in_heap
+
+    def __init__(self, row_group, int64_t n, int num_columns, bits=None, counts=None, flags=None):
+        cdef Py_ssize_t C = num_columns
+        self.row_group = row_group
+        self.n = n
+        self.nw = (n + 63) // 64
+        words = (2 * C + 1) * self.nw
+        # Never hand a zero-length buffer to the kernels: keep at least one word.
+        self.bits = np.zeros(max(words, 1), dtype=np.uint64) if bits is None else bits
+        self.counts = np.zeros(max(3 * C, 1), dtype=np.int32) if counts is None else counts
+        self.flags = np.zeros(max(3 * C, 1), dtype=np.uint8) if flags is None else flags
+        cdef uint64_t[::1] b = self.bits
+        cdef int32_t[::1] c = self.counts
+        cdef uint8_t[::1] f = self.flags
+        self.done = &b[0]
+        self.ready = self.done + C * self.nw
+        self.dropped = self.ready + C * self.nw
+        self.n_done = &c[0]
+        self.n_resolved = self.n_done + C
+        self.n_ready = self.n_resolved + C
+        self.batch_done = &f[0]
+        self.batch_ready = self.batch_done + C
+        self.roots_added = self.batch_ready + C
+        self.in_heap = False
+        self.n_dropped = 0
+        self.total_ready = 0
+        cdef Py_ssize_t i
+        for i in range(self.nw):
+            self.n_dropped += cf_popcount(self.dropped[i])
+        for i in range(C):
+            self.total_ready += self.n_ready[i]
+
+    @property
+    def nbytes(self):
+        return self.bits.nbytes + self.counts.nbytes + self.flags.nbytes
+
+    @property
+    def n_dropped_rows(self):
+        return self.n_dropped
+
+
+# ----------------------------------------------------------------------------------------
+# The core
+
+
+cdef class TrackerCore:
+    """Completion bitmaps of every active row group plus the frontier, for one compiled graph.
+
+    ``plan`` answers ``has_row_group(id)`` and ``row_group_size(id)``.  Row groups get their
+    arrays when first touched and give them back in :meth:`compact`.
+    """
+
+    cdef readonly object names          # tuple[str, ...], topological order
+    cdef readonly dict index            # name -> column id
+    cdef readonly object plan
+    cdef int C
+    cdef object _arrays                 # keeps the graph arrays alive
+    cdef const uint8_t* is_batch
+    cdef const uint8_t* is_root
+    cdef const int32_t* down_ptr
+    cdef const int32_t* down_idx
+    cdef const int32_t* cup_ptr
+    cdef const int32_t* cup_idx
+    cdef const int32_t* bup_ptr
+    cdef const int32_t* bup_idx
+    cdef tuple _batch_types              # per column: "from_scratch" for roots, else "batch"
+    cdef readonly dict groups            # row group id -> _Group
+    cdef readonly dict compacted         # row group id -> (size, dropped words as bytes)
+    cdef readonly object compacted_completed   # int64[C]: cells completed in compacted groups
+    cdef readonly object compacted_dropped     # int64[C]: rows dropped (and not completed) there
+    cdef list _heap                      # min-heap of row group ids that may hold ready tasks
+    cdef int64_t* _added
+    cdef Py_ssize_t _n_added
+    cdef Py_ssize_t _cap_added
+    cdef int64_t* _removed
+    cdef Py_ssize_t _n_removed
+    cdef Py_ssize_t _cap_removed
+    cdef uint64_t* _scratch
+    cdef Py_ssize_t _cap_scratch
+
+    def __cinit__(self):
+        self._added = NULL
+        self._removed = NULL
+        self._scratch = NULL
+
+    def __init__(self, compiled, plan):
+        self.names = tuple(compiled.names)
+        self.index = dict(compiled.index)
+        self.plan = plan
+        self.C = len(self.names)
+        arrays = tuple(
+            np.ascontiguousarray(a)
+            for a in (
+                compiled.is_batch, compiled.is_root, compiled.down_ptr, compiled.down_idx,
+                compiled.cell_up_ptr, compiled.cell_up_idx, compiled.batch_up_ptr, compiled.batch_up_idx,
+            )
+        )
+        # Pad empty index arrays so that taking &a[0] is always valid.
+        arrays = tuple(a if a.size else np.zeros(1, dtype=a.dtype) for a in arrays)
+        self._arrays = arrays
+        cdef const uint8_t[::1] u8
+        cdef const int32_t[::1] i32
+        u8 = arrays[0]; self.is_batch = &u8[0]
+        u8 = arrays[1]; self.is_root = &u8[0]
+        i32 = arrays[2]; self.down_ptr = &i32[0]
+        i32 = arrays[3]; self.down_idx = &i32[0]
+        i32 = arrays[4]; self.cup_ptr = &i32[0]
+        i32 = arrays[5]; self.cup_idx = &i32[0]
+        i32 = arrays[6]; self.bup_ptr = &i32[0]
+        i32 = arrays[7]; self.bup_idx = &i32[0]
+        self._batch_types = tuple(
+            FROM_SCRATCH if compiled.is_root[i] else BATCH for i in range(self.C)
+        )
+        self.groups = {}
+        self.compacted = {}
+        self.compacted_completed = np.zeros(self.C, dtype=np.int64)
+        self.compacted_dropped = np.zeros(self.C, dtype=np.int64)
+        self._heap = []
+        self._reserve(64, 64)
+
+    def __dealloc__(self):
+        free(self._added)
+        free(self._removed)
+        free(self._scratch)
+
+    # -- buffers ------------------------------------------------------------------------
+
+    cdef int _reserve(self, Py_ssize_t n_added, Py_ssize_t n_removed) except -1:
+        """Make room for the worst-case delta of the next kernel, so kernels cannot fail."""
+        cdef void* p
+        self._n_added = 0
+        self._n_removed = 0
+        if n_added > self._cap_added:
+            p = realloc(self._added, n_added * sizeof(int64_t))
+            if p == NULL:
+                raise MemoryError()
+            self._added = <int64_t*>p
+            self._cap_added = n_added
+        if n_removed > self._cap_removed:
+            p = realloc(self._removed, n_removed * sizeof(int64_t))
+            if p == NULL:
+                raise MemoryError()
+            self._removed = <int64_t*>p
+            self._cap_removed = n_removed
+        return 0
+
+    cdef uint64_t* _scratch_words(self, Py_ssize_t nw) except NULL:
+        cdef void* p
+        if nw < 1:
+            nw = 1
+        if nw > self._cap_scratch:
+            p = realloc(self._scratch, nw * sizeof(uint64_t))
+            if p == NULL:
+                raise MemoryError()
+            self._scratch = <uint64_t*>p
+            self._cap_scratch = nw
+        memset(self._scratch, 0, nw * sizeof(uint64_t))
+        return self._scratch
+
+    cdef inline void _rec_added(self, int64_t col, int64_t row) noexcept:
+        self._added[self._n_added] = (col << 32) | (row + 1)
+        self._n_added += 1
+
+    cdef inline void _rec_removed(self, int64_t col, int64_t row) noexcept:
+        self._removed[self._n_removed] = (col << 32) | (row + 1)
+        self._n_removed += 1
+
+    cdef FrontierDelta _delta(self, _Group g):
+        """Package the recorded entries as a delta and register the group as ready if needed."""
+        cdef FrontierDelta d = FrontierDelta.__new__(FrontierDelta)
+        cdef Py_ssize_t total = self._n_added + self._n_removed
+        cdef Py_ssize_t i
+        d._n_added = self._n_added
+        d._n_removed = self._n_removed
+        if total:
+            d._buf = <int64_t*>malloc(total * sizeof(int64_t))
+            if d._buf == NULL:
+                raise MemoryError()
+            for i in range(self._n_added):
+                d._buf[i] = self._added[i]
+            for i in range(self._n_removed):
+                d._buf[self._n_added + i] = self._removed[i]
+            d._names = self.names
+            d._batch_types = self._batch_types
+            d._row_group = g.row_group
+        else:
+            d._added = ()
+            d._removed = ()
+        if g.total_ready > 0 and not g.in_heap:
+            heapq.heappush(self._heap, g.row_group)
+            g.in_heap = True
+        return d
+
+    # -- validation helpers -------------------------------------------------------------
+
+    cdef inline int _column(self, column, str method) except -1:
+        cdef object cid = self.index.get(column)
+        if cid is None:
+            raise UnknownColumnError(f"{method}() got unknown column {column!r}")
+        return <int>cid
+
+    cdef object _row_group_key(self, row_group, str method):
+        """The row group id as a plain int, after checking its type and plan membership."""
+        if type(row_group) is not int:
+            if isinstance(row_group, (bool, np.bool_)) or not isinstance(row_group, (int, np.integer)):
+                raise IndexTypeError(
+                    f"{method}() needs an integer row group, got {type(row_group).__name__} {row_group!r}"
+                )
+            row_group = int(row_group)
+        if not self.plan.has_row_group(row_group):
+            raise UnknownRowGroupError(f"{method}() got unknown row group {row_group!r}")
+        return row_group
+
+    cdef _Group _group(self, row_group, str method):
+        """The active group for a mutation, created on first touch."""
+        cdef _Group g
+        if type(row_group) is int:
+            g = self.groups.get(row_group)
+            if g is not None:
+                return g
+        key = self._row_group_key(row_group, method)
+        g = self.groups.get(key)
+        if g is not None:
+            return g
+        if key in self.compacted:
+            raise RowGroupCompactedError(f"{method}() got row group {key!r}, which was already compacted")
+        size = self.plan.row_group_size(key)
+        g = _Group(key, size, self.C)
+        self.groups[key] = g
+        return g
+
+    cdef _Group _existing_group(self, row_group, str method):
+        """The active group for a query, or None when the group has no detailed state."""
+        cdef _Group g
+        if type(row_group) is int:
+            g = self.groups.get(row_group)
+            if g is not None:
+                return g
+        key = self._row_group_key(row_group, method)
+        return self.groups.get(key)
+
+    cdef int64_t _row(self, _Group g, row_index, str method) except -1:
+        cdef int overflow = 0
+        cdef long long r
+        if type(row_index) is not int:
+            if isinstance(row_index, (bool, np.bool_)) or not isinstance(row_index, (int, np.integer)):
+                raise IndexTypeError(
+                    f"{method}() needs an integer row index, got {type(row_index).__name__} {row_index!r}"
+                )
+            row_index = int(row_index)
+        r = PyLong_AsLongLongAndOverflow(row_index, &overflow)
+        if overflow or r < 0 or r >= g.n:
+            raise RowIndexError(
+                f"{method}() got row index {row_index!r} outside row group "
+                f"{g.row_group!r} of size {g.n} (expected 0 <= row_index < {g.n})"
+            )
+        return r
+
+    cdef object _rows(self, _Group g, rows, str method):
+        """Validate a bulk row array: 1-D, integer dtype, every value in range."""
+        arr = np.asarray(rows)
+        if arr.ndim != 1:
+            raise IndexTypeError(f"{method}() needs a 1-D array of row indices, got {arr.ndim}-D")
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if arr.dtype.kind not in "iu":
+            raise IndexTypeError(f"{method}() needs integer row indices, got dtype {arr.dtype}")
+        lo = arr.min()
+        hi = arr.max()
+        if lo < 0 or hi >= g.n:
+            bad = lo if lo < 0 else hi
+            raise RowIndexError(
+                f"{method}() got row index {int(bad)!r} outside row group {g.row_group!r} "
+                f"of size {g.n} (expected 0 <= row_index < {g.n})"
+            )
+        return np.ascontiguousarray(arr, dtype=np.int64)
+
+    cdef int _check_size(self, _Group g, row_group_size, str method) except -1:
+        if isinstance(row_group_size, (bool, np.bool_)) or not isinstance(row_group_size, (int, np.integer)):
+            raise IndexTypeError(f"{method}() needs an integer row_group_size, got {row_group_size!r}")
+        if row_group_size != g.n:
+            raise SizeMismatchError(
+                f"{method}() got row_group_size {row_group_size!r} for row group {g.row_group!r}, "
+                f"whose size is {g.n}"
+            )
+        return 0
+
+    cdef int64_t _max_fanout_cells(self, int c, _Group g):
+        return (self.down_ptr[c + 1] - self.down_ptr[c]) * (g.n + 1) + 1
+
+    # -- kernels ------------------------------------------------------------------------
+
+    cdef inline bint _batch_ups_done(self, _Group g, int d) noexcept:
+        cdef int32_t k
+        for k in range(self.bup_ptr[d], self.bup_ptr[d + 1]):
+            if not g.batch_done[self.bup_idx[k]]:
+                return False
+        return True
+
+    cdef void _check_batch(self, _Group g, int d) noexcept:
+        """Make full-column task *d* ready if every dependency is satisfied."""
+        cdef int32_t k
+        if g.batch_done[d] or g.batch_ready[d]:
+            return
+        if not self._batch_ups_done(g, d):
+            return
+        for k in range(self.cup_ptr[d], self.cup_ptr[d + 1]):
+            if g.n_resolved[self.cup_idx[k]] != g.n:
+                return
+        g.batch_ready[d] = 1
+        g.n_ready[d] += 1
+        g.total_ready += 1
+        self._rec_added(d, -1)
+
+    cdef void _check_cell(self, _Group g, int d, int64_t r) noexcept:
+        """Make cell task (d, r) ready if every dependency is satisfied."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w = r >> 6
+        cdef uint64_t bit = (<uint64_t>1) << (r & 63)
+        cdef int32_t k
+        if (g.done[d * nw + w] | g.ready[d * nw + w] | g.dropped[w]) & bit:
+            return
+        if not self._batch_ups_done(g, d):
+            return
+        for k in range(self.cup_ptr[d], self.cup_ptr[d + 1]):
+            if not (g.done[self.cup_idx[k] * nw + w] & bit):
+                return
+        g.ready[d * nw + w] |= bit
+        g.n_ready[d] += 1
+        g.total_ready += 1
+        self._rec_added(d, r)
+
+    cdef void _k_mark_cell(self, _Group g, int c, int64_t r) noexcept:
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w = r >> 6
+        cdef uint64_t bit = (<uint64_t>1) << (r & 63)
+        cdef int32_t k
+        cdef int d
+        if g.done[c * nw + w] & bit:
+            return
+        g.done[c * nw + w] |= bit
+        g.n_done[c] += 1
+        if g.ready[c * nw + w] & bit:
+            g.ready[c * nw + w] &= ~bit
+            g.n_ready[c] -= 1
+            g.total_ready -= 1
+            self._rec_removed(c, r)
+        if g.dropped[w] & bit:
+            return  # already counted as resolved; a dropped row unblocks no cell
+        g.n_resolved[c] += 1
+        for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+            d = self.down_idx[k]
+            if self.is_batch[d]:
+                if g.n_resolved[c] == g.n:
+                    self._check_batch(g, d)
+            else:
+                self._check_cell(g, d, r)
+
+    cdef void _release_cells(self, _Group g, int d, const uint64_t* candidates) noexcept:
+        """Make ready every cell of *d* flagged in *candidates* whose dependencies are done."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int32_t k
+        cdef uint64_t cand, word
+        if not self._batch_ups_done(g, d):
+            return
+        for w in range(nw):
+            cand = candidates[w] & ~g.dropped[w] & ~g.done[d * nw + w] & ~g.ready[d * nw + w]
+            if not cand:
+                continue
+            for k in range(self.cup_ptr[d], self.cup_ptr[d + 1]):
+                cand &= g.done[self.cup_idx[k] * nw + w]
+            if not cand:
+                continue
+            g.ready[d * nw + w] |= cand
+            g.n_ready[d] += cf_popcount(cand)
+            g.total_ready += cf_popcount(cand)
+            word = cand
+            while word:
+                self._rec_added(d, 64 * w + cf_ctz(word))
+                word &= word - 1
+
+    cdef void _k_mark_cells(self, _Group g, int c, uint64_t* mask) noexcept:
+        """Bulk form of _k_mark_cell: *mask* holds the rows to mark (overwritten)."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int32_t k
+        cdef int d
+        cdef uint64_t newly, rem, word
+        cdef int64_t n_new = 0, n_new_live = 0
+        for w in range(nw):
+            newly = mask[w] & ~g.done[c * nw + w]
+            mask[w] = newly
+            if not newly:
+                continue
+            g.done[c * nw + w] |= newly
+            n_new += cf_popcount(newly)
+            n_new_live += cf_popcount(newly & ~g.dropped[w])
+            rem = g.ready[c * nw + w] & newly
+            if rem:
+                g.ready[c * nw + w] &= ~rem
+                g.n_ready[c] -= cf_popcount(rem)
+                g.total_ready -= cf_popcount(rem)
+                word = rem
+                while word:
+                    self._rec_removed(c, 64 * w + cf_ctz(word))
+                    word &= word - 1
+        if n_new == 0:
+            return
+        g.n_done[c] += n_new
+        g.n_resolved[c] += n_new_live
+        for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+            d = self.down_idx[k]
+            if self.is_batch[d]:
+                if n_new_live and g.n_resolved[c] == g.n:
+                    self._check_batch(g, d)
+            else:
+                self._release_cells(g, d, mask)
+
+    cdef void _k_mark_range(self, _Group g, int c, uint64_t* all_rows) noexcept:
+        """Complete the batch of full-column *c*: every row done, downstreams re-checked."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int32_t k
+        cdef int d
+        cdef uint64_t newly
+        cdef int64_t n_new = 0, n_new_live = 0
+        if g.batch_done[c]:
+            return
+        g.batch_done[c] = 1
+        if g.batch_ready[c]:
+            g.batch_ready[c] = 0
+            g.n_ready[c] -= 1
+            g.total_ready -= 1
+            self._rec_removed(c, -1)
+        for w in range(nw):
+            all_rows[w] = _tail_mask(g.n, w, nw)
+            newly = all_rows[w] & ~g.done[c * nw + w]
+            g.done[c * nw + w] |= newly
+            n_new += cf_popcount(newly)
+            n_new_live += cf_popcount(newly & ~g.dropped[w])
+        g.n_done[c] += n_new
+        g.n_resolved[c] += n_new_live
+        for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+            d = self.down_idx[k]
+            if self.is_batch[d]:
+                self._check_batch(g, d)
+            else:
+                self._release_cells(g, d, all_rows)
+
+    cdef void _k_drop_rows(self, _Group g, uint64_t* mask) noexcept:
+        """Drop every row flagged in *mask* (overwritten with the newly dropped rows)."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int c, d
+        cdef int32_t k
+        cdef int64_t n_new = 0, resolved
+        cdef uint64_t rem, word
+        for w in range(nw):
+            mask[w] &= ~g.dropped[w]
+            g.dropped[w] |= mask[w]
+            n_new += cf_popcount(mask[w])
+        if n_new == 0:
+            return
+        g.n_dropped += n_new
+        for c in range(self.C):
+            resolved = 0
+            for w in range(nw):
+                if not mask[w]:
+                    continue
+                rem = g.ready[c * nw + w] & mask[w]
+                if rem:
+                    g.ready[c * nw + w] &= ~rem
+                    g.n_ready[c] -= cf_popcount(rem)
+                    g.total_ready -= cf_popcount(rem)
+                    word = rem
+                    while word:
+                        self._rec_removed(c, 64 * w + cf_ctz(word))
+                        word &= word - 1
+                resolved += cf_popcount(mask[w] & ~g.done[c * nw + w])
+            g.n_resolved[c] += resolved
+            # Only a column that just became fully resolved can unblock a full-column task.
+            if resolved and g.n_resolved[c] == g.n:
+                for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+                    d = self.down_idx[k]
+                    if self.is_batch[d]:
+                        self._check_batch(g, d)
+
+    cdef void _k_add_roots(self, _Group g, int c) noexcept:
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef uint64_t cand, word
+        if g.roots_added[c]:
+            return
+        g.roots_added[c] = 1
+        if self.is_batch[c]:
+            if not g.batch_done[c] and not g.batch_ready[c]:
+                g.batch_ready[c] = 1
+                g.n_ready[c] += 1
+                g.total_ready += 1
+                self._rec_added(c, -1)
+            return
+        for w in range(nw):
+            cand = _tail_mask(g.n, w, nw) & ~g.done[c * nw + w] & ~g.dropped[w] & ~g.ready[c * nw + w]
+            if not cand:
+                continue
+            g.ready[c * nw + w] |= cand
+            g.n_ready[c] += cf_popcount(cand)
+            g.total_ready += cf_popcount(cand)
+            word = cand
+            while word:
+                self._rec_added(c, 64 * w + cf_ctz(word))
+                word &= word - 1
+
+    # -- mutations ----------------------------------------------------------------------
+
+    def mark_cell(self, column, row_group, row_index):
+        """Mark one cell of a cell-by-cell column complete."""
+        cdef int c = self._column(column, "mark_cell_complete")
+        if self.is_batch[c]:
+            raise StrategyMismatchError(
+                f"mark_cell_complete() needs a cell_by_cell column, but {column!r} is full_column "
+                "(use mark_row_range_complete())"
+            )
+        cdef _Group g = self._group(row_group, "mark_cell_complete")
+        cdef int64_t r = self._row(g, row_index, "mark_cell_complete")
+        self._reserve(self.down_ptr[c + 1] - self.down_ptr[c] + 1, 1)
+        self._k_mark_cell(g, c, r)
+        return self._delta(g)
+
+    def mark_range(self, column, row_group, row_group_size):
+        """Mark the whole row range of a full-column column complete."""
+        cdef int c = self._column(column, "mark_row_range_complete")
+        if not self.is_batch[c]:
+            raise StrategyMismatchError(
+                f"mark_row_range_complete() needs a full_column column, but {column!r} is cell_by_cell "
+                "(use mark_cell_complete() or mark_cells_complete())"
+            )
+        cdef _Group g = self._group(row_group, "mark_row_range_complete")
+        self._check_size(g, row_group_size, "mark_row_range_complete")
+        cdef uint64_t* scratch = self._scratch_words(g.nw)
+        self._reserve(self._max_fanout_cells(c, g), g.n + 1)
+        self._k_mark_range(g, c, scratch)
+        return self._delta(g)
+
+    def mark_cells(self, column, row_group, rows):
+        """Bulk: mark many cells of one cell-by-cell column in one row group (all or nothing)."""
+        cdef int c = self._column(column, "mark_cells_complete")
+        if self.is_batch[c]:
+            raise StrategyMismatchError(
+                f"mark_cells_complete() needs a cell_by_cell column, but {column!r} is full_column"
+            )
+        cdef _Group g = self._group(row_group, "mark_cells_complete")
+        arr = self._rows(g, rows, "mark_cells_complete")
+        cdef const int64_t[::1] rv = arr
+        cdef uint64_t* mask = self._scratch_words(g.nw)
+        cdef Py_ssize_t i
+        for i in range(rv.shape[0]):
+            mask[rv[i] >> 6] |= (<uint64_t>1) << (rv[i] & 63)
+        self._reserve(self._max_fanout_cells(c, g), g.n + 1)
+        self._k_mark_cells(g, c, mask)
+        return self._delta(g)
+
+    def drop_row(self, row_group, row_index):
+        """Drop one row: its cells leave the frontier; full-column tasks may become ready."""
+        cdef _Group g = self._group(row_group, "drop_row")
+        cdef int64_t r = self._row(g, row_index, "drop_row")
+        cdef uint64_t* mask = self._scratch_words(g.nw)
+        mask[r >> 6] = (<uint64_t>1) << (r & 63)
+        self._reserve(self.C + 1, self.C + 1)
+        self._k_drop_rows(g, mask)
+        return self._delta(g)
+
+    def drop_rows(self, row_group, rows):
+        """Bulk: drop many rows of one row group (all or nothing)."""
+        cdef _Group g = self._group(row_group, "drop_rows")
+        arr = self._rows(g, rows, "drop_rows")
+        cdef const int64_t[::1] rv = arr
+        cdef uint64_t* mask = self._scratch_words(g.nw)
+        cdef Py_ssize_t i
+        for i in range(rv.shape[0]):
+            mask[rv[i] >> 6] |= (<uint64_t>1) << (rv[i] & 63)
+        self._reserve(self.C + 1, self.C * g.n + 1)
+        self._k_drop_rows(g, mask)
+        return self._delta(g)
+
+    def add_roots(self, row_group, row_group_size, columns=None):
+        """Admit a row group: root tasks (all roots, or the given root columns) become ready."""
+        cdef _Group g
+        cdef list ids = []
+        cdef int c
+        if columns is None:
+            ids = [i for i in range(self.C) if self.is_root[i]]
+        else:
+            if isinstance(columns, str):
+                raise TypeError("add_root_tasks() needs a sequence of column names, not a single str")
+            for name in columns:
+                c = self._column(name, "add_root_tasks")
+                if not self.is_root[c]:
+                    raise ValueError(
+                        f"add_root_tasks() got column {name!r}, which has dependencies (not a root)"
+                    )
+                ids.append(c)
+        g = self._group(row_group, "add_root_tasks")
+        self._check_size(g, row_group_size, "add_root_tasks")
+        self._reserve(len(ids) * (g.n + 1) + 1, 1)
+        for c in ids:
+            self._k_add_roots(g, c)
+        return self._delta(g)
+
+    def set_ready(self, column, row_group, row_index, bint ready):
+        """Put one task into the frontier (``ready``) or take it out; returns True on change."""
+        cdef int c = self._column(column, "add_ready_tasks" if ready else "mark_enqueued")
+        cdef _Group g = self._group(row_group, "add_ready_tasks" if ready else "mark_enqueued")
+        cdef int64_t r
+        cdef Py_ssize_t w
+        cdef uint64_t bit
+        if row_index is None:
+            if not self.is_batch[c]:
+                raise StrategyMismatchError(f"task for cell_by_cell column {column!r} needs a row_index")
+            if bool(g.batch_ready[c]) == ready:
+                return False
+            g.batch_ready[c] = ready
+            g.n_ready[c] += 1 if ready else -1
+            g.total_ready += 1 if ready else -1
+        else:
+            if self.is_batch[c]:
+                raise StrategyMismatchError(f"task for full_column column {column!r} must have row_index None")
+            r = self._row(g, row_index, "add_ready_tasks" if ready else "mark_enqueued")
+            w = r >> 6
+            bit = (<uint64_t>1) << (r & 63)
+            if bool(g.ready[c * g.nw + w] & bit) == ready:
+                return False
+            if ready:
+                g.ready[c * g.nw + w] |= bit
+            else:
+                g.ready[c * g.nw + w] &= ~bit
+            g.n_ready[c] += 1 if ready else -1
+            g.total_ready += 1 if ready else -1
+        if g.total_ready > 0 and not g.in_heap:
+            heapq.heappush(self._heap, g.row_group)
+            g.in_heap = True
+        return True
+
+    def rebuild_frontier(self, row_group):
+        """Recompute a group's frontier from its completion state (used after a restore).
+
+        Every task whose dependencies are satisfied and that is not done is ready again,
+        including tasks that had been handed out; root tasks only where the group was admitted.
+        """
+        cdef _Group g = self._group(row_group, "rebuild_frontier")
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int c
+        cdef uint64_t* all_rows = self._scratch_words(nw)
+        for w in range(nw):
+            all_rows[w] = _tail_mask(g.n, w, nw)
+        for c in range(self.C):
+            g.batch_ready[c] = 0
+            g.n_ready[c] = 0
+            for w in range(nw):
+                g.ready[c * nw + w] = 0
+        g.total_ready = 0
+        self._reserve(self.C * (g.n + 1) + 1, 1)
+        for c in range(self.C):
+            if self.is_root[c]:
+                if g.roots_added[c]:
+                    g.roots_added[c] = 0
+                    self._k_add_roots(g, c)
+            elif self.is_batch[c]:
+                self._check_batch(g, c)
+            else:
+                self._release_cells(g, c, all_rows)
+        self._n_added = 0
+        self._n_removed = 0
+        return self._delta(g)
+
+    # -- handing out the frontier -------------------------------------------------------
+
+    cdef list _collect(self, _Group g, Py_ssize_t limit, bint take, list out):
+        """Append up to *limit* ready tasks of *g* to *out* in (column, row) order."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int c
+        cdef uint64_t word, bit
+        cdef str name
+        for c in range(self.C):
+            if limit <= 0:
+                break
+            if g.n_ready[c] == 0:
+                continue
+            name = self.names[c]
+            if self.is_batch[c]:
+                out.append(_task(name, g.row_group, None, self._batch_types[c]))
+                limit -= 1
+                if take:
+                    g.batch_ready[c] = 0
+                    g.n_ready[c] = 0
+                    g.total_ready -= 1
+                continue
+            for w in range(nw):
+                word = g.ready[c * nw + w]
+                while word and limit > 0:
+                    bit = word & (~word + 1)
+                    out.append(_task(name, g.row_group, 64 * w + cf_ctz(word), CELL))
+                    word ^= bit
+                    limit -= 1
+                    if take:
+                        g.ready[c * nw + w] &= ~bit
+                        g.n_ready[c] -= 1
+                        g.total_ready -= 1
+                if limit <= 0:
+                    break
+        return out
+
+    def pop_ready(self, max_tasks=None):
+        """Hand out up to *max_tasks* ready tasks in (row group, column, row) order."""
+        cdef Py_ssize_t limit
+        cdef _Group g
+        cdef list out = []
+        if max_tasks is None:
+            limit = NO_LIMIT
+        else:
+            if isinstance(max_tasks, bool) or not isinstance(max_tasks, (int, np.integer)):
+                raise IndexTypeError(f"pop_ready() needs an integer max_tasks, got {max_tasks!r}")
+            if max_tasks < 0:
+                raise ValueError(f"pop_ready() needs max_tasks >= 0, got {max_tasks!r}")
+            limit = max_tasks
+        heap = self._heap
+        while heap and limit > len(out):
+            g = self.groups.get(heap[0])
+            if g is None or g.total_ready == 0:
+                heapq.heappop(heap)
+                if g is not None:
+                    g.in_heap = False
+                continue
+            self._collect(g, limit - len(out), True, out)
+            if g.total_ready == 0:
+                heapq.heappop(heap)
+                g.in_heap = False
+        return out
+
+    def ready_tasks(self):
+        """Every ready task, in (row group, column, row) order, leaving the frontier as it is."""
+        cdef list out = []
+        cdef _Group g
+        for key in sorted(k for k, g in self.groups.items() if (<_Group>g).total_ready > 0):
+            g = self.groups[key]
+            self._collect(g, NO_LIMIT, False, out)
+        return out
+
+    def ready_rows(self, column, row_group, bint take=False):
+        """Ready rows of a cell-by-cell column in one group, as an int64 array."""
+        cdef int c = self._column(column, "ready_rows")
+        if self.is_batch[c]:
+            raise StrategyMismatchError(
+                f"ready_rows() needs a cell_by_cell column, but {column!r} is full_column (use pop_ready_batch())"
+            )
+        cdef _Group g = self._existing_group(row_group, "ready_rows")
+        if g is None or g.n_ready[c] == 0:
+            return np.zeros(0, dtype=np.int64)
+        cdef Py_ssize_t nw = g.nw
+        out = np.empty(g.n_ready[c], dtype=np.int64)
+        cdef int64_t[::1] ov = out
+        cdef Py_ssize_t w, j = 0
+        cdef uint64_t word
+        for w in range(nw):
+            word = g.ready[c * nw + w]
+            while word:
+                ov[j] = 64 * w + cf_ctz(word)
+                j += 1
+                word &= word - 1
+            if take:
+                g.ready[c * nw + w] = 0
+        if take:
+            g.total_ready -= g.n_ready[c]
+            g.n_ready[c] = 0
+        return out
+
+    def pop_ready_batch(self, column, row_group):
+        """Take the full-column task of *column* in *row_group* if it is ready."""
+        cdef int c = self._column(column, "pop_ready_batch")
+        if not self.is_batch[c]:
+            raise StrategyMismatchError(
+                f"pop_ready_batch() needs a full_column column, but {column!r} is cell_by_cell"
+            )
+        cdef _Group g = self._existing_group(row_group, "pop_ready_batch")
+        if g is None or not g.batch_ready[c]:
+            return False
+        g.batch_ready[c] = 0
+        g.n_ready[c] = 0
+        g.total_ready -= 1
+        return True
+
+    def ready_columns(self, row_group):
+        """Columns with at least one ready task in *row_group*, in topological order."""
+        cdef _Group g = self._existing_group(row_group, "ready_columns")
+        if g is None or g.total_ready == 0:
+            return []
+        return [self.names[c] for c in range(self.C) if g.n_ready[c] > 0]
+
+    # -- queries ------------------------------------------------------------------------
+
+    def is_ready(self, column, row_group, row_index):
+        """Whether the task (column, row_group, row_index) is in the frontier."""
+        cdef int c = self._column(column, "is_frontier_task")
+        cdef _Group g = self._existing_group(row_group, "is_frontier_task")
+        cdef int64_t r
+        if g is None:
+            return False
+        if row_index is None:
+            return bool(self.is_batch[c] and g.batch_ready[c])
+        if self.is_batch[c]:
+            return False
+        r = self._row(g, row_index, "is_frontier_task")
+        return bool(g.ready[c * g.nw + (r >> 6)] & ((<uint64_t>1) << (r & 63)))
+
+    def is_done(self, column, row_group, row_index):
+        """Whether a cell (or, with ``row_index=None``, a batch) is complete."""
+        cdef int c = self._column(column, "is_complete")
+        key = self._row_group_key(row_group, "is_complete")
+        cdef _Group g = self.groups.get(key)
+        cdef int64_t r
+        if g is None:
+            if key in self.compacted:
+                if row_index is None:
+                    return True
+                return not self.compacted_is_dropped(key, row_index, "is_complete")
+            return False
+        if row_index is None:
+            return bool(g.batch_done[c])
+        r = self._row(g, row_index, "is_complete")
+        return bool(g.done[c * g.nw + (r >> 6)] & ((<uint64_t>1) << (r & 63)))
+
+    def compacted_is_dropped(self, key, row_index, str method):
+        size, packed = self.compacted[key]
+        if isinstance(row_index, (bool, np.bool_)) or not isinstance(row_index, (int, np.integer)):
+            raise IndexTypeError(f"{method}() needs an integer row index, got {row_index!r}")
+        if not 0 <= row_index < size:
+            raise RowIndexError(
+                f"{method}() got row index {row_index!r} outside row group {key!r} of size {size}"
+            )
+        return bool(packed[row_index >> 3] & (1 << (row_index & 7)))
+
+    def is_dropped(self, row_group, row_index):
+        key = self._row_group_key(row_group, "is_dropped")
+        cdef _Group g = self.groups.get(key)
+        cdef int64_t r
+        if g is None:
+            if key in self.compacted:
+                return self.compacted_is_dropped(key, row_index, "is_dropped")
+            size = self.plan.row_group_size(key)
+            if isinstance(row_index, (bool, np.bool_)) or not isinstance(row_index, (int, np.integer)):
+                raise IndexTypeError(f"is_dropped() needs an integer row index, got {row_index!r}")
+            if not 0 <= row_index < size:
+                raise RowIndexError(
+                    f"is_dropped() got row index {row_index!r} outside row group {key!r} of size {size}"
+                )
+            return False
+        r = self._row(g, row_index, "is_dropped")
+        return bool(g.dropped[r >> 6] & ((<uint64_t>1) << (r & 63)))
+
+    def column_resolved(self, column, row_group):
+        """Whether every row of *column* in the group is completed or dropped (O(1))."""
+        cdef int c = self._column(column, "is_column_complete_for_rg")
+        key = self._row_group_key(row_group, "is_column_complete_for_rg")
+        cdef _Group g = self.groups.get(key)
+        if g is None:
+            return key in self.compacted
+        return bool(g.batch_done[c]) or g.n_resolved[c] == g.n
+
+    def group_resolved(self, row_group, row_group_size, columns):
+        """Whether every non-dropped row of the group has every given column done."""
+        ids = [self._column(name, "is_row_group_complete") for name in columns]
+        key = self._row_group_key(row_group, "is_row_group_complete")
+        cdef _Group g = self.groups.get(key)
+        cdef int c
+        if g is None:
+            expected = self.compacted[key][0] if key in self.compacted else self.plan.row_group_size(key)
+            if row_group_size != expected:
+                raise SizeMismatchError(
+                    f"is_row_group_complete() got row_group_size {row_group_size!r} for row group "
+                    f"{key!r}, whose size is {expected}"
+                )
+            return key in self.compacted or expected == 0 or not ids
+        self._check_size(g, row_group_size, "is_row_group_complete")
+        for c in ids:
+            if g.n_resolved[c] != g.n:
+                return False
+        return True
+
+    def compact(self, row_group):
+        """Release a group's arrays, keeping its dropped rows (packed) and progress totals."""
+        key = self._row_group_key(row_group, "compact_row_group")
+        if key in self.compacted:
+            return
+        cdef _Group g = self.groups.pop(key, None)
+        cdef int c
+        if g is None:
+            size = self.plan.row_group_size(key)
+            self.compacted[key] = (size, b"")
+            return
+        dropped_words = np.asarray(g.bits[2 * self.C * g.nw : (2 * self.C + 1) * g.nw])
+        packed = dropped_words.astype("<u8").tobytes().rstrip(b"\x00")
+        counts = np.asarray(g.counts)
+        self.compacted_completed += counts[: self.C]
+        self.compacted_dropped += counts[self.C : 2 * self.C] - counts[: self.C]
+        self.compacted[key] = (g.n, packed)
+
+    def restore_group(self, row_group, bits, counts, flags):
+        """Install a group's arrays (from a checkpoint); the frontier is rebuilt by the caller."""
+        key = self._row_group_key(row_group, "restore_group")
+        size = self.plan.row_group_size(key)
+        nw = (size + 63) // 64
+        bits = np.ascontiguousarray(bits, dtype=np.uint64)
+        counts = np.ascontiguousarray(counts, dtype=np.int32)
+        flags = np.ascontiguousarray(flags, dtype=np.uint8)
+        if (
+            bits.shape != (max((2 * self.C + 1) * nw, 1),)
+            or counts.shape != (max(3 * self.C, 1),)
+            or flags.shape != (max(3 * self.C, 1),)
+        ):
+            raise ValueError(f"restore_group() got arrays of the wrong shape for row group {key!r}")
+        self.groups[key] = _Group(key, size, self.C, bits.copy(), counts.copy(), flags.copy())
+
+    def group_counts(self, row_group):
+        """(n_done, n_resolved) per column for an active group, as int32 arrays (copies)."""
+        cdef _Group g = self._existing_group(row_group, "progress")
+        if g is None:
+            return None
+        counts = np.asarray(g.counts)
+        return counts[: self.C].copy(), counts[self.C : 2 * self.C].copy()
+
+    def total_ready(self):
+        """Number of tasks in the frontier."""
+        cdef _Group g
+        cdef int64_t total = 0
+        for g in self.groups.values():
+            total += g.total_ready
+        return total
+
+    @property
+    def nbytes(self):
+        """Bytes held by the state arrays (active groups and compacted summaries)."""
+        cdef _Group g
+        cdef int64_t total = self.compacted_completed.nbytes + self.compacted_dropped.nbytes
+        for g in self.groups.values():
+            total += g.bits.nbytes + g.counts.nbytes + g.flags.nbytes
+        for size, packed in self.compacted.values():
+            total += len(packed)
+        return total

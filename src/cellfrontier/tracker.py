@@ -1,0 +1,402 @@
+"""``CompletionTracker``: the public face of the compiled core.
+
+With a graph (:meth:`CompletionTracker.with_graph`) the tracker owns a
+:class:`~cellfrontier._core.TrackerCore`: per-row-group bitmaps plus the frontier, updated
+in O(fan-out) per event.  Every call validates its arguments completely before anything
+changes, so a call that raises leaves the state as it was; bulk calls are all-or-nothing.
+
+Without a graph (``CompletionTracker()``) it records completion state only, as integer
+bitsets per (row group, column); methods that need the frontier raise :class:`NoGraphError`.
+
+Concurrency: every mutation runs as one compiled call that holds the GIL from the first
+state change to the last, so calls from several threads never interleave inside an event
+and no update is lost.  Iterate over results (``pop_ready`` lists, deltas) freely: they are
+snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from cellfrontier._core import FrontierDelta, Task, TrackerCore
+from cellfrontier.errors import (
+    IndexTypeError,
+    NoGraphError,
+    RowIndexError,
+    StrategyMismatchError,
+    UnknownColumnError,
+)
+from cellfrontier.graph import ExecutionGraph
+from cellfrontier.row_groups import as_row_group_plan
+from cellfrontier.strategies import GenerationStrategy
+from cellfrontier.tasks import SliceRef
+
+__all__ = ["ColumnProgress", "CompletionTracker"]
+
+_EMPTY_DELTA = FrontierDelta()
+
+
+class ColumnProgress(NamedTuple):
+    """Per-column counts over the whole plan: cells completed, rows dropped, rows in total."""
+
+    completed: int
+    dropped: int
+    total: int
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.completed - self.dropped
+
+
+class CompletionTracker:
+    """Which cells are done, which rows are dropped, and which tasks are ready next."""
+
+    def __init__(self) -> None:
+        self._graph: ExecutionGraph | None = None
+        self._plan: Any = None
+        self._core: TrackerCore | None = None
+        self._plain: _CompletionOnly | None = _CompletionOnly()
+
+    @classmethod
+    def with_graph(cls, graph: ExecutionGraph, row_groups: Any) -> CompletionTracker:
+        """A frontier-enabled tracker for *graph* over *row_groups*.
+
+        *row_groups* is an iterable of ``(id, size)`` pairs or a plan object such as
+        :meth:`RowGroupPlan.uniform` (which costs nothing until a group is touched).
+        The graph is frozen from now on.
+        """
+        if not isinstance(graph, ExecutionGraph):
+            raise TypeError(f"with_graph() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}")
+        tracker = cls.__new__(cls)
+        tracker._graph = graph
+        tracker._plan = as_row_group_plan(row_groups)
+        tracker._core = TrackerCore(graph.compile(), tracker._plan)
+        tracker._plain = None
+        return tracker
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def graph(self) -> ExecutionGraph | None:
+        return self._graph
+
+    @property
+    def row_group_plan(self) -> Any:
+        return self._plan
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of state held (numpy arrays and packed summaries)."""
+        if self._core is not None:
+            return int(self._core.nbytes)
+        assert self._plain is not None
+        return self._plain.nbytes()
+
+    # -- mutations ----------------------------------------------------------------------
+
+    def mark_cell_complete(self, column: str, row_group: int, row_index: int) -> FrontierDelta:
+        """Record one finished cell of a cell-by-cell column."""
+        core = self._core
+        if core is None:
+            return self._completion_only().mark_cell(column, row_group, row_index)
+        return core.mark_cell(column, row_group, row_index)
+
+    def mark_row_range_complete(self, column: str, row_group: int, row_group_size: int) -> FrontierDelta:
+        """Record a finished full-column task: every row of the group is done for *column*."""
+        core = self._core
+        if core is None:
+            return self._completion_only().mark_range(column, row_group, row_group_size)
+        return core.mark_range(column, row_group, row_group_size)
+
+    def drop_row(self, row_group: int, row_index: int) -> FrontierDelta:
+        """Abandon a row: its cells leave the frontier and no longer block full-column tasks."""
+        core = self._core
+        if core is None:
+            return self._completion_only().drop(row_group, row_index)
+        return core.drop_row(row_group, row_index)
+
+    def mark_cells_complete(self, column: str, row_group: int, rows: npt.ArrayLike) -> FrontierDelta:
+        """Bulk form of :meth:`mark_cell_complete` for a 1-D integer array of rows (all or nothing)."""
+        return self._need_core("mark_cells_complete").mark_cells(column, row_group, rows)
+
+    def drop_rows(self, row_group: int, rows: npt.ArrayLike) -> FrontierDelta:
+        """Bulk form of :meth:`drop_row` (all or nothing)."""
+        return self._need_core("drop_rows").drop_rows(row_group, rows)
+
+    def add_root_tasks(
+        self, row_group: int, row_group_size: int, columns: Sequence[str] | None = None
+    ) -> FrontierDelta:
+        """Admit a row group: the tasks of its root columns (or of the given roots) become ready.
+
+        Admitting the same root of the same group twice adds nothing the second time, so a
+        task that was handed out is never handed out again.
+        """
+        return self._need_core("add_root_tasks").add_roots(row_group, row_group_size, columns)
+
+    def seed_frontier(self) -> FrontierDelta:
+        """Admit every row group of the plan (:meth:`add_root_tasks` on each)."""
+        core = self._need_core("seed_frontier")
+        added: list[Task] = []
+        for row_group, size in self._plan:
+            added.extend(core.add_roots(row_group, size, None).added)
+        return FrontierDelta(added=added)
+
+    def add_ready_tasks(self, tasks: Iterable[Task]) -> FrontierDelta:
+        """Put tasks into the frontier (idempotent; all are validated before any is added)."""
+        core = self._need_core("add_ready_tasks")
+        tasks = list(tasks)
+        for task in tasks:
+            self._validate_task(task, "add_ready_tasks")
+        added = [t for t in tasks if core.set_ready(t.column, t.row_group, t.row_index, True)]
+        return FrontierDelta(added=added)
+
+    def mark_enqueued(self, tasks: Iterable[Task]) -> None:
+        """Acknowledge handed-out tasks: they leave the frontier (unknown-but-valid ones are ignored)."""
+        core = self._need_core("mark_enqueued")
+        tasks = list(tasks)
+        for task in tasks:
+            self._validate_task(task, "mark_enqueued")
+        for task in tasks:
+            core.set_ready(task.column, task.row_group, task.row_index, False)
+
+    def compact_row_group(self, row_group: int) -> None:
+        """Release a group's detailed state; terminal queries keep answering.
+
+        After compaction the group counts as complete: ``is_row_group_complete`` and
+        ``is_column_complete_for_rg`` are True, ``is_dropped`` still knows its dropped rows,
+        and any further mutation of the group raises :class:`RowGroupCompactedError`.
+        """
+        if self._core is None:
+            self._completion_only().compact(row_group)
+        else:
+            self._core.compact(row_group)
+
+    # -- handing out the frontier -------------------------------------------------------
+
+    def pop_ready(self, max_tasks: int | None = None) -> list[Task]:
+        """Hand out up to *max_tasks* ready tasks (all if None) and remove them from the frontier.
+
+        The order is deterministic: row group, then column in topological order, then row.
+        Tasks beyond *max_tasks* are never materialised.
+        """
+        return self._need_core("pop_ready").pop_ready(max_tasks)
+
+    def ready_frontier(self) -> tuple[Task, ...]:
+        """Every ready task not yet handed out, in :meth:`pop_ready` order."""
+        return tuple(self._need_core("ready_frontier").ready_tasks())
+
+    def get_ready_tasks(self, dispatched: Iterable[Task], admitted_rgs: Iterable[int] | None = None) -> list[Task]:
+        """Ready tasks that are not in *dispatched* (and, if given, whose group is admitted)."""
+        skip = dispatched if isinstance(dispatched, (set, frozenset)) else set(dispatched)
+        allowed = None if admitted_rgs is None else set(admitted_rgs)
+        return [
+            t
+            for t in self._need_core("get_ready_tasks").ready_tasks()
+            if t not in skip and (allowed is None or t.row_group in allowed)
+        ]
+
+    def ready_rows(self, column: str, row_group: int, *, take: bool = False) -> npt.NDArray[np.int64]:
+        """Bulk: rows of a cell-by-cell column whose task is ready (``take`` hands them out)."""
+        return self._need_core("ready_rows").ready_rows(column, row_group, take)
+
+    def pop_ready_batch(self, column: str, row_group: int) -> bool:
+        """Bulk: hand out the full-column task of *column* in *row_group* if it is ready."""
+        return self._need_core("pop_ready_batch").pop_ready_batch(column, row_group)
+
+    def ready_columns(self, row_group: int) -> list[str]:
+        """Columns with at least one ready task in *row_group*, in topological order."""
+        return self._need_core("ready_columns").ready_columns(row_group)
+
+    def active_row_groups(self) -> list[int]:
+        """Row groups that hold detailed state (touched and not compacted), sorted."""
+        return sorted(self._need_core("active_row_groups").groups)
+
+    def frontier_size(self) -> int:
+        """Number of ready tasks not yet handed out."""
+        return int(self._need_core("frontier_size").total_ready())
+
+    # -- queries ------------------------------------------------------------------------
+
+    def is_complete(self, slice_ref: SliceRef) -> bool:
+        """Whether a cell is done (``row_index=None``: whether the batch was completed as a range)."""
+        if self._core is None:
+            return self._completion_only().is_done(slice_ref.column, slice_ref.row_group, slice_ref.row_index)
+        return bool(self._core.is_done(slice_ref.column, slice_ref.row_group, slice_ref.row_index))
+
+    def is_all_complete(self, refs: Iterable[SliceRef]) -> bool:
+        """Whether every referenced cell or batch is done."""
+        return all(self.is_complete(ref) for ref in refs)
+
+    def is_dropped(self, row_group: int, row_index: int) -> bool:
+        if self._core is None:
+            return self._completion_only().is_dropped(row_group, row_index)
+        return bool(self._core.is_dropped(row_group, row_index))
+
+    def is_row_group_complete(self, row_group: int, row_group_size: int, all_columns: Iterable[str]) -> bool:
+        """Whether every non-dropped row has every column in *all_columns* done (O(columns))."""
+        if self._core is None:
+            return self._completion_only().is_group_complete(row_group, row_group_size, list(all_columns))
+        return bool(self._core.group_resolved(row_group, row_group_size, list(all_columns)))
+
+    def is_column_complete_for_rg(self, column: str, row_group: int) -> bool:
+        """Whether *column* is done for every non-dropped row of *row_group* (O(1))."""
+        if self._core is None:
+            return self._completion_only().is_column_complete(column, row_group)
+        return bool(self._core.column_resolved(column, row_group))
+
+    def is_frontier_task(self, task: Task) -> bool:
+        """Whether *task* is ready and not yet handed out."""
+        core = self._need_core("is_frontier_task")
+        if task.row_index is not None and self._graph is not None:
+            strategy = self._graph.get_strategy(task.column) if task.column in core.index else None
+            if strategy is GenerationStrategy.FULL_COLUMN:
+                return False
+        return bool(core.is_ready(task.column, task.row_group, task.row_index))
+
+    def progress(self) -> dict[str, ColumnProgress]:
+        """Per column: cells completed, rows dropped (not completed) and rows in the plan."""
+        core = self._need_core("progress")
+        completed = np.array(core.compacted_completed, dtype=np.int64)
+        dropped = np.array(core.compacted_dropped, dtype=np.int64)
+        for row_group in list(core.groups):
+            counts = core.group_counts(row_group)
+            if counts is not None:
+                completed += counts[0]
+                dropped += counts[1] - counts[0]
+        total_rows = sum(size for _, size in self._plan)
+        return {
+            name: ColumnProgress(int(completed[i]), int(dropped[i]), total_rows)
+            for i, name in enumerate(core.names)
+        }
+
+    def __repr__(self) -> str:
+        if self._core is None:
+            return "CompletionTracker()"
+        return (
+            f"CompletionTracker(columns={len(self._core.names)}, "
+            f"active_row_groups={len(self._core.groups)}, frontier={self.frontier_size()})"
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _need_core(self, method: str) -> TrackerCore:
+        if self._core is None:
+            raise NoGraphError(f"{method}() needs a tracker built with CompletionTracker.with_graph()")
+        return self._core
+
+    def _completion_only(self) -> _CompletionOnly:
+        assert self._plain is not None
+        return self._plain
+
+    def _validate_task(self, task: Any, method: str) -> None:
+        """Check a task's column, group and row (raises; never mutates)."""
+        core = self._need_core(method)
+        assert self._graph is not None
+        column = getattr(task, "column", None)
+        if column not in core.index:
+            raise UnknownColumnError(f"{method}() got a task for unknown column {column!r}")
+        batch = self._graph.get_strategy(column) is GenerationStrategy.FULL_COLUMN
+        if batch != (task.row_index is None):
+            raise StrategyMismatchError(
+                f"{method}() got {task!r}: a {'full_column' if batch else 'cell_by_cell'} column "
+                f"needs row_index {'None' if batch else 'set'}"
+            )
+        core.is_ready(column, task.row_group, task.row_index)  # validates group and row
+
+
+class _CompletionOnly:
+    """Completion state without a graph: one Python-int bitset per (row group, column)."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, dict[str, int]] = {}
+        self.dropped: dict[int, int] = {}
+        self.batches: dict[int, set[str]] = {}
+        self.compacted: dict[int, int] = {}
+
+    @staticmethod
+    def _index(value: Any, what: str, method: str) -> int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise IndexTypeError(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
+        value = int(value)
+        if what == "row index" and value < 0:
+            raise RowIndexError(f"{method}() got negative row index {value!r}")
+        return value
+
+    @staticmethod
+    def _column(column: Any, method: str) -> str:
+        if not isinstance(column, str) or not column:
+            raise UnknownColumnError(f"{method}() needs a non-empty column name, got {column!r}")
+        return column
+
+    def _live(self, row_group: int, method: str) -> None:
+        if row_group in self.compacted:
+            from cellfrontier.errors import RowGroupCompactedError
+
+            raise RowGroupCompactedError(f"{method}() got row group {row_group!r}, which was already compacted")
+
+    def mark_cell(self, column: str, row_group: int, row_index: int) -> FrontierDelta:
+        column = self._column(column, "mark_cell_complete")
+        row_group = self._index(row_group, "row group", "mark_cell_complete")
+        row_index = self._index(row_index, "row index", "mark_cell_complete")
+        self._live(row_group, "mark_cell_complete")
+        group = self.done.setdefault(row_group, {})
+        group[column] = group.get(column, 0) | (1 << row_index)
+        return _EMPTY_DELTA
+
+    def mark_range(self, column: str, row_group: int, size: int) -> FrontierDelta:
+        column = self._column(column, "mark_row_range_complete")
+        row_group = self._index(row_group, "row group", "mark_row_range_complete")
+        size = self._index(size, "row index", "mark_row_range_complete")
+        self._live(row_group, "mark_row_range_complete")
+        group = self.done.setdefault(row_group, {})
+        group[column] = group.get(column, 0) | ((1 << size) - 1)
+        self.batches.setdefault(row_group, set()).add(column)
+        return _EMPTY_DELTA
+
+    def drop(self, row_group: int, row_index: int) -> FrontierDelta:
+        row_group = self._index(row_group, "row group", "drop_row")
+        row_index = self._index(row_index, "row index", "drop_row")
+        self._live(row_group, "drop_row")
+        self.dropped[row_group] = self.dropped.get(row_group, 0) | (1 << row_index)
+        return _EMPTY_DELTA
+
+    def is_done(self, column: str, row_group: int, row_index: int | None) -> bool:
+        if row_index is None:
+            return column in self.batches.get(row_group, ()) or row_group in self.compacted
+        if row_group in self.compacted:
+            return not (self.compacted[row_group] >> row_index) & 1
+        return bool((self.done.get(row_group, {}).get(column, 0) >> row_index) & 1)
+
+    def is_dropped(self, row_group: int, row_index: int) -> bool:
+        bits = self.compacted.get(row_group, self.dropped.get(row_group, 0))
+        return bool((bits >> row_index) & 1)
+
+    def is_group_complete(self, row_group: int, size: int, columns: list[str]) -> bool:
+        if row_group in self.compacted:
+            return True
+        full = (1 << size) - 1
+        dropped = self.dropped.get(row_group, 0)
+        group = self.done.get(row_group, {})
+        return all((group.get(c, 0) | dropped) & full == full for c in columns)
+
+    def is_column_complete(self, column: str, row_group: int) -> bool:
+        # Without a plan the group's size is unknown: only a completed range proves completeness.
+        return column in self.batches.get(row_group, ()) or row_group in self.compacted
+
+    def compact(self, row_group: int) -> None:
+        row_group = self._index(row_group, "row group", "compact_row_group")
+        if row_group in self.compacted:
+            return
+        self.compacted[row_group] = self.dropped.pop(row_group, 0)
+        self.done.pop(row_group, None)
+        self.batches.pop(row_group, None)
+
+    def nbytes(self) -> int:
+        bits = sum(v.bit_length() for g in self.done.values() for v in g.values())
+        bits += sum(v.bit_length() for v in self.dropped.values())
+        bits += sum(v.bit_length() for v in self.compacted.values())
+        return bits // 8
