@@ -580,7 +580,8 @@ def run_null(
 
     The frontier comes from a static schedule worked out before the clock starts (one per
     distinct group shape), so what is timed is the loop, the drop test and the method calls:
-    no tracker can make the driver cheaper than this.
+    no tracker can make a task-at-a-time driver cheaper than this. The bulk driver does no
+    Python work per task, so it can go below this floor.
     """
     wl = _resolve(workload)
     window = _Window(wl, rows)

@@ -293,9 +293,13 @@ class ExecutionGraph:
         for col in order:
             for child in sorted(self._downstream.get(col, ()), key=order.index):
                 lines.append(f"    {ids[col]} --> {ids[child]}")
-        for alias, producer in sorted(self._side_effects.items()):
-            if producer in ids and alias not in self._strategies:
-                lines.append(f'    {ids[producer]} -.-> se_{ids[producer]}_{abs(hash(alias)) % 10**8}["{alias}"]')
+        aliases = [
+            (alias, producer)
+            for alias, producer in sorted(self._side_effects.items())
+            if producer in ids and alias not in self._strategies
+        ]
+        for k, (alias, producer) in enumerate(aliases):
+            lines.append(f'    {ids[producer]} -.-> s{k}["{alias}"]')
         return "\n".join(lines)
 
     # -- compilation --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from cellfrontier._core import FrontierDelta, Task, TrackerCore
 from cellfrontier.errors import (
     IndexTypeError,
     NoGraphError,
+    RowGroupCompactedError,
     RowIndexError,
     StrategyMismatchError,
     UnknownColumnError,
@@ -76,7 +77,28 @@ class CompletionTracker:
         tracker._plan = as_row_group_plan(row_groups)
         tracker._core = TrackerCore(graph.compile(), tracker._plan)
         tracker._plain = None
+        tracker._bind_hot_paths()
         return tracker
+
+    def _bind_hot_paths(self) -> None:
+        """Route the per-event methods straight to the compiled core.
+
+        A Python-level forwarding method costs more than the whole event (about 0.4 us
+        against 0.3 us), so in graph mode the instance attributes below shadow the
+        forwarding methods of the class.  Names, arguments, validation, errors and results
+        are identical; the class methods remain the documentation.
+        """
+        core = self._core
+        assert core is not None
+        self.mark_cell_complete = core.mark_cell  # type: ignore[method-assign]
+        self.mark_row_range_complete = core.mark_range  # type: ignore[method-assign]
+        self.drop_row = core.drop_row  # type: ignore[method-assign]
+        self.mark_cells_complete = core.mark_cells  # type: ignore[method-assign]
+        self.drop_rows = core.drop_rows  # type: ignore[method-assign]
+        self.pop_ready = core.pop_ready  # type: ignore[method-assign]
+        self.pop_ready_batch = core.pop_ready_batch  # type: ignore[method-assign]
+        self.ready_columns = core.ready_columns  # type: ignore[method-assign]
+        self.add_root_tasks = core.add_roots  # type: ignore[method-assign]
 
     # -- properties ---------------------------------------------------------------------
 
@@ -189,7 +211,9 @@ class CompletionTracker:
         """Every ready task not yet handed out, in :meth:`pop_ready` order."""
         return tuple(self._need_core("ready_frontier").ready_tasks())
 
-    def get_ready_tasks(self, dispatched: Iterable[Task], admitted_rgs: Iterable[int] | None = None) -> list[Task]:
+    def get_ready_tasks(
+        self, dispatched: Iterable[Task], admitted_rgs: Iterable[int] | None = None
+    ) -> list[Task]:
         """Ready tasks that are not in *dispatched* (and, if given, whose group is admitted)."""
         skip = dispatched if isinstance(dispatched, (set, frozenset)) else set(dispatched)
         allowed = None if admitted_rgs is None else set(admitted_rgs)
@@ -334,9 +358,9 @@ class _CompletionOnly:
 
     def _live(self, row_group: int, method: str) -> None:
         if row_group in self.compacted:
-            from cellfrontier.errors import RowGroupCompactedError
-
-            raise RowGroupCompactedError(f"{method}() got row group {row_group!r}, which was already compacted")
+            raise RowGroupCompactedError(
+                f"{method}() got row group {row_group!r}, which was already compacted"
+            )
 
     def mark_cell(self, column: str, row_group: int, row_index: int) -> FrontierDelta:
         column = self._column(column, "mark_cell_complete")
