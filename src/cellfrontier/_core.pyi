@@ -110,7 +110,6 @@ class TrackerCore:
         self,
         row_group: int,
         bits: npt.NDArray[np.uint64],
-        counts: npt.NDArray[np.int32],
         flags: npt.NDArray[np.uint8],
     ) -> None: ...
     def group_counts(

@@ -900,10 +900,10 @@ cdef class TrackerCore:
         return True
 
     def rebuild_frontier(self, row_group):
-        """Recompute a group's frontier from its completion state (used after a restore).
+        """Make ready again every task whose dependencies are satisfied and that is not done.
 
-        Every task whose dependencies are satisfied and that is not done is ready again,
-        including tasks that had been handed out; root tasks only where the group was admitted.
+        Used after a restore: tasks that had been handed out but not completed come back;
+        tasks already in the frontier stay; root tasks only where the group was admitted.
         """
         cdef _Group g = self._group(row_group, "rebuild_frontier")
         cdef Py_ssize_t nw = g.nw
@@ -912,12 +912,6 @@ cdef class TrackerCore:
         cdef uint64_t* all_rows = self._scratch_words(nw)
         for w in range(nw):
             all_rows[w] = _tail_mask(g.n, w, nw)
-        for c in range(self.C):
-            g.batch_ready[c] = 0
-            g.n_ready[c] = 0
-            for w in range(nw):
-                g.ready[c * nw + w] = 0
-        g.total_ready = 0
         self._reserve(self.C * (g.n + 1) + 1, 1)
         for c in range(self.C):
             if self.is_root[c]:
@@ -928,8 +922,6 @@ cdef class TrackerCore:
                 self._check_batch(g, c)
             else:
                 self._release_cells(g, c, all_rows)
-        self._n_added = 0
-        self._n_removed = 0
         return self._delta(g)
 
     # -- handing out the frontier -------------------------------------------------------
@@ -1097,7 +1089,8 @@ cdef class TrackerCore:
             raise RowIndexError(
                 f"{method}() got row index {row_index!r} outside row group {key!r} of size {size}"
             )
-        return bool(packed[row_index >> 3] & (1 << (row_index & 7)))
+        byte = row_index >> 3
+        return byte < len(packed) and bool(packed[byte] & (1 << (row_index & 7)))
 
     def is_dropped(self, row_group, row_index):
         key = self._row_group_key(row_group, "is_dropped")
@@ -1164,21 +1157,52 @@ cdef class TrackerCore:
         self.compacted_dropped += counts[self.C : 2 * self.C] - counts[: self.C]
         self.compacted[key] = (g.n, packed)
 
-    def restore_group(self, row_group, bits, counts, flags):
-        """Install a group's arrays (from a checkpoint); the frontier is rebuilt by the caller."""
+    def restore_group(self, row_group, bits, flags):
+        """Install a group's arrays (from a checkpoint); the caller rebuilds the frontier.
+
+        Nothing in the input is trusted: bits past the end of the group are cleared, flags
+        are clamped to 0/1, and every counter is recomputed from the bits.
+        """
         key = self._row_group_key(row_group, "restore_group")
         size = self.plan.row_group_size(key)
         nw = (size + 63) // 64
-        bits = np.ascontiguousarray(bits, dtype=np.uint64)
-        counts = np.ascontiguousarray(counts, dtype=np.int32)
-        flags = np.ascontiguousarray(flags, dtype=np.uint8)
-        if (
-            bits.shape != (max((2 * self.C + 1) * nw, 1),)
-            or counts.shape != (max(3 * self.C, 1),)
-            or flags.shape != (max(3 * self.C, 1),)
-        ):
+        bits = np.array(bits, dtype=np.uint64, copy=True).reshape(-1)
+        flags = np.array(flags, dtype=np.uint8, copy=True).reshape(-1)
+        if bits.shape != (max((2 * self.C + 1) * nw, 1),) or flags.shape != (max(3 * self.C, 1),):
             raise ValueError(f"restore_group() got arrays of the wrong shape for row group {key!r}")
-        self.groups[key] = _Group(key, size, self.C, bits.copy(), counts.copy(), flags.copy())
+        if key in self.compacted:
+            raise RowGroupCompactedError(f"restore_group() got row group {key!r}, which was already compacted")
+        np.minimum(flags, 1, out=flags)
+        cdef _Group g = _Group(key, size, self.C, bits, None, flags)
+        cdef Py_ssize_t w
+        cdef int c
+        cdef uint64_t tail
+        for w in range(g.nw):
+            tail = _tail_mask(g.n, w, g.nw)
+            g.dropped[w] &= tail
+            for c in range(self.C):
+                g.done[c * g.nw + w] &= tail
+                g.ready[c * g.nw + w] &= tail if not self.is_batch[c] else 0
+        g.n_dropped = 0
+        g.total_ready = 0
+        for w in range(g.nw):
+            g.n_dropped += cf_popcount(g.dropped[w])
+        for c in range(self.C):
+            g.n_done[c] = 0
+            g.n_resolved[c] = 0
+            g.n_ready[c] = 0
+            if not self.is_batch[c]:
+                g.batch_ready[c] = 0
+            for w in range(g.nw):
+                g.n_done[c] += cf_popcount(g.done[c * g.nw + w])
+                g.n_resolved[c] += cf_popcount(g.done[c * g.nw + w] | g.dropped[w])
+                g.n_ready[c] += cf_popcount(g.ready[c * g.nw + w])
+            g.n_ready[c] += g.batch_ready[c]
+            g.total_ready += g.n_ready[c]
+        self.groups[key] = g
+        if g.total_ready > 0 and not g.in_heap:
+            heapq.heappush(self._heap, key)
+            g.in_heap = True
 
     def group_counts(self, row_group):
         """(n_done, n_resolved) per column for an active group, as int32 arrays (copies)."""

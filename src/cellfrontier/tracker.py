@@ -16,6 +16,7 @@ snapshots.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -297,6 +298,41 @@ class CompletionTracker:
             for i, name in enumerate(core.names)
         }
 
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole state to *path* atomically (see :mod:`cellfrontier.checkpoint`)."""
+        from cellfrontier.checkpoint import save_tracker
+
+        save_tracker(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], graph: ExecutionGraph | None = None) -> CompletionTracker:
+        """Restore a tracker saved with :meth:`save`.
+
+        Tasks handed out but not completed before the checkpoint are ready again; nothing
+        completed is offered again.  With *graph*, it must equal the saved graph.
+        """
+        from cellfrontier.checkpoint import load_tracker
+
+        return load_tracker(path, graph)  # type: ignore[no-any-return]
+
+    def to_bytes(self) -> bytes:
+        """The checkpoint as bytes (same format as :meth:`save`)."""
+        from cellfrontier.checkpoint import tracker_to_bytes
+
+        return tracker_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, graph: ExecutionGraph | None = None) -> CompletionTracker:
+        """Restore a tracker from :meth:`to_bytes` output."""
+        from cellfrontier.checkpoint import tracker_from_bytes
+
+        return tracker_from_bytes(data, graph)  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return (_tracker_from_bytes, (self.to_bytes(),))
+
     def __repr__(self) -> str:
         if self._core is None:
             return "CompletionTracker()"
@@ -330,6 +366,11 @@ class CompletionTracker:
                 f"needs row_index {'None' if batch else 'set'}"
             )
         core.is_ready(column, task.row_group, task.row_index)  # validates group and row
+
+
+def _tracker_from_bytes(data: bytes) -> CompletionTracker:
+    """Unpickling hook (a module-level function, so pickle can find it)."""
+    return CompletionTracker.from_bytes(data)
 
 
 class _CompletionOnly:
