@@ -10,7 +10,15 @@ columns (column ids are positions in topological order):
 * ``counts`` (int32): ``n_done[C] | n_resolved[C] | n_ready[C]`` -- rows completed, rows
   completed *or* dropped, and ready tasks, per column.  They make "is this column done for
   this group?" O(1) and let the frontier walk skip empty columns.
-* ``flags`` (uint8): ``batch_done[C] | batch_ready[C] | roots_added[C]``.
+* ``flags`` (uint8): ``batch_done[C] | batch_ready[C] | roots_added[C] | scratch_ready[C]``
+  (``scratch_ready`` is used only in DataDesigner-compatible mode, where a full-column task
+  typed ``from_scratch`` and one typed ``batch`` are distinct frontier entries).
+
+DataDesigner-compatible mode (``dd_compat=True``) reproduces the event-time re-evaluation of
+DataDesigner's own tracker for its drop-in adapter: repeated events re-check downstream
+tasks, a drop re-checks every full-column task, root admission adds every row, and a
+compacted group may be touched again (it starts afresh).  The kernels are the same
+readiness checks; only the guards differ.
 
 Every ``def`` method validates its arguments completely (names, ids, ranges, types) before
 any state changes, then calls ``noexcept`` kernels that trust their inputs.  A kernel
@@ -58,6 +66,10 @@ cdef Py_ssize_t NO_LIMIT = (<Py_ssize_t>1) << 62
 cdef str CELL = "cell"
 cdef str BATCH = "batch"
 cdef str FROM_SCRATCH = "from_scratch"
+# Delta entries store row + 1 in the low 32 bits: 0 encodes a batch task, 0xFFFFFFFF a
+# from-scratch task (compatible mode only); real rows are < 2**31.
+cdef int64_t BATCH_ROW = -1
+cdef int64_t SCRATCH_ROW = 0xFFFFFFFE
 
 
 cdef inline uint64_t _tail_mask(int64_t n, Py_ssize_t w, Py_ssize_t nw) noexcept:
@@ -180,6 +192,8 @@ cdef class FrontierDelta:
             row = (e & 0xFFFFFFFF) - 1
             if row < 0:
                 out.append(_task(self._names[col], self._row_group, None, self._batch_types[col]))
+            elif row == SCRATCH_ROW:
+                out.append(_task(self._names[col], self._row_group, None, FROM_SCRATCH))
             else:
                 out.append(_task(self._names[col], self._row_group, row, CELL))
         return tuple(out)
@@ -252,6 +266,7 @@ cdef class _Group:
     cdef uint8_t* batch_done
     cdef uint8_t* batch_ready
     cdef uint8_t* roots_added
+    cdef uint8_t* scratch_ready
     cdef int64_t n_dropped
     cdef int64_t total_ready
     cdef bint in_heap
@@ -265,7 +280,7 @@ cdef class _Group:
         # Never hand a zero-length buffer to the kernels: keep at least one word.
         self.bits = np.zeros(max(words, 1), dtype=np.uint64) if bits is None else bits
         self.counts = np.zeros(max(3 * C, 1), dtype=np.int32) if counts is None else counts
-        self.flags = np.zeros(max(3 * C, 1), dtype=np.uint8) if flags is None else flags
+        self.flags = np.zeros(max(4 * C, 1), dtype=np.uint8) if flags is None else flags
         cdef uint64_t[::1] b = self.bits
         cdef int32_t[::1] c = self.counts
         cdef uint8_t[::1] f = self.flags
@@ -278,6 +293,7 @@ cdef class _Group:
         self.batch_done = &f[0]
         self.batch_ready = self.batch_done + C
         self.roots_added = self.batch_ready + C
+        self.scratch_ready = self.roots_added + C
         self.in_heap = False
         self.n_dropped = 0
         self.total_ready = 0
@@ -310,6 +326,7 @@ cdef class TrackerCore:
     cdef readonly object names          # tuple[str, ...], topological order
     cdef readonly dict index            # name -> column id
     cdef readonly object plan
+    cdef readonly bint dd_compat
     cdef int C
     cdef object _arrays                 # keeps the graph arrays alive
     cdef const uint8_t* is_batch
@@ -340,7 +357,8 @@ cdef class TrackerCore:
         self._removed = NULL
         self._scratch = NULL
 
-    def __init__(self, compiled, plan):
+    def __init__(self, compiled, plan, dd_compat=False):
+        self.dd_compat = dd_compat
         self.names = tuple(compiled.names)
         self.index = dict(compiled.index)
         self.plan = plan
@@ -366,7 +384,7 @@ cdef class TrackerCore:
         i32 = arrays[6]; self.bup_ptr = &i32[0]
         i32 = arrays[7]; self.bup_idx = &i32[0]
         self._batch_types = tuple(
-            FROM_SCRATCH if compiled.is_root[i] else BATCH for i in range(self.C)
+            FROM_SCRATCH if compiled.is_root[i] and not dd_compat else BATCH for i in range(self.C)
         )
         self.groups = {}
         self.compacted = {}
@@ -415,11 +433,11 @@ cdef class TrackerCore:
         return self._scratch
 
     cdef inline void _rec_added(self, int64_t col, int64_t row) noexcept:
-        self._added[self._n_added] = (col << 32) | (row + 1)
+        self._added[self._n_added] = (col << 32) | ((row + 1) & 0xFFFFFFFF)
         self._n_added += 1
 
     cdef inline void _rec_removed(self, int64_t col, int64_t row) noexcept:
-        self._removed[self._n_removed] = (col << 32) | (row + 1)
+        self._removed[self._n_removed] = (col << 32) | ((row + 1) & 0xFFFFFFFF)
         self._n_removed += 1
 
     cdef FrontierDelta _delta(self, _Group g):
@@ -479,7 +497,7 @@ cdef class TrackerCore:
         g = self.groups.get(key)
         if g is not None:
             return g
-        if key in self.compacted:
+        if key in self.compacted and not self.dd_compat:
             raise RowGroupCompactedError(f"{method}() got row group {key!r}, which was already compacted")
         size = self.plan.row_group_size(key)
         g = _Group(key, size, self.C)
@@ -769,6 +787,100 @@ cdef class TrackerCore:
                 self._rec_added(c, 64 * w + cf_ctz(word))
                 word &= word - 1
 
+    # -- DataDesigner-compatible kernels (see the module docstring) ----------------------
+
+    cdef void _kc_mark_cell(self, _Group g, int c, int64_t r) noexcept:
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w = r >> 6
+        cdef uint64_t bit = (<uint64_t>1) << (r & 63)
+        cdef int32_t k
+        cdef int d
+        if not (g.done[c * nw + w] & bit):
+            g.done[c * nw + w] |= bit
+            g.n_done[c] += 1
+            if not (g.dropped[w] & bit):
+                g.n_resolved[c] += 1
+        if g.ready[c * nw + w] & bit:
+            g.ready[c * nw + w] &= ~bit
+            g.n_ready[c] -= 1
+            g.total_ready -= 1
+            self._rec_removed(c, r)
+        for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+            d = self.down_idx[k]
+            if self.is_batch[d]:
+                self._check_batch(g, d)
+            else:
+                self._check_cell(g, d, r)
+
+    cdef void _kc_mark_range(self, _Group g, int c, uint64_t* all_rows) noexcept:
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int32_t k
+        cdef int d
+        cdef uint64_t newly
+        g.batch_done[c] = 1
+        if g.batch_ready[c]:
+            g.batch_ready[c] = 0
+            g.n_ready[c] -= 1
+            g.total_ready -= 1
+            self._rec_removed(c, BATCH_ROW)
+        for w in range(nw):
+            all_rows[w] = _tail_mask(g.n, w, nw)
+            newly = all_rows[w] & ~g.done[c * nw + w]
+            g.done[c * nw + w] |= newly
+            g.n_done[c] += cf_popcount(newly)
+            g.n_resolved[c] += cf_popcount(newly & ~g.dropped[w])
+        for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+            d = self.down_idx[k]
+            if self.is_batch[d]:
+                self._check_batch(g, d)
+            else:
+                self._release_cells(g, d, all_rows)
+
+    cdef void _kc_drop_row(self, _Group g, int64_t r) noexcept:
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w = r >> 6
+        cdef uint64_t bit = (<uint64_t>1) << (r & 63)
+        cdef int c
+        if not (g.dropped[w] & bit):
+            g.dropped[w] |= bit
+            g.n_dropped += 1
+            for c in range(self.C):
+                if not (g.done[c * nw + w] & bit):
+                    g.n_resolved[c] += 1
+        for c in range(self.C):
+            if g.ready[c * nw + w] & bit:
+                g.ready[c * nw + w] &= ~bit
+                g.n_ready[c] -= 1
+                g.total_ready -= 1
+                self._rec_removed(c, r)
+        for c in range(self.C):
+            if self.is_batch[c]:
+                self._check_batch(g, c)
+
+    cdef void _kc_add_column_tasks(self, _Group g, int c) noexcept:
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef uint64_t cand, word
+        if self.is_batch[c]:
+            if not g.scratch_ready[c]:
+                g.scratch_ready[c] = 1
+                g.n_ready[c] += 1
+                g.total_ready += 1
+                self._rec_added(c, SCRATCH_ROW)
+            return
+        for w in range(nw):
+            cand = _tail_mask(g.n, w, nw) & ~g.ready[c * nw + w]
+            if not cand:
+                continue
+            g.ready[c * nw + w] |= cand
+            g.n_ready[c] += cf_popcount(cand)
+            g.total_ready += cf_popcount(cand)
+            word = cand
+            while word:
+                self._rec_added(c, 64 * w + cf_ctz(word))
+                word &= word - 1
+
     # -- mutations ----------------------------------------------------------------------
 
     def mark_cell(self, column, row_group, row_index):
@@ -782,7 +894,10 @@ cdef class TrackerCore:
         cdef _Group g = self._group(row_group, "mark_cell_complete")
         cdef int64_t r = self._row(g, row_index, "mark_cell_complete")
         self._reserve(self.down_ptr[c + 1] - self.down_ptr[c] + 1, 1)
-        self._k_mark_cell(g, c, r)
+        if self.dd_compat:
+            self._kc_mark_cell(g, c, r)
+        else:
+            self._k_mark_cell(g, c, r)
         return self._delta(g)
 
     def mark_range(self, column, row_group, row_group_size):
@@ -797,7 +912,10 @@ cdef class TrackerCore:
         self._check_size(g, row_group_size, "mark_row_range_complete")
         cdef uint64_t* scratch = self._scratch_words(g.nw)
         self._reserve(self._max_fanout_cells(c, g), g.n + 1)
-        self._k_mark_range(g, c, scratch)
+        if self.dd_compat:
+            self._kc_mark_range(g, c, scratch)
+        else:
+            self._k_mark_range(g, c, scratch)
         return self._delta(g)
 
     def mark_cells(self, column, row_group, rows):
@@ -825,7 +943,10 @@ cdef class TrackerCore:
         cdef uint64_t* mask = self._scratch_words(g.nw)
         mask[r >> 6] = (<uint64_t>1) << (r & 63)
         self._reserve(self.C + 1, self.C + 1)
-        self._k_drop_rows(g, mask)
+        if self.dd_compat:
+            self._kc_drop_row(g, r)
+        else:
+            self._k_drop_rows(g, mask)
         return self._delta(g)
 
     def drop_rows(self, row_group, rows):
@@ -853,7 +974,7 @@ cdef class TrackerCore:
                 raise TypeError("add_root_tasks() needs a sequence of column names, not a single str")
             for name in columns:
                 c = self._column(name, "add_root_tasks")
-                if not self.is_root[c]:
+                if not self.is_root[c] and not self.dd_compat:
                     raise ValueError(
                         f"add_root_tasks() got column {name!r}, which has dependencies (not a root)"
                     )
@@ -862,28 +983,43 @@ cdef class TrackerCore:
         self._check_size(g, row_group_size, "add_root_tasks")
         self._reserve(len(ids) * (g.n + 1) + 1, 1)
         for c in ids:
-            self._k_add_roots(g, c)
+            if self.dd_compat:
+                self._kc_add_column_tasks(g, c)
+            else:
+                self._k_add_roots(g, c)
         return self._delta(g)
 
-    def set_ready(self, column, row_group, row_index, bint ready):
-        """Put one task into the frontier (``ready``) or take it out; returns True on change."""
-        cdef int c = self._column(column, "add_ready_tasks" if ready else "mark_enqueued")
-        cdef _Group g = self._group(row_group, "add_ready_tasks" if ready else "mark_enqueued")
+    def set_ready(self, column, row_group, row_index, bint ready, bint scratch=False):
+        """Put one task into the frontier (``ready``) or take it out; returns True on change.
+
+        ``scratch`` selects the from-scratch entry of a full-column column (compatible mode).
+        """
+        cdef str method = "add_ready_tasks" if ready else "mark_enqueued"
+        cdef int c = self._column(column, method)
+        cdef _Group g
         cdef int64_t r
         cdef Py_ssize_t w
         cdef uint64_t bit
+        cdef uint8_t* flag
+        if ready:
+            g = self._group(row_group, method)
+        else:
+            g = self._existing_group(row_group, method)
+            if g is None:
+                return False
         if row_index is None:
             if not self.is_batch[c]:
-                raise StrategyMismatchError(f"task for cell_by_cell column {column!r} needs a row_index")
-            if bool(g.batch_ready[c]) == ready:
+                raise StrategyMismatchError(f"{method}() got a task for cell_by_cell column {column!r} without a row_index")
+            flag = g.scratch_ready if scratch else g.batch_ready
+            if bool(flag[c]) == ready:
                 return False
-            g.batch_ready[c] = ready
+            flag[c] = ready
             g.n_ready[c] += 1 if ready else -1
             g.total_ready += 1 if ready else -1
         else:
             if self.is_batch[c]:
-                raise StrategyMismatchError(f"task for full_column column {column!r} must have row_index None")
-            r = self._row(g, row_index, "add_ready_tasks" if ready else "mark_enqueued")
+                raise StrategyMismatchError(f"{method}() got a task for full_column column {column!r} with a row_index")
+            r = self._row(g, row_index, method)
             w = r >> 6
             bit = (<uint64_t>1) << (r & 63)
             if bool(g.ready[c * g.nw + w] & bit) == ready:
@@ -940,12 +1076,20 @@ cdef class TrackerCore:
                 continue
             name = self.names[c]
             if self.is_batch[c]:
-                out.append(_task(name, g.row_group, None, self._batch_types[c]))
-                limit -= 1
-                if take:
-                    g.batch_ready[c] = 0
-                    g.n_ready[c] = 0
-                    g.total_ready -= 1
+                if g.scratch_ready[c] and limit > 0:
+                    out.append(_task(name, g.row_group, None, FROM_SCRATCH))
+                    limit -= 1
+                    if take:
+                        g.scratch_ready[c] = 0
+                        g.n_ready[c] -= 1
+                        g.total_ready -= 1
+                if g.batch_ready[c] and limit > 0:
+                    out.append(_task(name, g.row_group, None, self._batch_types[c]))
+                    limit -= 1
+                    if take:
+                        g.batch_ready[c] = 0
+                        g.n_ready[c] -= 1
+                        g.total_ready -= 1
                 continue
             for w in range(nw):
                 word = g.ready[c * nw + w]
@@ -1037,7 +1181,7 @@ cdef class TrackerCore:
         if g is None or not g.batch_ready[c]:
             return False
         g.batch_ready[c] = 0
-        g.n_ready[c] = 0
+        g.n_ready[c] -= 1
         g.total_ready -= 1
         return True
 
@@ -1050,7 +1194,7 @@ cdef class TrackerCore:
 
     # -- queries ------------------------------------------------------------------------
 
-    def is_ready(self, column, row_group, row_index):
+    def is_ready(self, column, row_group, row_index, bint scratch=False):
         """Whether the task (column, row_group, row_index) is in the frontier."""
         cdef int c = self._column(column, "is_frontier_task")
         cdef _Group g = self._existing_group(row_group, "is_frontier_task")
@@ -1058,7 +1202,7 @@ cdef class TrackerCore:
         if g is None:
             return False
         if row_index is None:
-            return bool(self.is_batch[c] and g.batch_ready[c])
+            return bool(self.is_batch[c] and (g.scratch_ready[c] if scratch else g.batch_ready[c]))
         if self.is_batch[c]:
             return False
         r = self._row(g, row_index, "is_frontier_task")
@@ -1168,7 +1312,7 @@ cdef class TrackerCore:
         nw = (size + 63) // 64
         bits = np.array(bits, dtype=np.uint64, copy=True).reshape(-1)
         flags = np.array(flags, dtype=np.uint8, copy=True).reshape(-1)
-        if bits.shape != (max((2 * self.C + 1) * nw, 1),) or flags.shape != (max(3 * self.C, 1),):
+        if bits.shape != (max((2 * self.C + 1) * nw, 1),) or flags.shape != (max(4 * self.C, 1),):
             raise ValueError(f"restore_group() got arrays of the wrong shape for row group {key!r}")
         if key in self.compacted:
             raise RowGroupCompactedError(f"restore_group() got row group {key!r}, which was already compacted")
@@ -1193,11 +1337,12 @@ cdef class TrackerCore:
             g.n_ready[c] = 0
             if not self.is_batch[c]:
                 g.batch_ready[c] = 0
+                g.scratch_ready[c] = 0
             for w in range(g.nw):
                 g.n_done[c] += cf_popcount(g.done[c * g.nw + w])
                 g.n_resolved[c] += cf_popcount(g.done[c * g.nw + w] | g.dropped[w])
                 g.n_ready[c] += cf_popcount(g.ready[c * g.nw + w])
-            g.n_ready[c] += g.batch_ready[c]
+            g.n_ready[c] += g.batch_ready[c] + g.scratch_ready[c]
             g.total_ready += g.n_ready[c]
         self.groups[key] = g
         if g.total_ready > 0 and not g.in_heap:
