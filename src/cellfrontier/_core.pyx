@@ -29,6 +29,7 @@ kernels never have to ask whether a task was already handed out.
 
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject_GenericSetAttr
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
@@ -148,6 +149,24 @@ cdef inline Task _task(str column, object row_group, object row_index, str task_
     return t
 
 
+cdef object _make(object factory, str column, object row_group, object row_index, str task_type):
+    """A task as a cellfrontier Task, or as an instance of a foreign value class.
+
+    A foreign class (another library's frozen dataclass, say) is instantiated without running
+    its constructor: its ``__dict__`` is filled directly, which is several times cheaper and
+    gives an object equal to one built normally.  ``factory`` is ``(cls, extra attributes)``.
+    """
+    if factory is None:
+        return _task(column, row_group, row_index, task_type)
+    cls, extra = <tuple>factory
+    obj = cls.__new__(cls)
+    attrs = {"column": column, "row_group": row_group, "row_index": row_index, "task_type": task_type}
+    if extra:
+        attrs.update(<dict>extra)
+    PyObject_GenericSetAttr(obj, "__dict__", attrs)
+    return obj
+
+
 @cython.final
 cdef class FrontierDelta:
     """What one mutation did to the frontier: tasks ``added`` and tasks ``removed``.
@@ -165,6 +184,7 @@ cdef class FrontierDelta:
     cdef object _names
     cdef object _batch_types
     cdef object _row_group
+    cdef object _factory
 
     def __cinit__(self):
         self._buf = NULL
@@ -191,11 +211,11 @@ cdef class FrontierDelta:
             col = e >> 32
             row = (e & 0xFFFFFFFF) - 1
             if row < 0:
-                out.append(_task(self._names[col], self._row_group, None, self._batch_types[col]))
+                out.append(_make(self._factory, self._names[col], self._row_group, None, self._batch_types[col]))
             elif row == SCRATCH_ROW:
-                out.append(_task(self._names[col], self._row_group, None, FROM_SCRATCH))
+                out.append(_make(self._factory, self._names[col], self._row_group, None, FROM_SCRATCH))
             else:
-                out.append(_task(self._names[col], self._row_group, row, CELL))
+                out.append(_make(self._factory, self._names[col], self._row_group, row, CELL))
         return tuple(out)
 
     @property
@@ -338,6 +358,7 @@ cdef class TrackerCore:
     cdef const int32_t* bup_ptr
     cdef const int32_t* bup_idx
     cdef tuple _batch_types              # per column: "from_scratch" for roots, else "batch"
+    cdef object _factory                 # None, or (foreign task class, extra attributes)
     cdef readonly dict groups            # row group id -> _Group
     cdef readonly dict compacted         # row group id -> (size, dropped words as bytes)
     cdef readonly object compacted_completed   # int64[C]: cells completed in compacted groups
@@ -391,7 +412,16 @@ cdef class TrackerCore:
         self.compacted_completed = np.zeros(self.C, dtype=np.int64)
         self.compacted_dropped = np.zeros(self.C, dtype=np.int64)
         self._heap = []
+        self._factory = None
         self._reserve(64, 64)
+
+    def set_task_class(self, cls, extra=None):
+        """Hand out tasks as instances of *cls* (filled through ``__dict__``), or Task if None.
+
+        *extra* attributes are added to every instance's ``__dict__`` (an adapter uses this to
+        tag the tasks it handed out).
+        """
+        self._factory = None if cls is None else (cls, dict(extra) if extra else None)
 
     def __dealloc__(self):
         free(self._added)
@@ -457,6 +487,7 @@ cdef class TrackerCore:
                 d._buf[self._n_added + i] = self._removed[i]
             d._names = self.names
             d._batch_types = self._batch_types
+            d._factory = self._factory
             d._row_group = g.row_group
         else:
             d._added = ()
@@ -1077,14 +1108,14 @@ cdef class TrackerCore:
             name = self.names[c]
             if self.is_batch[c]:
                 if g.scratch_ready[c] and limit > 0:
-                    out.append(_task(name, g.row_group, None, FROM_SCRATCH))
+                    out.append(_make(self._factory, name, g.row_group, None, FROM_SCRATCH))
                     limit -= 1
                     if take:
                         g.scratch_ready[c] = 0
                         g.n_ready[c] -= 1
                         g.total_ready -= 1
                 if g.batch_ready[c] and limit > 0:
-                    out.append(_task(name, g.row_group, None, self._batch_types[c]))
+                    out.append(_make(self._factory, name, g.row_group, None, self._batch_types[c]))
                     limit -= 1
                     if take:
                         g.batch_ready[c] = 0
@@ -1095,7 +1126,7 @@ cdef class TrackerCore:
                 word = g.ready[c * nw + w]
                 while word and limit > 0:
                     bit = word & (~word + 1)
-                    out.append(_task(name, g.row_group, 64 * w + cf_ctz(word), CELL))
+                    out.append(_make(self._factory, name, g.row_group, 64 * w + cf_ctz(word), CELL))
                     word ^= bit
                     limit -= 1
                     if take:

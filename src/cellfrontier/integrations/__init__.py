@@ -1,0 +1,1 @@
+"""Adapters that plug cellfrontier into other schedulers (imported on demand)."""
