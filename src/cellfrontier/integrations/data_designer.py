@@ -124,7 +124,6 @@ class _LazyFrontierDelta(DDFrontierDelta):
     def removed(self) -> tuple[DDTask, ...]:
         cached = self.__dict__.get("_removed")
         if cached is None:
-            tracker = self.__dict__["_tracker"]
             cached = self.__dict__["_core_delta"].removed
             self.__dict__["_removed"] = cached
         return cached
