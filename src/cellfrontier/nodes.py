@@ -1,0 +1,760 @@
+"""The node view: explicit node ids, barrier nodes and execution traits over the bitmap core.
+
+This module offers the vocabulary of the exploratory design -- every cell is a node
+(:class:`CellNodeId`), every column that needs all of its inputs before producing anything
+has one synchronisation node (:class:`BarrierNodeId`), and a graph answers "which nodes are
+ready?" -- without a second bookkeeping engine.  Readiness and completion live in the same
+per-row-group bitmaps and Cython frontier updater as :class:`cellfrontier.CompletionTracker`.
+
+How the node view maps onto the column model
+--------------------------------------------
+* A node-view graph of ``num_records`` records is one row group ``(0, num_records)``.
+* A column that is not a barrier is a ``cell_by_cell`` column: its cell for row ``r``
+  depends on row ``r`` of each dependency column (row-local).  A start column is a root.
+* A barrier column ``v`` is a ``full_column`` column whose output cells depend on its
+  barrier node.  The core holds it as two columns: a ``full_column`` column for the barrier
+  node (its batch is the barrier, readied when every cell of every dependency is done) and a
+  ``cell_by_cell`` column ``v`` for the output cells, which depend on that batch only.  So
+  the output cells have their own completion bits, as the node model requires, and a column
+  downstream of ``v`` reads row ``r`` of ``v`` like any other dependency.
+* :meth:`ExecutionGraph.to_column_graph` gives the plain column graph (a barrier column is
+  one ``full_column`` column).  A main tracker over it with one row group answers readiness
+  exactly as this view does when the main model's batch of ``v`` corresponds to "barrier
+  ``v`` and all of its output cells done" (``tests/test_nodes.py`` checks this with
+  hypothesis).
+
+Memory: a graph stores its column descriptors and O(columns) arrays; nodes are computed on
+demand and never stored, so a graph of a million records costs what a graph of ten does.  A
+tracker holds the core's bitmaps (a few bits per cell), never a Python object per node.
+
+A tracker created without a graph (``CompletionTracker(num_records)``, as in the
+exploratory design) binds to the core lazily, the first time a graph uses it.  Until then
+``mark_complete`` records cells in one bitmap per column (one bit per row, the core's bit
+order) and barrier nodes by column name; binding validates them against the graph, replays
+them into the core in one bulk call per column and releases the staging bitmaps.  Binding
+happens once: the tracker then serves that graph (or one with the same structure) only.
+
+``num_records`` must be at least 1: in the core an empty row group has no cell event that
+could release a barrier depending on it, so an empty graph could never complete.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from cellfrontier.errors import (
+    DuplicateColumnError,
+    GraphError,
+    IndexTypeError,
+    RowIndexError,
+    SizeMismatchError,
+    UnknownColumnError,
+)
+from cellfrontier.graph import ExecutionGraph as ColumnGraph
+from cellfrontier.strategies import GenerationStrategy, coerce_strategy
+from cellfrontier.tasks import SliceRef, Task
+from cellfrontier.tracker import CompletionTracker as ColumnTracker
+
+__all__ = [
+    "BarrierNodeId",
+    "CellNodeId",
+    "ColumnDescriptor",
+    "CompletionTracker",
+    "ExecutionGraph",
+    "ExecutionTraits",
+    "GraphBuilder",
+    "NodeId",
+    "infer_traits",
+]
+
+_ROW_GROUP = 0
+_CHUNK = 4096
+
+
+# -- node identity ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CellNodeId:
+    """One cell: the value of *column* in record *row* (0-based)."""
+
+    row: int
+    column: str
+
+    def __repr__(self) -> str:
+        return f"Cell({self.row}, {self.column!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierNodeId:
+    """The synchronisation point of a barrier column: all inputs done, outputs may start."""
+
+    column: str
+
+    def __repr__(self) -> str:
+        return f"Barrier({self.column!r})"
+
+
+NodeId: TypeAlias = CellNodeId | BarrierNodeId
+
+
+# -- traits and descriptors ---------------------------------------------------------------
+
+
+class ExecutionTraits(enum.Flag):
+    """How a column's generator executes; flags combine with ``|``.
+
+    ``START``: generates from nothing (its column is a root).  ``CELL_BY_CELL``: one cell per
+    call.  ``ROW_STREAMABLE``: rows can be produced independently, so no barrier is needed.
+    ``BARRIER``: needs every input cell before producing any output.
+    """
+
+    NONE = 0
+    START = enum.auto()
+    CELL_BY_CELL = enum.auto()
+    ROW_STREAMABLE = enum.auto()
+    BARRIER = enum.auto()
+
+    def __str__(self) -> str:
+        # One spelling on every Python version (3.10 orders and names combined flags differently).
+        names = [m.name for m in type(self) if m.value and m.value & self.value and m.name]
+        return f"{type(self).__name__}.{'|'.join(names) if names else 'NONE'}"
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnDescriptor:
+    """What the graph knows about one column: its generator, traits and direct dependencies.
+
+    ``dependencies`` name the columns this one reads (a side-effect column name resolves to
+    its producer); ``side_effects`` name extra columns that this column's generator writes.
+    """
+
+    name: str
+    config: Any = None
+    generator_cls: Any = None
+    traits: ExecutionTraits = ExecutionTraits.NONE
+    dependencies: list[str] = field(default_factory=list)
+    side_effects: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise GraphError(f"ColumnDescriptor() needs a non-empty string name, got {self.name!r}")
+        object.__setattr__(self, "traits", ExecutionTraits(self.traits))
+        for attr in ("dependencies", "side_effects"):
+            value = getattr(self, attr)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise GraphError(
+                    f"ColumnDescriptor({self.name!r}) needs {attr} as column names, got {value!r}"
+                )
+            object.__setattr__(self, attr, list(value))
+
+    @property
+    def is_start_column(self) -> bool:
+        """Whether the generator starts from nothing (the column is a root)."""
+        return bool(self.traits & ExecutionTraits.START)
+
+    @property
+    def is_cell_by_cell(self) -> bool:
+        """Whether the generator produces one cell per call."""
+        return bool(self.traits & ExecutionTraits.CELL_BY_CELL)
+
+    @property
+    def is_row_streamable(self) -> bool:
+        """Whether rows can be produced independently of each other."""
+        return bool(self.traits & ExecutionTraits.ROW_STREAMABLE)
+
+    @property
+    def is_barrier(self) -> bool:
+        """Whether every input cell must be done before any output cell starts."""
+        return bool(self.traits & ExecutionTraits.BARRIER)
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self.dependencies)
+
+
+# -- the graph ----------------------------------------------------------------------------
+
+
+def _check_count(value: Any, what: str, method: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise IndexTypeError(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
+    if value < 1:
+        # An empty row group has no cell event that could release a dependent barrier.
+        raise ValueError(f"{method}() needs {what} >= 1, got {value!r}")
+    return int(value)
+
+
+class ExecutionGraph:
+    """Columns with traits and dependencies; cell and barrier nodes computed on demand.
+
+    Descriptors may come in any order; the graph orders them topologically (keeping the given
+    order when it already is one).  The graph is immutable: it keeps its own copies of the
+    descriptors and hands out fresh ones.
+    """
+
+    def __init__(self, num_records: int, column_descriptors: Iterable[ColumnDescriptor]) -> None:
+        self._num_records = _check_count(num_records, "num_records", "ExecutionGraph")
+        descriptors = list(column_descriptors)
+        by_name: dict[str, ColumnDescriptor] = {}
+        for desc in descriptors:
+            if not isinstance(desc, ColumnDescriptor):
+                raise TypeError(f"ExecutionGraph() needs ColumnDescriptor objects, got {type(desc).__name__}")
+            if desc.name in by_name:
+                raise DuplicateColumnError(f"ExecutionGraph() got duplicate column {desc.name!r}")
+            by_name[desc.name] = replace(desc)
+
+        columns = ColumnGraph()
+        for desc in descriptors:
+            columns.add_column(desc.name, _strategy(desc))
+        for desc in descriptors:
+            for alias in desc.side_effects:
+                columns.set_side_effect(alias, desc.name)
+        deps: dict[str, tuple[str, ...]] = {}
+        for desc in descriptors:
+            resolved: list[str] = []
+            for dep in desc.dependencies:
+                producer = columns.resolve_side_effect(dep)
+                if producer not in by_name:
+                    raise GraphError(
+                        f"column {desc.name!r} depends on {dep!r} (resolved to {producer!r}), "
+                        "which no column produces"
+                    )
+                if producer != desc.name and producer not in resolved:
+                    resolved.append(producer)
+                    columns.add_edge(producer, desc.name)
+            if desc.is_start_column and resolved:
+                raise GraphError(
+                    f"start column {desc.name!r} has dependencies {resolved!r}; a start column is a root"
+                )
+            deps[desc.name] = tuple(resolved)
+        order = columns.get_topological_order()  # raises DAGCircularDependencyError on a cycle
+
+        self._descriptors = by_name
+        self._order: tuple[str, ...] = tuple(order)
+        self._position = {name: i for i, name in enumerate(order)}
+        self._deps = deps
+        self._dependents = {
+            name: tuple(sorted(columns.get_downstream_columns(name), key=self._position.__getitem__))
+            for name in order
+        }
+        self._barrier = {name: by_name[name].is_barrier for name in order}
+        self._column_graph = columns
+        self._core_graph: ColumnGraph | None = None
+        self._barrier_names: dict[str, str] = {}
+        self._structure = (
+            self._num_records,
+            tuple((name, self._barrier[name], deps[name]) for name in order),
+        )
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def num_records(self) -> int:
+        return self._num_records
+
+    @property
+    def num_columns(self) -> int:
+        return len(self._order)
+
+    @property
+    def num_nodes(self) -> int:
+        """Cell nodes of every column plus one barrier node per barrier column."""
+        return self._num_records * len(self._order) + sum(self._barrier.values())
+
+    @property
+    def start_columns(self) -> list[str]:
+        """Columns with the ``START`` trait, in topological order."""
+        return [name for name in self._order if self._descriptors[name].is_start_column]
+
+    @property
+    def column_names(self) -> list[str]:
+        """Every column in topological order."""
+        return list(self._order)
+
+    def get_column_descriptor(self, name: str) -> ColumnDescriptor:
+        """A copy of *name*'s descriptor (changing it does not change the graph)."""
+        self._require(name, "get_column_descriptor")
+        return replace(self._descriptors[name])
+
+    def get_generator_and_config(self, node: NodeId) -> tuple[Any, Any]:
+        """``(generator_cls, config)`` of the column that *node* belongs to."""
+        self._check_node(node, "get_generator_and_config")
+        desc = self._descriptors[node.column]
+        return desc.generator_cls, desc.config
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def iter_nodes(self) -> Iterator[NodeId]:
+        """Every node in topological order (a barrier before its column's cells)."""
+        for name in self._order:
+            yield from self._column_nodes(name)
+
+    def iter_start_nodes(self) -> Iterator[NodeId]:
+        """Nodes without dependencies: the cells of root columns, or the barrier of a root barrier column."""
+        for name in self._order:
+            if self._deps[name]:
+                continue
+            if self._barrier[name]:
+                yield BarrierNodeId(name)
+            else:
+                yield from self._cells(name)
+
+    def get_dependencies(self, node: NodeId) -> list[NodeId]:
+        """The nodes that must be done before *node* can run."""
+        self._check_node(node, "get_dependencies")
+        if isinstance(node, BarrierNodeId):
+            return [CellNodeId(r, dep) for dep in self._deps[node.column] for r in range(self._num_records)]
+        if self._barrier[node.column]:
+            return [BarrierNodeId(node.column)]
+        return [CellNodeId(node.row, dep) for dep in self._deps[node.column]]
+
+    def get_dependents(self, node: NodeId) -> list[NodeId]:
+        """The nodes that list *node* among their dependencies."""
+        self._check_node(node, "get_dependents")
+        if isinstance(node, BarrierNodeId):
+            return list(self._cells(node.column))
+        return [
+            BarrierNodeId(down) if self._barrier[down] else CellNodeId(node.row, down)
+            for down in self._dependents[node.column]
+        ]
+
+    def iter_ready_nodes(self, tracker: CompletionTracker) -> Iterator[NodeId]:
+        """Nodes not yet complete whose dependencies all are, in :meth:`iter_nodes` order.
+
+        Read from the core's frontier bits (binding *tracker* on first use); each column is
+        read when the iteration reaches it, so take a ``list`` first if you mark nodes while
+        iterating and want one consistent snapshot.
+        """
+        backend = self._backend(tracker, "iter_ready_nodes")
+        for name in self._order:
+            if self._barrier[name]:
+                barrier = Task(self._barrier_names[name], _ROW_GROUP, None, "batch")
+                if backend.is_frontier_task(barrier):
+                    yield BarrierNodeId(name)
+            rows = backend.ready_rows(name, _ROW_GROUP)
+            for start in range(0, len(rows), _CHUNK):  # Python ints made a chunk at a time
+                for row in rows[start : start + _CHUNK].tolist():
+                    yield CellNodeId(row, name)
+
+    def is_complete(self, tracker: CompletionTracker) -> bool:
+        """Whether every node of the graph is done (O(columns))."""
+        self._backend(tracker, "is_complete")
+        return len(tracker) == self.num_nodes
+
+    # -- bridges to the column model -------------------------------------------------------
+
+    def to_column_graph(self) -> ColumnGraph:
+        """The plain column graph: barrier columns ``full_column``, the others ``cell_by_cell``.
+
+        A fresh, unfrozen graph each call.
+        """
+        return ColumnGraph.from_signature(self._column_graph.signature())
+
+    def create_tracker(self) -> CompletionTracker:
+        """A tracker bound to this graph from the start."""
+        return CompletionTracker(self._num_records, graph=self)
+
+    def barrier_column_name(self, column: str) -> str:
+        """The core column that holds *column*'s barrier node (for bulk access through the backend)."""
+        self._require(column, "barrier_column_name")
+        if not self._barrier[column]:
+            raise GraphError(f"barrier_column_name() got {column!r}, which is not a barrier column")
+        self.core_graph()
+        return self._barrier_names[column]
+
+    def core_graph(self) -> ColumnGraph:
+        """The column graph the core runs for this view (frozen once a tracker binds).
+
+        Like :meth:`to_column_graph`, except that each barrier column becomes a
+        ``full_column`` column for its barrier node followed by a ``cell_by_cell`` column
+        of the same name for its output cells.
+        """
+        if self._core_graph is None:
+            taken = set(self._order)
+            core = ColumnGraph()
+            for name in self._order:
+                if self._barrier[name]:
+                    barrier = f"{name}[barrier]"
+                    while barrier in taken:
+                        barrier += "'"
+                    taken.add(barrier)
+                    self._barrier_names[name] = barrier
+                    core.add_column(barrier, GenerationStrategy.FULL_COLUMN)
+                core.add_column(name, GenerationStrategy.CELL_BY_CELL)
+            for name in self._order:
+                target = self._barrier_names.get(name, name)
+                for dep in self._deps[name]:
+                    core.add_edge(dep, target)
+                if self._barrier[name]:
+                    core.add_edge(self._barrier_names[name], name)
+            core.get_topological_order()
+            self._core_graph = core
+        return self._core_graph
+
+    def __repr__(self) -> str:
+        return f"ExecutionGraph(num_records={self._num_records}, columns={list(self._order)!r})"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _backend(self, tracker: Any, method: str) -> ColumnTracker:
+        if not isinstance(tracker, CompletionTracker):
+            raise TypeError(
+                f"{method}() needs a cellfrontier.nodes.CompletionTracker, got {type(tracker).__name__}"
+            )
+        return tracker._bind(self)
+
+    def _require(self, name: Any, method: str) -> None:
+        if name not in self._descriptors:
+            raise UnknownColumnError(f"{method}() got unknown column {name!r}")
+
+    def _check_node(self, node: Any, method: str) -> None:
+        if isinstance(node, CellNodeId):
+            self._require(node.column, method)
+            _check_row(node.row, self._num_records, method)
+        elif isinstance(node, BarrierNodeId):
+            self._require(node.column, method)
+            if not self._barrier[node.column]:
+                raise GraphError(f"{method}() got {node!r}, but {node.column!r} is not a barrier column")
+        else:
+            raise TypeError(f"{method}() needs a CellNodeId or BarrierNodeId, got {type(node).__name__}")
+
+    def _cells(self, name: str) -> Iterator[CellNodeId]:
+        for row in range(self._num_records):
+            yield CellNodeId(row, name)
+
+    def _column_nodes(self, name: str) -> Iterator[NodeId]:
+        if self._barrier[name]:
+            yield BarrierNodeId(name)
+        yield from self._cells(name)
+
+
+def _strategy(desc: ColumnDescriptor) -> GenerationStrategy:
+    return GenerationStrategy.FULL_COLUMN if desc.is_barrier else GenerationStrategy.CELL_BY_CELL
+
+
+def _check_row(row: Any, num_records: int, method: str) -> int:
+    if isinstance(row, (bool, np.bool_)) or not isinstance(row, (int, np.integer)):
+        raise IndexTypeError(f"{method}() needs an integer row, got {type(row).__name__} {row!r}")
+    if not 0 <= row < num_records:
+        raise RowIndexError(f"{method}() got row {row!r} outside 0..{num_records - 1}")
+    return int(row)
+
+
+# -- completion tracking ------------------------------------------------------------------
+
+
+class CompletionTracker:
+    """Which nodes are done, kept in the core's bitmaps (see the module docs for binding).
+
+    ``mark_complete`` is idempotent and does not check readiness, like the exploratory
+    design's tracker: marking a node early simply records it as done.
+    """
+
+    def __init__(self, num_records: int, graph: ExecutionGraph | None = None) -> None:
+        self._num_records = _check_count(num_records, "num_records", "CompletionTracker")
+        self._graph: ExecutionGraph | None = None
+        self._backend: ColumnTracker | None = None
+        self._staged_cells: dict[str, bytearray] = {}
+        self._staged_counts: dict[str, int] = {}
+        self._staged_barriers: set[str] = set()
+        if graph is not None:
+            self._bind(graph)
+
+    # -- binding ---------------------------------------------------------------------------
+
+    @property
+    def num_records(self) -> int:
+        return self._num_records
+
+    @property
+    def graph(self) -> ExecutionGraph | None:
+        """The graph this tracker is bound to (None until first used with one)."""
+        return self._graph
+
+    @property
+    def backend(self) -> ColumnTracker | None:
+        """The core tracker (one row group ``(0, num_records)``) once bound; use it for bulk paths."""
+        return self._backend
+
+    def bind(self, graph: ExecutionGraph) -> None:
+        """Bind to *graph* now (otherwise the first graph call binds)."""
+        self._bind(graph)
+
+    def _bind(self, graph: ExecutionGraph) -> ColumnTracker:
+        if self._backend is not None:
+            assert self._graph is not None
+            if graph is not self._graph and graph._structure != self._graph._structure:
+                raise GraphError("this tracker is bound to another graph (different columns or records)")
+            return self._backend
+        if not isinstance(graph, ExecutionGraph):
+            raise TypeError(f"bind() needs a cellfrontier.nodes.ExecutionGraph, got {type(graph).__name__}")
+        if graph.num_records != self._num_records:
+            raise SizeMismatchError(
+                f"a tracker of {self._num_records} records cannot serve a graph of {graph.num_records}"
+            )
+        for column in self._staged_cells:
+            graph._require(column, "mark_complete")
+        for column in self._staged_barriers:
+            graph._require(column, "mark_complete")
+            if not graph._barrier[column]:
+                raise GraphError(
+                    f"mark_complete() got {BarrierNodeId(column)!r}, but {column!r} is not a barrier column"
+                )
+        backend = ColumnTracker.with_graph(graph.core_graph(), [(_ROW_GROUP, self._num_records)])
+        backend.add_root_tasks(_ROW_GROUP, self._num_records)  # its delta stays lazy: no task objects
+        for column in graph._order:
+            if column in self._staged_barriers:
+                backend.mark_row_range_complete(graph._barrier_names[column], _ROW_GROUP, self._num_records)
+            bits = self._staged_cells.get(column)
+            if bits is not None:
+                rows = np.flatnonzero(np.unpackbits(np.frombuffer(bits, dtype=np.uint8), bitorder="little"))
+                backend.mark_cells_complete(column, _ROW_GROUP, rows)
+        self._graph, self._backend = graph, backend
+        self._staged_cells, self._staged_counts, self._staged_barriers = {}, {}, set()
+        return backend
+
+    # -- mutations -------------------------------------------------------------------------
+
+    def mark_complete(self, node: NodeId) -> None:
+        """Record *node* as done (a second time changes nothing)."""
+        graph, backend = self._graph, self._backend
+        if isinstance(node, CellNodeId):
+            row = _check_row(node.row, self._num_records, "mark_complete")
+            if backend is None:
+                self._stage_cell(node.column, row)
+                return
+            assert graph is not None
+            graph._require(node.column, "mark_complete")
+            backend.mark_cell_complete(node.column, _ROW_GROUP, row)
+        elif isinstance(node, BarrierNodeId):
+            if backend is None:
+                _check_name(node.column, "mark_complete")
+                self._staged_barriers.add(node.column)
+                return
+            assert graph is not None
+            graph._check_node(node, "mark_complete")
+            backend.mark_row_range_complete(graph._barrier_names[node.column], _ROW_GROUP, self._num_records)
+        else:
+            raise TypeError(f"mark_complete() needs a CellNodeId or BarrierNodeId, got {type(node).__name__}")
+
+    def _stage_cell(self, column: str, row: int) -> None:
+        _check_name(column, "mark_complete")
+        bits = self._staged_cells.get(column)
+        if bits is None:
+            bits = self._staged_cells[column] = bytearray((self._num_records + 7) // 8)
+        byte, mask = row >> 3, 1 << (row & 7)
+        if not bits[byte] & mask:
+            bits[byte] |= mask
+            self._staged_counts[column] = self._staged_counts.get(column, 0) + 1
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def __contains__(self, node: object) -> bool:
+        graph, backend = self._graph, self._backend
+        if isinstance(node, CellNodeId):
+            if not _valid_row(node.row, self._num_records):
+                return False
+            if backend is None:
+                bits = self._staged_cells.get(node.column)
+                return bits is not None and bool(bits[node.row >> 3] & (1 << (node.row & 7)))
+            assert graph is not None
+            if node.column not in graph._descriptors:
+                return False
+            return backend.is_complete(SliceRef(node.column, _ROW_GROUP, int(node.row)))
+        if isinstance(node, BarrierNodeId):
+            if backend is None:
+                return node.column in self._staged_barriers
+            assert graph is not None
+            name = graph._barrier_names.get(node.column)
+            return name is not None and backend.is_complete(SliceRef(name, _ROW_GROUP, None))
+        return False
+
+    def __len__(self) -> int:
+        """Completed nodes: cells plus barrier nodes."""
+        if self._backend is None:
+            return sum(self._staged_counts.values()) + len(self._staged_barriers)
+        assert self._graph is not None
+        progress = self._backend.progress()
+        cells = sum(progress[name].completed for name in self._graph._order)
+        barriers = sum(
+            self._backend.is_complete(SliceRef(name, _ROW_GROUP, None))
+            for name in self._graph._barrier_names.values()
+        )
+        return cells + barriers
+
+    def column_completion_count(self, column: str) -> int:
+        """Completed cells of *column* (its barrier node is not a cell and is not counted)."""
+        if self._backend is None:
+            return self._staged_counts.get(column, 0)
+        assert self._graph is not None
+        self._graph._require(column, "column_completion_count")
+        return self._backend.progress()[column].completed
+
+    def is_column_complete(self, column: str) -> bool:
+        """Whether every cell of *column* is done."""
+        return self.column_completion_count(column) == self._num_records
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of completion state (staging bitmaps before binding, the core's after)."""
+        if self._backend is not None:
+            return self._backend.nbytes
+        return sum(len(bits) for bits in self._staged_cells.values())
+
+    def __repr__(self) -> str:
+        state = "bound" if self._backend is not None else "unbound"
+        return f"CompletionTracker(num_records={self._num_records}, completed={len(self)}, {state})"
+
+
+def _check_name(column: Any, method: str) -> None:
+    if not isinstance(column, str) or not column:
+        raise UnknownColumnError(f"{method}() needs a non-empty column name, got {column!r}")
+
+
+def _valid_row(row: Any, num_records: int) -> bool:
+    return bool(
+        isinstance(row, (int, np.integer))
+        and not isinstance(row, (bool, np.bool_))
+        and 0 <= row < num_records
+    )
+
+
+# -- building from configs ----------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _probe(generator_cls: type) -> Any:
+    """An uninitialised instance, so that constant-valued properties can be read."""
+    cls = generator_cls
+    if inspect.isabstract(cls):
+        cls = type(cls.__name__, (cls,), {})
+        cls.__abstractmethods__ = frozenset()  # type: ignore[attr-defined]
+    return object.__new__(cls)
+
+
+def _read(generator_cls: Any, config: Any, names: Sequence[str]) -> Any:
+    """The first readable value among *names*: on the generator class, else on the config.
+
+    Static and class methods are called; properties and instance methods are evaluated on
+    an uninitialised instance.  A value that needs a configured generator (it raises) is
+    looked up on the column config instead, where some libraries keep it per column.
+    """
+    for name in names:
+        attr = _MISSING if generator_cls is None else inspect.getattr_static(generator_cls, name, _MISSING)
+        if attr is not _MISSING:
+            try:
+                if isinstance(attr, (staticmethod, classmethod)):
+                    return getattr(generator_cls, name)()
+                if hasattr(type(attr), "__get__"):  # property, function, cached_property, ...
+                    value = getattr(_probe(generator_cls), name)
+                    return value() if inspect.ismethod(value) else value
+                return attr
+            except Exception:
+                pass
+        value = getattr(config, name, None)
+        if value is not None:
+            return value() if callable(value) and not isinstance(value, enum.Enum) else value
+    return _MISSING
+
+
+def infer_traits(
+    generator_cls: Any, config: Any = None, *, has_dependencies: bool = False
+) -> ExecutionTraits:
+    """Execution traits from what a generator declares about itself (never from its name).
+
+    Reads, in this order of preference:
+
+    * ``can_generate_from_scratch`` (bool) -> ``START``, only for a column without
+      dependencies (a start column is a root);
+    * ``get_generation_strategy()`` or ``generation_strategy`` (``"cell_by_cell"`` /
+      ``"full_column"``, any enum with those values) -> ``CELL_BY_CELL | ROW_STREAMABLE``
+      for cell-by-cell; a generator that declares none is treated as full-column;
+    * ``is_row_streamable`` (bool, default False) -> ``ROW_STREAMABLE`` for a full-column
+      generator that handles rows independently; otherwise it is a ``BARRIER``.
+    """
+    traits = ExecutionTraits.NONE
+    if not has_dependencies and _read(generator_cls, config, ["can_generate_from_scratch"]) is True:
+        traits |= ExecutionTraits.START
+    raw = _read(generator_cls, config, ["get_generation_strategy", "generation_strategy"])
+    strategy = GenerationStrategy.FULL_COLUMN if raw is _MISSING else coerce_strategy(raw)
+    if strategy is GenerationStrategy.CELL_BY_CELL:
+        return traits | ExecutionTraits.CELL_BY_CELL | ExecutionTraits.ROW_STREAMABLE
+    if _read(generator_cls, config, ["is_row_streamable"]) is True:
+        return traits | ExecutionTraits.ROW_STREAMABLE
+    return traits | ExecutionTraits.BARRIER
+
+
+class GraphBuilder:
+    """Builds an :class:`ExecutionGraph` from a config of columns and a generator registry.
+
+    The config is any object with ``columns`` (or an iterable of column configs); each column
+    config has ``name`` and ``required_columns``, optionally ``side_effect_columns``.  A
+    multi-column config (``columns`` and no ``name``) gives one descriptor per sub-column,
+    all with its generator.  The registry maps a column config to its generator class: a
+    callable ``registry(config)``, a mapping keyed by config type (or by the config's
+    ``column_type``), or an object with ``get_for_config_type(config_type)`` (falling back
+    to ``get_task_type(config.column_type)``).  Traits come from :func:`infer_traits`.
+    """
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+
+    def build(self, config: Any, num_records: int) -> ExecutionGraph:
+        items = list(config.columns if hasattr(config, "columns") else config)
+        entries: list[tuple[Any, Any]] = []  # (column config, generator class)
+        for item in items:
+            generator_cls = self.get_generator_cls(item)
+            subs = list(item.columns) if not hasattr(item, "name") and hasattr(item, "columns") else [item]
+            entries.extend((sub, generator_cls) for sub in subs)
+        producers: dict[str, str] = {}
+        for sub, _ in entries:
+            for alias in getattr(sub, "side_effect_columns", None) or ():
+                producers.setdefault(alias, sub.name)
+        for sub, _ in entries:
+            producers[sub.name] = sub.name
+        descriptors = []
+        for sub, generator_cls in entries:
+            deps: list[str] = []
+            for req in getattr(sub, "required_columns", None) or ():
+                producer = producers.get(req, req)
+                if producer != sub.name and producer not in deps:
+                    deps.append(producer)
+            descriptors.append(
+                ColumnDescriptor(
+                    name=sub.name,
+                    config=sub,
+                    generator_cls=generator_cls,
+                    traits=infer_traits(generator_cls, sub, has_dependencies=bool(deps)),
+                    dependencies=deps,
+                    side_effects=list(getattr(sub, "side_effect_columns", None) or ()),
+                )
+            )
+        return ExecutionGraph(num_records, descriptors)
+
+    def get_generator_cls(self, column_config: Any) -> Any:
+        """The generator class the registry gives for *column_config*."""
+        registry = self._registry
+        if isinstance(registry, Mapping):
+            for key in (*type(column_config).__mro__, getattr(column_config, "column_type", _MISSING)):
+                if key in registry:
+                    return registry[key]
+        elif hasattr(registry, "get_for_config_type"):
+            try:
+                return registry.get_for_config_type(type(column_config))
+            except Exception:
+                column_type = getattr(column_config, "column_type", _MISSING)
+                if column_type is _MISSING or not hasattr(registry, "get_task_type"):
+                    raise
+                return registry.get_task_type(column_type)
+        elif callable(registry):
+            return registry(column_config)
+        name = getattr(column_config, "name", column_config)
+        raise GraphError(f"build() found no generator for column {name!r} ({type(column_config).__name__})")
