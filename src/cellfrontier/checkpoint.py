@@ -116,7 +116,7 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None) -> Any:
             if graph is not None:
                 raise CheckpointError("from_bytes() got a graph, but the checkpoint has no graph")
             tracker = CompletionTracker()
-            plain = tracker._plain
+            plain = tracker._completion_only()
             plain.done = {
                 int(rg): {c: int(v, 16) for c, v in cols.items()} for rg, cols in header["done"].items()
             }
@@ -133,7 +133,7 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None) -> Any:
             raise CheckpointError("checkpoint column order does not match its graph")
         plan = RowGroupPlan.from_dict(header["plan"])
         tracker = CompletionTracker.with_graph(saved_graph, plan)
-        core = tracker._core
+        core = tracker._need_core("load")
         for entry in header["groups"]:
             bits = np.frombuffer(_slice(blob, entry["bits"]), dtype="<u8").astype(np.uint64)
             flags = np.frombuffer(_slice(blob, entry["flags"]), dtype="u1").astype(np.uint8)

@@ -40,6 +40,10 @@ class RowGroupPlan:
     """An immutable row-group plan (uniform or explicit)."""
 
     __slots__ = ("_buffer_size", "_num_groups", "_num_records", "_sizes")
+    _buffer_size: int
+    _num_groups: int
+    _num_records: int
+    _sizes: dict[int, int] | None
 
     def __init__(self) -> None:
         raise TypeError("use RowGroupPlan.uniform() or RowGroupPlan.explicit()")

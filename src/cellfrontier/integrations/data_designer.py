@@ -34,6 +34,7 @@ from typing import Any
 try:
     from data_designer.engine.dataset_builders.row_group_plan import normalize_row_group_plan
     from data_designer.engine.dataset_builders.scheduling import completion as _dd_completion
+    from data_designer.engine.dataset_builders.scheduling.completion import FrontierDelta as DDFrontierDelta
     from data_designer.engine.dataset_builders.scheduling import resources as _dd_resources
     from data_designer.engine.dataset_builders.scheduling.task_model import SliceRef as DDSliceRef
     from data_designer.engine.dataset_builders.scheduling.task_model import Task as DDTask
@@ -50,7 +51,6 @@ from cellfrontier.strategies import GenerationStrategy
 
 __all__ = ["CompletionTracker", "install", "installed", "is_installed", "uninstall"]
 
-DDFrontierDelta = _dd_completion.FrontierDelta
 ORIGINAL_TRACKER = _dd_completion.CompletionTracker
 ORIGINAL_STABLE_TASK_ID = _dd_resources.stable_task_id
 
@@ -110,7 +110,7 @@ class _LazyFrontierDelta(DDFrontierDelta):
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # fields are set by _wrap_delta
         pass
 
-    @property  # type: ignore[override]
+    @property
     def added(self) -> tuple[DDTask, ...]:
         cached = self.__dict__.get("_added")
         if cached is None:
@@ -120,7 +120,7 @@ class _LazyFrontierDelta(DDFrontierDelta):
             self.__dict__["_added"] = cached
         return cached
 
-    @property  # type: ignore[override]
+    @property
     def removed(self) -> tuple[DDTask, ...]:
         cached = self.__dict__.get("_removed")
         if cached is None:
