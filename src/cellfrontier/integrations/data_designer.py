@@ -34,8 +34,8 @@ from typing import Any
 try:
     from data_designer.engine.dataset_builders.row_group_plan import normalize_row_group_plan
     from data_designer.engine.dataset_builders.scheduling import completion as _dd_completion
-    from data_designer.engine.dataset_builders.scheduling.completion import FrontierDelta as DDFrontierDelta
     from data_designer.engine.dataset_builders.scheduling import resources as _dd_resources
+    from data_designer.engine.dataset_builders.scheduling.completion import FrontierDelta as DDFrontierDelta
     from data_designer.engine.dataset_builders.scheduling.task_model import SliceRef as DDSliceRef
     from data_designer.engine.dataset_builders.scheduling.task_model import Task as DDTask
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
