@@ -230,3 +230,21 @@ def test_memoized_stable_task_id_returns_data_designers_ids() -> None:
     task = Task("a", 3, 7, "cell")
     assert adapter.memoized_stable_task_id(task) == stable_task_id(Task("a", 3, 7, "cell"))
     assert adapter.memoized_stable_task_id(task) == stable_task_id(task)
+
+
+def test_uninstall_restores_modules_imported_while_installed() -> None:
+    import sys
+    import types
+
+    with adapter.installed():
+        late = types.ModuleType("data_designer.late_plugin_for_test")
+        sys.modules[late.__name__] = late
+        exec(
+            "from data_designer.engine.dataset_builders.scheduling.completion import CompletionTracker",
+            late.__dict__,
+        )
+        assert late.CompletionTracker is adapter.CompletionTracker
+    try:
+        assert late.CompletionTracker is adapter.ORIGINAL_TRACKER
+    finally:
+        del sys.modules[late.__name__]

@@ -586,10 +586,23 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Restore DataDesigner's own tracker everywhere :func:`install` replaced it."""
+    """Restore DataDesigner's own tracker everywhere :func:`install` replaced it.
+
+    Modules imported while installed that bound the replacements by name are restored too.
+    """
     while _patched:
         module, attr, original = _patched.pop()
         setattr(module, attr, original)
+    originals = {
+        "CompletionTracker": (CompletionTracker, ORIGINAL_TRACKER),
+        "stable_task_id": (memoized_stable_task_id, ORIGINAL_STABLE_TASK_ID),
+    }
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "data_designer" or name.startswith("data_designer.")):
+            continue
+        for attr, (replacement, original) in originals.items():
+            if getattr(module, attr, None) is replacement:
+                setattr(module, attr, original)
 
 
 def is_installed() -> bool:
