@@ -40,6 +40,7 @@ import numpy as np
 
 from cellfrontier.errors import (
     IndexTypeError,
+    InvalidArgumentError,
     RowGroupCompactedError,
     RowIndexError,
     SizeMismatchError,
@@ -290,6 +291,8 @@ cdef class _Group:
     cdef int64_t n_dropped
     cdef int64_t total_ready
     cdef bint in_heap
+    cdef bint attached  # in TrackerCore.groups (a group is attached only by a call that succeeds)
+    cdef bint newborn   # attached by the current call, zero rows: _birth() is still due
 
     def __init__(self, row_group, int64_t n, int num_columns, bits=None, counts=None, flags=None):
         cdef Py_ssize_t C = num_columns
@@ -315,6 +318,8 @@ cdef class _Group:
         self.roots_added = self.batch_ready + C
         self.scratch_ready = self.roots_added + C
         self.in_heap = False
+        self.attached = False
+        self.newborn = False
         self.n_dropped = 0
         self.total_ready = 0
         cdef Py_ssize_t i
@@ -435,6 +440,7 @@ cdef class TrackerCore:
         cdef void* p
         self._n_added = 0
         self._n_removed = 0
+        n_added += self.C  # room for _birth()'s zero-row check
         if n_added > self._cap_added:
             p = realloc(self._added, n_added * sizeof(int64_t))
             if p == NULL:
@@ -471,20 +477,37 @@ cdef class TrackerCore:
         self._n_removed += 1
 
     cdef FrontierDelta _delta(self, _Group g):
-        """Package the recorded entries as a delta and register the group as ready if needed."""
-        cdef FrontierDelta d = FrontierDelta.__new__(FrontierDelta)
-        cdef Py_ssize_t total = self._n_added + self._n_removed
-        cdef Py_ssize_t i
-        d._n_added = self._n_added
-        d._n_removed = self._n_removed
+        """Package the recorded entries as a delta and register the group as ready if needed.
+
+        The shared entry buffers are copied before any Python object is allocated: an
+        allocation may run the garbage collector, whose finalizers may switch threads, and
+        another thread's event would then overwrite the buffers.
+        """
+        cdef FrontierDelta d
+        cdef Py_ssize_t total, i
+        cdef Py_ssize_t n_added, n_removed
+        cdef int64_t* buf = NULL
+        if g.newborn:
+            self._birth(g)
+        n_added = self._n_added
+        n_removed = self._n_removed
+        total = n_added + n_removed
         if total:
-            d._buf = <int64_t*>malloc(total * sizeof(int64_t))
-            if d._buf == NULL:
+            buf = <int64_t*>malloc(total * sizeof(int64_t))
+            if buf == NULL:
                 raise MemoryError()
-            for i in range(self._n_added):
-                d._buf[i] = self._added[i]
-            for i in range(self._n_removed):
-                d._buf[self._n_added + i] = self._removed[i]
+            for i in range(n_added):
+                buf[i] = self._added[i]
+            for i in range(n_removed):
+                buf[n_added + i] = self._removed[i]
+        if g.total_ready > 0 and not g.in_heap:
+            heapq.heappush(self._heap, g.row_group)
+            g.in_heap = True
+        d = FrontierDelta.__new__(FrontierDelta)  # from here on, other threads may run
+        d._n_added = n_added
+        d._n_removed = n_removed
+        if total:
+            d._buf = buf
             d._names = self.names
             d._batch_types = self._batch_types
             d._factory = self._factory
@@ -492,15 +515,54 @@ cdef class TrackerCore:
         else:
             d._added = ()
             d._removed = ()
-        if g.total_ready > 0 and not g.in_heap:
-            heapq.heappush(self._heap, g.row_group)
-            g.in_heap = True
         return d
+
+    cdef _Group _commit(self, _Group g):
+        """Register a group created by the current call, once every argument is validated.
+
+        :meth:`_group` creates a group without registering it, so that a call rejected by a
+        later check (row index, size) leaves no trace.  Registration is one ``setdefault``, so
+        when two threads create the same group (validation may run Python code, and so switch
+        threads), both use the one registered first and no update is lost.  Returns the
+        registered group; callers must use it from here on.
+        """
+        if g.attached:
+            return g
+        cdef _Group registered = self.groups.setdefault(g.row_group, g)
+        if registered is g:
+            g.attached = True
+            g.newborn = g.n == 0 and not self.dd_compat
+        return registered
+
+    cdef void _birth(self, _Group g):
+        """First event of a zero-row group: its vacuously ready full-column tasks enter.
+
+        A group of zero rows has every cell column vacuously resolved, so its full-column
+        tasks without full-column upstreams are ready from the start: no cell event will ever
+        make them ready.  Runs once, from the delta of the call that registered the group.
+        """
+        cdef int c
+        cdef Py_ssize_t i, j
+        cdef int64_t e
+        g.newborn = False
+        for c in range(self.C):
+            if self.is_batch[c] and not self.is_root[c]:
+                self._check_batch(g, c)
+        # Keep the delta in (column, row) order (insertion sort of a handful of entries).
+        for i in range(1, self._n_added):
+            e = self._added[i]
+            j = i - 1
+            while j >= 0 and self._added[j] > e:
+                self._added[j + 1] = self._added[j]
+                j -= 1
+            self._added[j + 1] = e
 
     # -- validation helpers -------------------------------------------------------------
 
     cdef inline int _column(self, column, str method) except -1:
-        cdef object cid = self.index.get(column)
+        cdef object cid = None
+        if type(column) is str or isinstance(column, str):  # an unhashable name must not reach dict.get()
+            cid = self.index.get(column)
         if cid is None:
             raise UnknownColumnError(f"{method}() got unknown column {column!r}")
         return <int>cid
@@ -531,9 +593,7 @@ cdef class TrackerCore:
         if key in self.compacted and not self.dd_compat:
             raise RowGroupCompactedError(f"{method}() got row group {key!r}, which was already compacted")
         size = self.plan.row_group_size(key)
-        g = _Group(key, size, self.C)
-        self.groups[key] = g
-        return g
+        return _Group(key, size, self.C)  # registered by _commit() once the call is validated
 
     cdef _Group _existing_group(self, row_group, str method):
         """The active group for a query, or None when the group has no detailed state."""
@@ -564,7 +624,10 @@ cdef class TrackerCore:
 
     cdef object _rows(self, _Group g, rows, str method):
         """Validate a bulk row array: 1-D, integer dtype, every value in range."""
-        arr = np.asarray(rows)
+        try:
+            arr = np.asarray(rows)
+        except (TypeError, ValueError) as exc:  # a ragged nested list, say
+            raise IndexTypeError(f"{method}() needs a 1-D array of row indices: {exc}") from None
         if arr.ndim != 1:
             raise IndexTypeError(f"{method}() needs a 1-D array of row indices, got {arr.ndim}-D")
         if arr.size == 0:
@@ -643,6 +706,12 @@ cdef class TrackerCore:
         cdef int32_t k
         cdef int d
         if g.done[c * nw + w] & bit:
+            # Done already; a copy put back with add_ready_tasks() still leaves the frontier.
+            if g.ready[c * nw + w] & bit:
+                g.ready[c * nw + w] &= ~bit
+                g.n_ready[c] -= 1
+                g.total_ready -= 1
+                self._rec_removed(c, r)
             return
         g.done[c * nw + w] |= bit
         g.n_done[c] += 1
@@ -695,14 +764,12 @@ cdef class TrackerCore:
         cdef uint64_t newly, rem, word
         cdef int64_t n_new = 0, n_new_live = 0
         for w in range(nw):
+            rem = g.ready[c * nw + w] & mask[w]  # every marked row leaves the frontier
             newly = mask[w] & ~g.done[c * nw + w]
             mask[w] = newly
-            if not newly:
-                continue
             g.done[c * nw + w] |= newly
             n_new += cf_popcount(newly)
             n_new_live += cf_popcount(newly & ~g.dropped[w])
-            rem = g.ready[c * nw + w] & newly
             if rem:
                 g.ready[c * nw + w] &= ~rem
                 g.n_ready[c] -= cf_popcount(rem)
@@ -731,14 +798,14 @@ cdef class TrackerCore:
         cdef int d
         cdef uint64_t newly
         cdef int64_t n_new = 0, n_new_live = 0
-        if g.batch_done[c]:
-            return
-        g.batch_done[c] = 1
-        if g.batch_ready[c]:
+        if g.batch_ready[c]:  # even when done already (put back with add_ready_tasks())
             g.batch_ready[c] = 0
             g.n_ready[c] -= 1
             g.total_ready -= 1
             self._rec_removed(c, -1)
+        if g.batch_done[c]:
+            return
+        g.batch_done[c] = 1
         for w in range(nw):
             all_rows[w] = _tail_mask(g.n, w, nw)
             newly = all_rows[w] & ~g.done[c * nw + w]
@@ -755,7 +822,11 @@ cdef class TrackerCore:
                 self._release_cells(g, d, all_rows)
 
     cdef void _k_drop_rows(self, _Group g, uint64_t* mask) noexcept:
-        """Drop every row flagged in *mask* (overwritten with the newly dropped rows)."""
+        """Drop every row flagged in *mask* (overwritten with the newly dropped rows).
+
+        Ready tasks of every flagged row leave the frontier, even of a row dropped before (a
+        task put back with ``add_ready_tasks()``); counters move only for newly dropped rows.
+        """
         cdef Py_ssize_t nw = g.nw
         cdef Py_ssize_t w
         cdef int c, d
@@ -763,11 +834,7 @@ cdef class TrackerCore:
         cdef int64_t n_new = 0, resolved
         cdef uint64_t rem, word
         for w in range(nw):
-            mask[w] &= ~g.dropped[w]
-            g.dropped[w] |= mask[w]
-            n_new += cf_popcount(mask[w])
-        if n_new == 0:
-            return
+            n_new += cf_popcount(mask[w] & ~g.dropped[w])
         g.n_dropped += n_new
         for c in range(self.C):
             resolved = 0
@@ -783,7 +850,8 @@ cdef class TrackerCore:
                     while word:
                         self._rec_removed(c, 64 * w + cf_ctz(word))
                         word &= word - 1
-                resolved += cf_popcount(mask[w] & ~g.done[c * nw + w])
+                if n_new:
+                    resolved += cf_popcount(mask[w] & ~g.dropped[w] & ~g.done[c * nw + w])
             g.n_resolved[c] += resolved
             # Only a column that just became fully resolved can unblock a full-column task.
             if resolved and g.n_resolved[c] == g.n:
@@ -791,6 +859,9 @@ cdef class TrackerCore:
                     d = self.down_idx[k]
                     if self.is_batch[d]:
                         self._check_batch(g, d)
+        for w in range(nw):
+            mask[w] &= ~g.dropped[w]
+            g.dropped[w] |= mask[w]
 
     cdef void _k_add_roots(self, _Group g, int c) noexcept:
         cdef Py_ssize_t nw = g.nw
@@ -924,6 +995,7 @@ cdef class TrackerCore:
             )
         cdef _Group g = self._group(row_group, "mark_cell_complete")
         cdef int64_t r = self._row(g, row_index, "mark_cell_complete")
+        g = self._commit(g)
         self._reserve(self.down_ptr[c + 1] - self.down_ptr[c] + 1, 1)
         if self.dd_compat:
             self._kc_mark_cell(g, c, r)
@@ -941,6 +1013,7 @@ cdef class TrackerCore:
             )
         cdef _Group g = self._group(row_group, "mark_row_range_complete")
         self._check_size(g, row_group_size, "mark_row_range_complete")
+        g = self._commit(g)
         cdef uint64_t* scratch = self._scratch_words(g.nw)
         self._reserve(self._max_fanout_cells(c, g), g.n + 1)
         if self.dd_compat:
@@ -958,6 +1031,7 @@ cdef class TrackerCore:
             )
         cdef _Group g = self._group(row_group, "mark_cells_complete")
         arr = self._rows(g, rows, "mark_cells_complete")
+        g = self._commit(g)
         cdef const int64_t[::1] rv = arr
         cdef uint64_t* mask = self._scratch_words(g.nw)
         cdef Py_ssize_t i
@@ -971,6 +1045,7 @@ cdef class TrackerCore:
         """Drop one row: its cells leave the frontier; full-column tasks may become ready."""
         cdef _Group g = self._group(row_group, "drop_row")
         cdef int64_t r = self._row(g, row_index, "drop_row")
+        g = self._commit(g)
         cdef uint64_t* mask = self._scratch_words(g.nw)
         mask[r >> 6] = (<uint64_t>1) << (r & 63)
         self._reserve(self.C + 1, self.C + 1)
@@ -984,6 +1059,7 @@ cdef class TrackerCore:
         """Bulk: drop many rows of one row group (all or nothing)."""
         cdef _Group g = self._group(row_group, "drop_rows")
         arr = self._rows(g, rows, "drop_rows")
+        g = self._commit(g)
         cdef const int64_t[::1] rv = arr
         cdef uint64_t* mask = self._scratch_words(g.nw)
         cdef Py_ssize_t i
@@ -1002,16 +1078,17 @@ cdef class TrackerCore:
             ids = [i for i in range(self.C) if self.is_root[i]]
         else:
             if isinstance(columns, str):
-                raise TypeError("add_root_tasks() needs a sequence of column names, not a single str")
+                raise InvalidArgumentError("add_root_tasks() needs a sequence of column names, not a single str")
             for name in columns:
                 c = self._column(name, "add_root_tasks")
                 if not self.is_root[c] and not self.dd_compat:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"add_root_tasks() got column {name!r}, which has dependencies (not a root)"
                     )
                 ids.append(c)
         g = self._group(row_group, "add_root_tasks")
         self._check_size(g, row_group_size, "add_root_tasks")
+        g = self._commit(g)
         self._reserve(len(ids) * (g.n + 1) + 1, 1)
         for c in ids:
             if self.dd_compat:
@@ -1041,6 +1118,13 @@ cdef class TrackerCore:
         if row_index is None:
             if not self.is_batch[c]:
                 raise StrategyMismatchError(f"{method}() got a task for cell_by_cell column {column!r} without a row_index")
+            if not g.attached:
+                g = self._commit(g)
+                if g.newborn:
+                    self._reserve(1, 1)
+                    self._birth(g)
+                    if bool((g.scratch_ready if scratch else g.batch_ready)[c]) == ready:
+                        return True  # the zero-row birth made it ready: added by this call
             flag = g.scratch_ready if scratch else g.batch_ready
             if bool(flag[c]) == ready:
                 return False
@@ -1053,6 +1137,11 @@ cdef class TrackerCore:
             r = self._row(g, row_index, method)
             w = r >> 6
             bit = (<uint64_t>1) << (r & 63)
+            if not g.attached:
+                g = self._commit(g)
+                if g.newborn:
+                    self._reserve(1, 1)
+                    self._birth(g)
             if bool(g.ready[c * g.nw + w] & bit) == ready:
                 return False
             if ready:
@@ -1072,7 +1161,7 @@ cdef class TrackerCore:
         Used after a restore: tasks that had been handed out but not completed come back;
         tasks already in the frontier stay; root tasks only where the group was admitted.
         """
-        cdef _Group g = self._group(row_group, "rebuild_frontier")
+        cdef _Group g = self._commit(self._group(row_group, "rebuild_frontier"))
         cdef Py_ssize_t nw = g.nw
         cdef Py_ssize_t w
         cdef int c
@@ -1148,8 +1237,11 @@ cdef class TrackerCore:
             if isinstance(max_tasks, bool) or not isinstance(max_tasks, (int, np.integer)):
                 raise IndexTypeError(f"pop_ready() needs an integer max_tasks, got {max_tasks!r}")
             if max_tasks < 0:
-                raise ValueError(f"pop_ready() needs max_tasks >= 0, got {max_tasks!r}")
-            limit = max_tasks
+                raise InvalidArgumentError(f"pop_ready() needs max_tasks >= 0, got {max_tasks!r}")
+            limit = min(max_tasks, NO_LIMIT)  # a huge limit (beyond Py_ssize_t) means no limit
+        cdef int64_t* ent
+        cdef int64_t e, row
+        cdef Py_ssize_t want, n, i
         heap = self._heap
         while heap and limit > len(out):
             g = self.groups.get(heap[0])
@@ -1158,11 +1250,73 @@ cdef class TrackerCore:
                 if g is not None:
                     g.in_heap = False
                 continue
-            self._collect(g, limit - len(out), True, out)
+            # Take first, without allocating a Python object (an allocation may run the garbage
+            # collector, whose finalizers may switch threads); build the tasks afterwards.
+            want = min(limit - len(out), g.total_ready)
+            ent = <int64_t*>malloc(want * sizeof(int64_t))
+            if ent == NULL:
+                raise MemoryError()
+            n = self._take(g, want, ent)
             if g.total_ready == 0:
                 heapq.heappop(heap)
                 g.in_heap = False
+            try:
+                for i in range(n):
+                    e = ent[i]
+                    row = (e & 0xFFFFFFFF) - 1
+                    if row < 0:
+                        out.append(_make(self._factory, self.names[e >> 32], g.row_group, None,
+                                         self._batch_types[e >> 32]))
+                    elif row == SCRATCH_ROW:
+                        out.append(_make(self._factory, self.names[e >> 32], g.row_group, None, FROM_SCRATCH))
+                    else:
+                        out.append(_make(self._factory, self.names[e >> 32], g.row_group, row, CELL))
+            finally:
+                free(ent)
         return out
+
+    cdef Py_ssize_t _take(self, _Group g, Py_ssize_t limit, int64_t* ent) noexcept:
+        """Hand out up to *limit* ready tasks of *g* in (column, row) order into *ent*.
+
+        Entries are encoded as in deltas: ``(column << 32) | (row + 1)``, 0 for a batch task
+        and ``SCRATCH_ROW + 1`` for a from-scratch one.  Returns how many were taken.
+        """
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w, n = 0
+        cdef int c
+        cdef uint64_t word, bit
+        for c in range(self.C):
+            if n >= limit:
+                break
+            if g.n_ready[c] == 0:
+                continue
+            if self.is_batch[c]:
+                if g.scratch_ready[c] and n < limit:
+                    ent[n] = ((<int64_t>c) << 32) | ((SCRATCH_ROW + 1) & 0xFFFFFFFF)
+                    n += 1
+                    g.scratch_ready[c] = 0
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+                if g.batch_ready[c] and n < limit:
+                    ent[n] = (<int64_t>c) << 32
+                    n += 1
+                    g.batch_ready[c] = 0
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+                continue
+            for w in range(nw):
+                word = g.ready[c * nw + w]
+                while word and n < limit:
+                    bit = word & (~word + 1)
+                    ent[n] = ((<int64_t>c) << 32) | (64 * w + cf_ctz(word) + 1)
+                    n += 1
+                    word ^= bit
+                    g.ready[c * nw + w] &= ~bit
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+                if n >= limit:
+                    break
+        return n
 
     def ready_tasks(self):
         """Every ready task, in (row group, column, row) order, leaving the frontier as it is."""
@@ -1231,6 +1385,9 @@ cdef class TrackerCore:
         cdef _Group g = self._existing_group(row_group, "is_frontier_task")
         cdef int64_t r
         if g is None:
+            if row_index is not None and not self.is_batch[c]:
+                self._check_untouched_row(self._row_group_key(row_group, "is_frontier_task"), row_index,
+                                          "is_frontier_task")
             return False
         if row_index is None:
             return bool(self.is_batch[c] and (g.scratch_ready[c] if scratch else g.batch_ready[c]))
@@ -1250,6 +1407,8 @@ cdef class TrackerCore:
                 if row_index is None:
                     return True
                 return not self.compacted_is_dropped(key, row_index, "is_complete")
+            if row_index is not None:
+                self._check_untouched_row(key, row_index, "is_complete")
             return False
         if row_index is None:
             return bool(g.batch_done[c])
@@ -1267,6 +1426,16 @@ cdef class TrackerCore:
         byte = row_index >> 3
         return byte < len(packed) and bool(packed[byte] & (1 << (row_index & 7)))
 
+    def _check_untouched_row(self, key, row_index, str method):
+        """Validate a row index of a group that holds no state (raises; never mutates)."""
+        size = self.plan.row_group_size(key)
+        if isinstance(row_index, (bool, np.bool_)) or not isinstance(row_index, (int, np.integer)):
+            raise IndexTypeError(f"{method}() needs an integer row index, got {row_index!r}")
+        if not 0 <= row_index < size:
+            raise RowIndexError(
+                f"{method}() got row index {row_index!r} outside row group {key!r} of size {size}"
+            )
+
     def is_dropped(self, row_group, row_index):
         key = self._row_group_key(row_group, "is_dropped")
         cdef _Group g = self.groups.get(key)
@@ -1274,13 +1443,7 @@ cdef class TrackerCore:
         if g is None:
             if key in self.compacted:
                 return self.compacted_is_dropped(key, row_index, "is_dropped")
-            size = self.plan.row_group_size(key)
-            if isinstance(row_index, (bool, np.bool_)) or not isinstance(row_index, (int, np.integer)):
-                raise IndexTypeError(f"is_dropped() needs an integer row index, got {row_index!r}")
-            if not 0 <= row_index < size:
-                raise RowIndexError(
-                    f"is_dropped() got row index {row_index!r} outside row group {key!r} of size {size}"
-                )
+            self._check_untouched_row(key, row_index, "is_dropped")
             return False
         r = self._row(g, row_index, "is_dropped")
         return bool(g.dropped[r >> 6] & ((<uint64_t>1) << (r & 63)))
@@ -1291,7 +1454,8 @@ cdef class TrackerCore:
         key = self._row_group_key(row_group, "is_column_complete_for_rg")
         cdef _Group g = self.groups.get(key)
         if g is None:
-            return key in self.compacted
+            # An untouched group of zero rows is vacuously resolved, as it is once touched.
+            return key in self.compacted or self.plan.row_group_size(key) == 0
         return bool(g.batch_done[c]) or g.n_resolved[c] == g.n
 
     def group_resolved(self, row_group, row_group_size, columns):
@@ -1319,18 +1483,24 @@ cdef class TrackerCore:
         key = self._row_group_key(row_group, "compact_row_group")
         if key in self.compacted:
             return
-        cdef _Group g = self.groups.pop(key, None)
+        cdef _Group g = self.groups.get(key)
         cdef int c
         if g is None:
             size = self.plan.row_group_size(key)
             self.compacted[key] = (size, b"")
             return
+        # Everything that allocates comes first; the state then changes without a thread switch.
         dropped_words = np.asarray(g.bits[2 * self.C * g.nw : (2 * self.C + 1) * g.nw])
-        packed = dropped_words.astype("<u8").tobytes().rstrip(b"\x00")
+        entry = (g.n, dropped_words.astype("<u8").tobytes().rstrip(b"\x00"))
         counts = np.asarray(g.counts)
-        self.compacted_completed += counts[: self.C]
-        self.compacted_dropped += counts[self.C : 2 * self.C] - counts[: self.C]
-        self.compacted[key] = (g.n, packed)
+        completed = self.compacted_completed + counts[: self.C]
+        dropped = self.compacted_dropped + (counts[self.C : 2 * self.C] - counts[: self.C])
+        if self.groups.get(key) is not g:
+            return  # another thread compacted it meanwhile
+        del self.groups[key]
+        self.compacted[key] = entry
+        self.compacted_completed = completed
+        self.compacted_dropped = dropped
 
     def restore_group(self, row_group, bits, flags):
         """Install a group's arrays (from a checkpoint); the caller rebuilds the frontier.
@@ -1349,6 +1519,7 @@ cdef class TrackerCore:
             raise RowGroupCompactedError(f"restore_group() got row group {key!r}, which was already compacted")
         np.minimum(flags, 1, out=flags)
         cdef _Group g = _Group(key, size, self.C, bits, None, flags)
+        g.attached = True
         cdef Py_ssize_t w
         cdef int c
         cdef uint64_t tail

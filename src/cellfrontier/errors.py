@@ -19,6 +19,7 @@ __all__ = [
     "GraphError",
     "GraphFrozenError",
     "IndexTypeError",
+    "InvalidArgumentError",
     "NoGraphError",
     "RowGroupCompactedError",
     "RowIndexError",
@@ -82,6 +83,14 @@ class RowIndexError(CellFrontierError, IndexError, ValueError):
 
 class IndexTypeError(CellFrontierError, TypeError):
     """A row index or row-group id that is not an integer (bool and float are refused)."""
+
+
+class InvalidArgumentError(CellFrontierError, ValueError, TypeError):
+    """Any other unusable argument (a negative ``max_tasks``, a non-root column given as a root).
+
+    It is both a ``ValueError`` and a ``TypeError`` because the calls that raise it used to
+    raise one or the other.
+    """
 
 
 class StrategyMismatchError(CellFrontierError, ValueError):

@@ -17,6 +17,7 @@ snapshots.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -40,6 +41,7 @@ from cellfrontier.tasks import SliceRef
 __all__ = ["ColumnProgress", "CompletionTracker"]
 
 _EMPTY_DELTA = FrontierDelta()
+_MAX_ROWS = 2**31  # the largest row-group size a plan accepts, so the bound of a row index
 
 
 class ColumnProgress(NamedTuple):
@@ -164,6 +166,8 @@ class CompletionTracker:
         """Admit every row group of the plan (:meth:`add_root_tasks` on each)."""
         core = self._need_core("seed_frontier")
         added: list[Task] = []
+        for row_group in core.compacted:  # all or nothing: refuse before admitting anything
+            raise RowGroupCompactedError(f"seed_frontier() found row group {row_group!r} already compacted")
         for row_group, size in self._plan:
             added.extend(core.add_roots(row_group, size, None).added)
         return FrontierDelta(added=added)
@@ -216,8 +220,11 @@ class CompletionTracker:
         self, dispatched: Iterable[Task], admitted_rgs: Iterable[int] | None = None
     ) -> list[Task]:
         """Ready tasks that are not in *dispatched* (and, if given, whose group is admitted)."""
-        skip = dispatched if isinstance(dispatched, (set, frozenset)) else set(dispatched)
-        allowed = None if admitted_rgs is None else set(admitted_rgs)
+        try:
+            skip = dispatched if isinstance(dispatched, (set, frozenset)) else set(dispatched)
+            allowed = None if admitted_rgs is None else set(admitted_rgs)
+        except TypeError as exc:  # an unhashable task or row-group id
+            raise IndexTypeError(f"get_ready_tasks() needs tasks and integer row groups: {exc}") from None
         return [
             t
             for t in self._need_core("get_ready_tasks").ready_tasks()
@@ -366,6 +373,10 @@ class CompletionTracker:
                 f"needs row_index {'None' if batch else 'set'}"
             )
         core.is_ready(column, task.row_group, task.row_index)  # validates group and row
+        if method == "add_ready_tasks" and task.row_group in core.compacted:
+            raise RowGroupCompactedError(
+                f"add_ready_tasks() got {task!r}, whose row group was already compacted"
+            )
 
 
 def _tracker_from_bytes(data: bytes) -> CompletionTracker:
@@ -374,9 +385,14 @@ def _tracker_from_bytes(data: bytes) -> CompletionTracker:
 
 
 class _CompletionOnly:
-    """Completion state without a graph: one Python-int bitset per (row group, column)."""
+    """Completion state without a graph: one Python-int bitset per (row group, column).
+
+    These are Python read-modify-write updates, which threads could interleave, so every
+    mutation holds ``_lock``: the same no-lost-update contract as the compiled core.
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.done: dict[int, dict[str, int]] = {}
         self.dropped: dict[int, int] = {}
         self.batches: dict[int, set[str]] = {}
@@ -387,8 +403,9 @@ class _CompletionOnly:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise IndexTypeError(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
         value = int(value)
-        if what == "row index" and value < 0:
-            raise RowIndexError(f"{method}() got negative row index {value!r}")
+        if what == "row index" and not 0 <= value < _MAX_ROWS:
+            # Without a plan nothing else bounds a row index, and a bitset grows to its size.
+            raise RowIndexError(f"{method}() got row index {value!r} outside 0 <= row_index < 2**31")
         return value
 
     @staticmethod
@@ -407,29 +424,36 @@ class _CompletionOnly:
         column = self._column(column, "mark_cell_complete")
         row_group = self._index(row_group, "row group", "mark_cell_complete")
         row_index = self._index(row_index, "row index", "mark_cell_complete")
-        self._live(row_group, "mark_cell_complete")
-        group = self.done.setdefault(row_group, {})
-        group[column] = group.get(column, 0) | (1 << row_index)
+        with self._lock:
+            self._live(row_group, "mark_cell_complete")
+            group = self.done.setdefault(row_group, {})
+            group[column] = group.get(column, 0) | (1 << row_index)
         return _EMPTY_DELTA
 
     def mark_range(self, column: str, row_group: int, size: int) -> FrontierDelta:
         column = self._column(column, "mark_row_range_complete")
         row_group = self._index(row_group, "row group", "mark_row_range_complete")
         size = self._index(size, "row index", "mark_row_range_complete")
-        self._live(row_group, "mark_row_range_complete")
-        group = self.done.setdefault(row_group, {})
-        group[column] = group.get(column, 0) | ((1 << size) - 1)
-        self.batches.setdefault(row_group, set()).add(column)
+        with self._lock:
+            self._live(row_group, "mark_row_range_complete")
+            group = self.done.setdefault(row_group, {})
+            group[column] = group.get(column, 0) | ((1 << size) - 1)
+            self.batches.setdefault(row_group, set()).add(column)
         return _EMPTY_DELTA
 
     def drop(self, row_group: int, row_index: int) -> FrontierDelta:
         row_group = self._index(row_group, "row group", "drop_row")
         row_index = self._index(row_index, "row index", "drop_row")
-        self._live(row_group, "drop_row")
-        self.dropped[row_group] = self.dropped.get(row_group, 0) | (1 << row_index)
+        with self._lock:
+            self._live(row_group, "drop_row")
+            self.dropped[row_group] = self.dropped.get(row_group, 0) | (1 << row_index)
         return _EMPTY_DELTA
 
     def is_done(self, column: str, row_group: int, row_index: int | None) -> bool:
+        column = self._column(column, "is_complete")
+        row_group = self._index(row_group, "row group", "is_complete")
+        if row_index is not None:
+            row_index = self._index(row_index, "row index", "is_complete")
         if row_index is None:
             return column in self.batches.get(row_group, ()) or row_group in self.compacted
         if row_group in self.compacted:
@@ -437,10 +461,15 @@ class _CompletionOnly:
         return bool((self.done.get(row_group, {}).get(column, 0) >> row_index) & 1)
 
     def is_dropped(self, row_group: int, row_index: int) -> bool:
+        row_group = self._index(row_group, "row group", "is_dropped")
+        row_index = self._index(row_index, "row index", "is_dropped")
         bits = self.compacted.get(row_group, self.dropped.get(row_group, 0))
         return bool((bits >> row_index) & 1)
 
     def is_group_complete(self, row_group: int, size: int, columns: list[str]) -> bool:
+        row_group = self._index(row_group, "row group", "is_row_group_complete")
+        size = self._index(size, "row index", "is_row_group_complete")
+        columns = [self._column(c, "is_row_group_complete") for c in columns]
         if row_group in self.compacted:
             return True
         full = (1 << size) - 1
@@ -450,15 +479,18 @@ class _CompletionOnly:
 
     def is_column_complete(self, column: str, row_group: int) -> bool:
         # Without a plan the group's size is unknown: only a completed range proves completeness.
+        column = self._column(column, "is_column_complete_for_rg")
+        row_group = self._index(row_group, "row group", "is_column_complete_for_rg")
         return column in self.batches.get(row_group, ()) or row_group in self.compacted
 
     def compact(self, row_group: int) -> None:
         row_group = self._index(row_group, "row group", "compact_row_group")
-        if row_group in self.compacted:
-            return
-        self.compacted[row_group] = self.dropped.pop(row_group, 0)
-        self.done.pop(row_group, None)
-        self.batches.pop(row_group, None)
+        with self._lock:
+            if row_group in self.compacted:
+                return
+            self.compacted[row_group] = self.dropped.pop(row_group, 0)
+            self.done.pop(row_group, None)
+            self.batches.pop(row_group, None)
 
     def nbytes(self) -> int:
         bits = sum(v.bit_length() for g in self.done.values() for v in g.values())

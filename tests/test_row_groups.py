@@ -1,0 +1,125 @@
+"""Row-group plans: uniform (lazy) and explicit (arbitrary ids), and their use by the tracker."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellfrontier import CompletionTracker, RowGroupPlan, UnknownRowGroupError
+from cellfrontier.row_groups import RowGroupPlanLike, as_row_group_plan
+
+
+def test_plan_has_no_public_constructor() -> None:
+    with pytest.raises(TypeError):
+        RowGroupPlan()
+
+
+def test_uniform_plan_makes_the_last_group_shorter() -> None:
+    plan = RowGroupPlan.uniform(2_500, 1_000)
+    assert list(plan) == [(0, 1_000), (1, 1_000), (2, 500)]
+    assert len(plan) == 3
+    assert plan.is_uniform and plan.num_records == 2_500 and plan.buffer_size == 1_000
+    assert plan.has_row_group(2) and not plan.has_row_group(3) and not plan.has_row_group(-1)
+    assert plan.row_group_size(1) == 1_000 and plan.row_group_size(2) == 500
+    with pytest.raises(KeyError):
+        plan.row_group_size(3)
+
+
+@pytest.mark.parametrize(
+    ("num_records", "buffer_size", "sizes"),
+    [(0, 10, []), (10, 10, [10]), (11, 10, [10, 1]), (3, 1, [1, 1, 1])],
+)
+def test_uniform_plan_edges(num_records, buffer_size, sizes) -> None:
+    assert [size for _, size in RowGroupPlan.uniform(num_records, buffer_size)] == sizes
+
+
+def test_uniform_plan_of_a_million_groups_costs_nothing() -> None:
+    plan = RowGroupPlan.uniform(10**12, 1_000)
+    assert len(plan) == 10**9
+    assert plan.row_group_size(10**9 - 1) == 1_000
+    assert plan._sizes is None
+
+
+@pytest.mark.parametrize(
+    ("num_records", "buffer_size", "error"),
+    [(-1, 10, ValueError), (10, 0, ValueError), (1.0, 10, TypeError), (10, True, TypeError)],
+)
+def test_uniform_plan_refuses_bad_arguments(num_records, buffer_size, error) -> None:
+    with pytest.raises(error):
+        RowGroupPlan.uniform(num_records, buffer_size)
+
+
+def test_explicit_plan_keeps_holes_and_order() -> None:
+    plan = RowGroupPlan.explicit([(5, 10), (2, 0), (9, 3)])
+    assert list(plan) == [(5, 10), (2, 0), (9, 3)]
+    assert not plan.is_uniform
+    assert plan.num_records == 13 and plan.buffer_size == 10 and len(plan) == 3
+    assert plan.has_row_group(2) and not plan.has_row_group(3)
+    assert plan.row_group_size(2) == 0
+    with pytest.raises(KeyError):
+        plan.row_group_size(3)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "error"),
+    [
+        ([(0, 1), (0, 2)], ValueError),
+        ([(0, -1)], ValueError),
+        ([(0, 2**31)], ValueError),
+        ([(0.0, 1)], TypeError),
+        ([(True, 1)], TypeError),
+        ([(0, 1.5)], TypeError),
+        ([(0,)], TypeError),
+        ([5], TypeError),
+    ],
+)
+def test_explicit_plan_refuses_bad_pairs(pairs, error) -> None:
+    with pytest.raises(error):
+        RowGroupPlan.explicit(pairs)
+
+
+def test_equality_hash_repr_and_dict_round_trip() -> None:
+    uniform = RowGroupPlan.uniform(25, 10)
+    explicit = RowGroupPlan.explicit([(0, 10), (1, 10), (2, 5)])
+    assert uniform == RowGroupPlan.uniform(25, 10)
+    assert uniform == explicit
+    assert uniform != RowGroupPlan.uniform(26, 10)
+    assert hash(uniform) == hash(RowGroupPlan.uniform(25, 10))
+    assert uniform != "plan"
+    assert repr(uniform) == "RowGroupPlan.uniform(num_records=25, buffer_size=10)"
+    assert repr(RowGroupPlan.explicit([(3, 1)])) == "RowGroupPlan.explicit([(3, 1)])"
+    for plan in (uniform, explicit, RowGroupPlan.explicit([])):
+        assert RowGroupPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_as_row_group_plan() -> None:
+    plan = RowGroupPlan.uniform(5, 2)
+    assert as_row_group_plan(plan) is plan
+    assert isinstance(as_row_group_plan([(1, 2)]), RowGroupPlan)
+    assert isinstance(plan, RowGroupPlanLike)
+
+
+class ForeignPlan:
+    """Another library's plan: only the three methods the tracker needs."""
+
+    def has_row_group(self, row_group: int) -> bool:
+        return row_group in (10, 20)
+
+    def row_group_size(self, row_group: int) -> int:
+        return {10: 2, 20: 3}[row_group]
+
+    def __iter__(self):
+        return iter([(10, 2), (20, 3)])
+
+
+def test_tracker_accepts_plan_objects_and_pairs(chain) -> None:
+    foreign = ForeignPlan()
+    tracker = CompletionTracker.with_graph(chain, foreign)
+    assert tracker.row_group_plan is foreign
+    assert tracker.seed_frontier().num_added == 5
+    with pytest.raises(UnknownRowGroupError):
+        tracker.add_root_tasks(0, 2)
+    uniform = CompletionTracker.with_graph(chain, RowGroupPlan.uniform(5, 2))
+    assert [t.row_group for t in uniform.seed_frontier().added] == [0, 0, 1, 1, 2]
+    assert uniform.active_row_groups() == [0, 1, 2]
+    pairs = CompletionTracker.with_graph(chain, iter([(4, 1)]))
+    assert pairs.row_group_plan == RowGroupPlan.explicit([(4, 1)])
