@@ -296,6 +296,8 @@ class ReferenceTracker:
         rg = self._rg(rg)
         if row is not None:
             self._row(rg, row)
+        if t.task_type != self.task(column, rg, row)[3]:
+            raise InvalidArgumentError(t.task_type)
 
     def mark_enqueued(self, tasks) -> None:
         tasks = list(tasks)
@@ -426,7 +428,7 @@ class ReferenceTracker:
             if self.graph.is_batch[column]:
                 return False
             self._row(rg, t.row_index)
-        return self.task(column, rg, t.row_index) in self.frontier
+        return (column, rg, t.row_index, t.task_type) in self.frontier
 
     def progress(self) -> dict[str, tuple[int, int, int]]:
         total = sum(self.sizes.values())

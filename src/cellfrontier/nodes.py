@@ -335,7 +335,10 @@ class ExecutionGraph:
         backend = self._backend(tracker, "iter_ready_nodes")
         for name in self._order:
             if self._barrier[name]:
-                barrier = Task(self._barrier_names[name], _ROW_GROUP, None, "batch")
+                core_name = self._barrier_names[name]
+                # A barrier without inputs is a root of the core graph: its task is from_scratch.
+                task_type = "batch" if backend.graph.get_upstream_columns(core_name) else "from_scratch"
+                barrier = Task(core_name, _ROW_GROUP, None, task_type)
                 if backend.is_frontier_task(barrier):
                     yield BarrierNodeId(name)
             rows = backend.ready_rows(name, _ROW_GROUP)

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from cellfrontier._core import FrontierDelta, Task, TrackerCore
 from cellfrontier.errors import (
     IndexTypeError,
+    InvalidArgumentError,
     NoGraphError,
     RowGroupCompactedError,
     RowIndexError,
@@ -287,7 +288,8 @@ class CompletionTracker:
             strategy = self._graph.get_strategy(task.column) if task.column in core.index else None
             if strategy is GenerationStrategy.FULL_COLUMN:
                 return False
-        return bool(core.is_ready(task.column, task.row_group, task.row_index))
+        ready = bool(core.is_ready(task.column, task.row_group, task.row_index))
+        return ready and task.task_type == self._task_type(task.column, task.row_index)
 
     def progress(self) -> dict[str, ColumnProgress]:
         """Per column: cells completed, rows dropped (not completed) and rows in the plan."""
@@ -359,6 +361,13 @@ class CompletionTracker:
         assert self._plain is not None
         return self._plain
 
+    def _task_type(self, column: str, row_index: int | None) -> str:
+        """The task type the tracker gives tasks of *column* (cell, batch, or from_scratch for roots)."""
+        if row_index is not None:
+            return "cell"
+        assert self._graph is not None
+        return "batch" if self._graph.get_upstream_columns(column) else "from_scratch"
+
     def _validate_task(self, task: Any, method: str) -> None:
         """Check a task's column, group and row (raises; never mutates)."""
         core = self._need_core(method)
@@ -373,6 +382,11 @@ class CompletionTracker:
                 f"needs row_index {'None' if batch else 'set'}"
             )
         core.is_ready(column, task.row_group, task.row_index)  # validates group and row
+        expected = self._task_type(column, task.row_index)
+        if task.task_type != expected:
+            raise InvalidArgumentError(
+                f"{method}() got {task!r}: tasks of column {column!r} have task_type {expected!r}"
+            )
         if method == "add_ready_tasks" and task.row_group in core.compacted:
             raise RowGroupCompactedError(
                 f"add_ready_tasks() got {task!r}, whose row group was already compacted"
