@@ -68,8 +68,16 @@ cdef Py_ssize_t NO_LIMIT = (<Py_ssize_t>1) << 62
 cdef str CELL = "cell"
 cdef str BATCH = "batch"
 cdef str FROM_SCRATCH = "from_scratch"
-# Delta entries store row + 1 in the low 32 bits: 0 encodes a batch task, 0xFFFFFFFF a
-# from-scratch task (compatible mode only); real rows are < 2**31.
+# A delta entry is a pair (key, mask): key = (column << 32) | code, where code is a word
+# index of the group's bitmaps (mask = the rows of that word), BATCH_CODE for a batch task
+# or SCRATCH_CODE for a from-scratch task (compatible mode only).  Recording whole words
+# keeps a bulk event O(words), not O(cells); rows are expanded only when a caller asks.
+# The constants are typed so that masking stays in C (an untyped literal this large makes
+# Cython use Python ints).
+cdef int64_t LOW32 = 0xFFFFFFFF
+cdef int64_t BATCH_CODE = 0xFFFFFFFF
+cdef int64_t SCRATCH_CODE = 0xFFFFFFFE
+# Pseudo row numbers for the single-task recorders and the hand-out buffer.
 cdef int64_t BATCH_ROW = -1
 cdef int64_t SCRATCH_ROW = 0xFFFFFFFE
 
@@ -178,10 +186,12 @@ cdef class FrontierDelta:
 
     cdef object _added
     cdef object _removed
-    # Lazy form: entries are (column id << 32) | (row + 1); row + 1 == 0 encodes a batch task.
+    # Lazy form: (key, mask) pairs as recorded by the core, added entries first.
     cdef int64_t* _buf
-    cdef Py_ssize_t _n_added
+    cdef Py_ssize_t _n_added      # entries
     cdef Py_ssize_t _n_removed
+    cdef Py_ssize_t _count_added  # tasks
+    cdef Py_ssize_t _count_removed
     cdef object _names
     cdef object _batch_types
     cdef object _row_group
@@ -195,8 +205,8 @@ cdef class FrontierDelta:
     def __init__(self, added=(), removed=()):
         self._added = tuple(added)
         self._removed = tuple(removed)
-        self._n_added = len(self._added)
-        self._n_removed = len(self._removed)
+        self._count_added = len(self._added)
+        self._count_removed = len(self._removed)
 
     def __dealloc__(self):
         if self._buf != NULL:
@@ -205,18 +215,22 @@ cdef class FrontierDelta:
 
     cdef tuple _decode(self, Py_ssize_t start, Py_ssize_t stop):
         cdef Py_ssize_t i
-        cdef int64_t e, col, row
+        cdef int64_t key, col, code
+        cdef uint64_t mask
         out = []
         for i in range(start, stop):
-            e = self._buf[i]
-            col = e >> 32
-            row = (e & 0xFFFFFFFF) - 1
-            if row < 0:
+            key = self._buf[2 * i]
+            mask = <uint64_t>self._buf[2 * i + 1]
+            col = key >> 32
+            code = key & LOW32
+            if code == BATCH_CODE:
                 out.append(_make(self._factory, self._names[col], self._row_group, None, self._batch_types[col]))
-            elif row == SCRATCH_ROW:
+            elif code == SCRATCH_CODE:
                 out.append(_make(self._factory, self._names[col], self._row_group, None, FROM_SCRATCH))
             else:
-                out.append(_make(self._factory, self._names[col], self._row_group, row, CELL))
+                while mask:
+                    out.append(_make(self._factory, self._names[col], self._row_group, 64 * code + cf_ctz(mask), CELL))
+                    mask &= mask - 1
         return tuple(out)
 
     @property
@@ -235,16 +249,18 @@ cdef class FrontierDelta:
 
     @property
     def num_added(self):
-        return self._n_added
+        """How many tasks entered the frontier (without building them)."""
+        return self._count_added
 
     @property
     def num_removed(self):
-        return self._n_removed
+        """How many tasks left the frontier (without building them)."""
+        return self._count_removed
 
     @property
     def empty(self):
         """True when the mutation left the frontier unchanged."""
-        return self._n_added == 0 and self._n_removed == 0
+        return self._count_added == 0 and self._count_removed == 0
 
     def __bool__(self):
         return not self.empty
@@ -369,11 +385,13 @@ cdef class TrackerCore:
     cdef readonly object compacted_completed   # int64[C]: cells completed in compacted groups
     cdef readonly object compacted_dropped     # int64[C]: rows dropped (and not completed) there
     cdef list _heap                      # min-heap of row group ids that may hold ready tasks
-    cdef int64_t* _added
-    cdef Py_ssize_t _n_added
-    cdef Py_ssize_t _cap_added
+    cdef int64_t* _added                 # (key, mask) pairs of the current event
+    cdef Py_ssize_t _n_added             # entries (pairs)
+    cdef Py_ssize_t _count_added         # tasks
+    cdef Py_ssize_t _cap_added           # entries
     cdef int64_t* _removed
     cdef Py_ssize_t _n_removed
+    cdef Py_ssize_t _count_removed
     cdef Py_ssize_t _cap_removed
     cdef uint64_t* _scratch
     cdef Py_ssize_t _cap_scratch
@@ -436,19 +454,24 @@ cdef class TrackerCore:
     # -- buffers ------------------------------------------------------------------------
 
     cdef int _reserve(self, Py_ssize_t n_added, Py_ssize_t n_removed) except -1:
-        """Make room for the worst-case delta of the next kernel, so kernels cannot fail."""
+        """Make room for the worst-case delta of the next kernel, so kernels cannot fail.
+
+        Sizes are in entries; a bound in tasks is always a valid bound in entries.
+        """
         cdef void* p
         self._n_added = 0
         self._n_removed = 0
+        self._count_added = 0
+        self._count_removed = 0
         n_added += self.C  # room for _birth()'s zero-row check
         if n_added > self._cap_added:
-            p = realloc(self._added, n_added * sizeof(int64_t))
+            p = realloc(self._added, 2 * n_added * sizeof(int64_t))
             if p == NULL:
                 raise MemoryError()
             self._added = <int64_t*>p
             self._cap_added = n_added
         if n_removed > self._cap_removed:
-            p = realloc(self._removed, n_removed * sizeof(int64_t))
+            p = realloc(self._removed, 2 * n_removed * sizeof(int64_t))
             if p == NULL:
                 raise MemoryError()
             self._removed = <int64_t*>p
@@ -468,13 +491,34 @@ cdef class TrackerCore:
         memset(self._scratch, 0, nw * sizeof(uint64_t))
         return self._scratch
 
-    cdef inline void _rec_added(self, int64_t col, int64_t row) noexcept:
-        self._added[self._n_added] = (col << 32) | ((row + 1) & 0xFFFFFFFF)
+    cdef inline void _rec_added_word(self, int64_t col, int64_t code, uint64_t mask) noexcept:
+        self._added[2 * self._n_added] = (col << 32) | code
+        self._added[2 * self._n_added + 1] = <int64_t>mask
         self._n_added += 1
+        self._count_added += cf_popcount(mask)
+
+    cdef inline void _rec_removed_word(self, int64_t col, int64_t code, uint64_t mask) noexcept:
+        self._removed[2 * self._n_removed] = (col << 32) | code
+        self._removed[2 * self._n_removed + 1] = <int64_t>mask
+        self._n_removed += 1
+        self._count_removed += cf_popcount(mask)
+
+    cdef inline void _rec_added(self, int64_t col, int64_t row) noexcept:
+        """Record one task: a cell row, or BATCH_ROW / SCRATCH_ROW."""
+        if row == BATCH_ROW:
+            self._rec_added_word(col, BATCH_CODE, 1)
+        elif row == SCRATCH_ROW:
+            self._rec_added_word(col, SCRATCH_CODE, 1)
+        else:
+            self._rec_added_word(col, row >> 6, (<uint64_t>1) << (row & 63))
 
     cdef inline void _rec_removed(self, int64_t col, int64_t row) noexcept:
-        self._removed[self._n_removed] = (col << 32) | ((row + 1) & 0xFFFFFFFF)
-        self._n_removed += 1
+        if row == BATCH_ROW:
+            self._rec_removed_word(col, BATCH_CODE, 1)
+        elif row == SCRATCH_ROW:
+            self._rec_removed_word(col, SCRATCH_CODE, 1)
+        else:
+            self._rec_removed_word(col, row >> 6, (<uint64_t>1) << (row & 63))
 
     cdef FrontierDelta _delta(self, _Group g):
         """Package the recorded entries as a delta and register the group as ready if needed.
@@ -485,27 +529,31 @@ cdef class TrackerCore:
         """
         cdef FrontierDelta d
         cdef Py_ssize_t total, i
-        cdef Py_ssize_t n_added, n_removed
+        cdef Py_ssize_t n_added, n_removed, count_added, count_removed
         cdef int64_t* buf = NULL
         if g.newborn:
             self._birth(g)
         n_added = self._n_added
         n_removed = self._n_removed
+        count_added = self._count_added
+        count_removed = self._count_removed
         total = n_added + n_removed
         if total:
-            buf = <int64_t*>malloc(total * sizeof(int64_t))
+            buf = <int64_t*>malloc(2 * total * sizeof(int64_t))
             if buf == NULL:
                 raise MemoryError()
-            for i in range(n_added):
+            for i in range(2 * n_added):
                 buf[i] = self._added[i]
-            for i in range(n_removed):
-                buf[n_added + i] = self._removed[i]
+            for i in range(2 * n_removed):
+                buf[2 * n_added + i] = self._removed[i]
         if g.total_ready > 0 and not g.in_heap:
             heapq.heappush(self._heap, g.row_group)
             g.in_heap = True
         d = FrontierDelta.__new__(FrontierDelta)  # from here on, other threads may run
         d._n_added = n_added
         d._n_removed = n_removed
+        d._count_added = count_added
+        d._count_removed = count_removed
         if total:
             d._buf = buf
             d._names = self.names
@@ -543,19 +591,22 @@ cdef class TrackerCore:
         """
         cdef int c
         cdef Py_ssize_t i, j
-        cdef int64_t e
+        cdef int64_t key, mask
         g.newborn = False
         for c in range(self.C):
             if self.is_batch[c] and not self.is_root[c]:
                 self._check_batch(g, c)
-        # Keep the delta in (column, row) order (insertion sort of a handful of entries).
+        # Keep the delta in column order (insertion sort of a handful of entries).
         for i in range(1, self._n_added):
-            e = self._added[i]
+            key = self._added[2 * i]
+            mask = self._added[2 * i + 1]
             j = i - 1
-            while j >= 0 and self._added[j] > e:
-                self._added[j + 1] = self._added[j]
+            while j >= 0 and self._added[2 * j] > key:
+                self._added[2 * j + 2] = self._added[2 * j]
+                self._added[2 * j + 3] = self._added[2 * j + 1]
                 j -= 1
-            self._added[j + 1] = e
+            self._added[2 * j + 2] = key
+            self._added[2 * j + 3] = mask
 
     # -- validation helpers -------------------------------------------------------------
 
@@ -750,10 +801,7 @@ cdef class TrackerCore:
             g.ready[d * nw + w] |= cand
             g.n_ready[d] += cf_popcount(cand)
             g.total_ready += cf_popcount(cand)
-            word = cand
-            while word:
-                self._rec_added(d, 64 * w + cf_ctz(word))
-                word &= word - 1
+            self._rec_added_word(d, w, cand)
 
     cdef void _k_mark_cells(self, _Group g, int c, uint64_t* mask) noexcept:
         """Bulk form of _k_mark_cell: *mask* holds the rows to mark (overwritten)."""
@@ -774,10 +822,7 @@ cdef class TrackerCore:
                 g.ready[c * nw + w] &= ~rem
                 g.n_ready[c] -= cf_popcount(rem)
                 g.total_ready -= cf_popcount(rem)
-                word = rem
-                while word:
-                    self._rec_removed(c, 64 * w + cf_ctz(word))
-                    word &= word - 1
+                self._rec_removed_word(c, w, rem)
         if n_new == 0:
             return
         g.n_done[c] += n_new
@@ -846,10 +891,7 @@ cdef class TrackerCore:
                     g.ready[c * nw + w] &= ~rem
                     g.n_ready[c] -= cf_popcount(rem)
                     g.total_ready -= cf_popcount(rem)
-                    word = rem
-                    while word:
-                        self._rec_removed(c, 64 * w + cf_ctz(word))
-                        word &= word - 1
+                    self._rec_removed_word(c, w, rem)
                 if n_new:
                     resolved += cf_popcount(mask[w] & ~g.dropped[w] & ~g.done[c * nw + w])
             g.n_resolved[c] += resolved
@@ -884,10 +926,7 @@ cdef class TrackerCore:
             g.ready[c * nw + w] |= cand
             g.n_ready[c] += cf_popcount(cand)
             g.total_ready += cf_popcount(cand)
-            word = cand
-            while word:
-                self._rec_added(c, 64 * w + cf_ctz(word))
-                word &= word - 1
+            self._rec_added_word(c, w, cand)
 
     # -- DataDesigner-compatible kernels (see the module docstring) ----------------------
 
@@ -978,10 +1017,7 @@ cdef class TrackerCore:
             g.ready[c * nw + w] |= cand
             g.n_ready[c] += cf_popcount(cand)
             g.total_ready += cf_popcount(cand)
-            word = cand
-            while word:
-                self._rec_added(c, 64 * w + cf_ctz(word))
-                word &= word - 1
+            self._rec_added_word(c, w, cand)
 
     # -- mutations ----------------------------------------------------------------------
 
@@ -1263,7 +1299,7 @@ cdef class TrackerCore:
             try:
                 for i in range(n):
                     e = ent[i]
-                    row = (e & 0xFFFFFFFF) - 1
+                    row = (e & LOW32) - 1
                     if row < 0:
                         out.append(_make(self._factory, self.names[e >> 32], g.row_group, None,
                                          self._batch_types[e >> 32]))
@@ -1292,7 +1328,7 @@ cdef class TrackerCore:
                 continue
             if self.is_batch[c]:
                 if g.scratch_ready[c] and n < limit:
-                    ent[n] = ((<int64_t>c) << 32) | ((SCRATCH_ROW + 1) & 0xFFFFFFFF)
+                    ent[n] = ((<int64_t>c) << 32) | ((SCRATCH_ROW + 1) & LOW32)
                     n += 1
                     g.scratch_ready[c] = 0
                     g.n_ready[c] -= 1
