@@ -1,0 +1,363 @@
+"""Run every comparison directly (no pytest), write a JSON of results and print markdown tables.
+
+    python benchmarks/report.py                 # 10k and 100k rows
+    python benchmarks/report.py --full          # adds 1M rows (cellfrontier; DataDesigner with --dd-1m)
+
+Timings of one process run only; quote them as ratios. Each workload run is repeated
+``--repeat`` times below 1M rows and the fastest run is kept (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from harness import (
+    BACKENDS,
+    DD_BACKEND,
+    GRAPHLIB_MAX_ROWS,
+    MEM_RUNNERS,
+    ONE_MILLION,
+    data_designer_skip_reason,
+    floor_cases,
+    measure_floors,
+    micro_cases,
+    run_workload,
+    time_case,
+)
+
+import cellfrontier
+
+HERE = Path(__file__).resolve().parent
+LABELS = {
+    "cellfrontier-tasks": "cellfrontier task-at-a-time",
+    "cellfrontier-bulk": "cellfrontier bulk",
+    DD_BACKEND: "DataDesigner 0.9.6",
+    "graphlib": "graphlib (explicit cells)",
+    "null": "driver floor (no-op tracker)",
+    "cellfrontier": "cellfrontier",
+}
+SHORT = {"cellfrontier-tasks": "tasks", "cellfrontier-bulk": "bulk", DD_BACKEND: "DD", "graphlib": "graphlib"}
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _mem(value: int | None) -> str:
+    if value is None:
+        return "n/a"
+    if value < 2**20:
+        return f"{value / 2**10:,.1f} KiB"
+    return f"{value / 2**20:,.1f} MiB"
+
+
+def run_workloads(args: argparse.Namespace, dd_reason: str | None) -> list[dict[str, Any]]:
+    """Every backend on W10 and W64 at every size it runs at."""
+    sizes = [10_000, 100_000] + ([ONE_MILLION] if args.full else [])
+    results: list[dict[str, Any]] = []
+    for workload in ("W10", "W64"):
+        for rows in sizes:
+            for backend in ("null", *BACKENDS):
+                if backend == "graphlib" and rows > GRAPHLIB_MAX_ROWS:
+                    continue
+                if backend == DD_BACKEND and (dd_reason or (rows >= ONE_MILLION and not args.dd_1m)):
+                    continue
+                if backend == DD_BACKEND and workload == "W64" and rows >= ONE_MILLION:
+                    continue
+                repeat = args.repeat if rows < ONE_MILLION and backend != DD_BACKEND else 1
+                if backend == "graphlib" and rows >= 100_000:
+                    repeat = 1
+                _log(f"{workload} {rows:>9,} {backend} x{repeat} ...")
+                best = None
+                for _ in range(repeat):
+                    result = run_workload(backend, workload, rows)
+                    if best is None or result.seconds < best.seconds:
+                        best = result
+                assert best is not None
+                _log(f"    {best.seconds:.3f} s, {best.us_per_task:.3f} us/task")
+                results.append(
+                    {
+                        "workload": workload,
+                        "rows": rows,
+                        "backend": backend,
+                        "tasks": best.tasks,
+                        "seconds": best.seconds,
+                        "us_per_task": best.us_per_task,
+                        "tasks_per_second": best.tasks_per_second,
+                        "peak_bytes": best.peak_bytes,
+                        "note": best.note,
+                        "repeats": repeat,
+                    }
+                )
+    return results
+
+
+def run_mem(args: argparse.Namespace, dd_reason: str | None) -> list[dict[str, Any]]:
+    """MEM for cellfrontier (10k, 100k, 1M) and DataDesigner (10k, and 100k with --full)."""
+    plan = [("cellfrontier", 10_000), ("cellfrontier", 100_000)]
+    if args.full:
+        plan.append(("cellfrontier", ONE_MILLION))
+    if dd_reason is None:
+        plan.append((DD_BACKEND, 10_000))
+        if args.full:
+            plan.append((DD_BACKEND, 100_000))
+    out = []
+    for backend, rows in plan:
+        _log(f"MEM {rows:>9,} {backend} ...")
+        result = MEM_RUNNERS[backend](rows)
+        _log(f"    {_mem(result.bytes)} ({result.seconds:.1f} s)")
+        out.append(result.as_dict())
+    return out
+
+
+def run_micro(dd_reason: str | None, rounds: int) -> dict[str, Any]:
+    """Single operations and both floors; the floors are timed before and after, best kept."""
+    floors_before = measure_floors()
+    ops: list[dict[str, Any]] = []
+    for backend in ("cellfrontier", *(() if dd_reason else (DD_BACKEND,))):
+        for case in micro_cases(backend):
+            _log(f"micro {backend} {case.op} ...")
+            seconds = time_case(case, rounds if backend == "cellfrontier" else 3)
+            ops.append(
+                {"backend": backend, "op": case.op, "seconds": seconds, "description": case.description}
+            )
+    floors_after = measure_floors()
+    call = min(floors_before.call, floors_after.call)
+    copy = min(floors_before.copy, floors_after.copy)
+    for op in ops:
+        op["ratio_to_call"] = op["seconds"] / call
+        op["ratio_to_copy"] = op["seconds"] / copy
+    floor_desc = {c.op: c.description for c in floor_cases()}
+    return {
+        "floor_call": call,
+        "floor_copy": copy,
+        "floor_call_description": floor_desc["floor_call"],
+        "floor_copy_description": floor_desc["floor_copy"],
+        "ops": ops,
+    }
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _find(results: list[dict[str, Any]], workload: str, rows: int, backend: str) -> dict[str, Any] | None:
+    return next(
+        (r for r in results if r["workload"] == workload and r["rows"] == rows and r["backend"] == backend),
+        None,
+    )
+
+
+def workload_tables(results: list[dict[str, Any]]) -> str:
+    """One table per workload and size: time, µs/task, tasks/s, memory, ratios to each alternative."""
+    lines: list[str] = []
+    keys = sorted({(r["workload"], r["rows"]) for r in results})
+    for workload, rows in keys:
+        lines.append(f"\n**{workload}, {rows:,} rows**\n")
+        present = [b for b in BACKENDS if _find(results, workload, rows, b)]
+        header = ["backend", "tasks", "seconds", "µs/task", "tasks/s", "tracker memory"]
+        header += [f"÷ {SHORT[b]}" for b in present]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |")
+        for backend in ("null", *BACKENDS):
+            r = _find(results, workload, rows, backend)
+            if r is None:
+                continue
+            cells = [
+                LABELS[backend],
+                f"{r['tasks']:,}",
+                f"{r['seconds']:.3f}",
+                f"{r['us_per_task']:.3f}",
+                f"{r['tasks_per_second']:,.0f}",
+                _mem(r["peak_bytes"]) if backend.startswith("cellfrontier") else "n/a",
+            ]
+            for other in present:
+                o = _find(results, workload, rows, other)
+                assert o is not None
+                cells.append("" if other == backend else f"{o['us_per_task'] / r['us_per_task']:.1f}x")
+            lines.append("| " + " | ".join(cells) + " |")
+    lines.append(
+        "\n`÷ X` is X's µs per task divided by this row's: how many times faster this backend is than X. "
+        "graphlib runs W10 without drops (70,030 tasks per 10k rows instead of 69,630), so its ratios "
+        "use µs per task. Tracker memory is the largest `tracker.nbytes` seen at the end of a tick."
+    )
+    return "\n".join(lines)
+
+
+def mem_table(mem: list[dict[str, Any]]) -> str:
+    """MEM: bytes held, split into Python objects and numpy state."""
+    lines = [
+        "| backend | rows | tasks completed | held | Python objects | numpy | bytes per row |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for m in mem:
+        lines.append(
+            f"| {LABELS[m['backend']]} | {m['rows']:,} | {m['tasks']:,} | {_mem(m['bytes'])} | "
+            f"{_mem(m['python_bytes'])} | {_mem(m['numpy_bytes'])} | {m['bytes'] / m['rows']:,.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def micro_table(micro: dict[str, Any]) -> str:
+    """Single operations with their distance from each floor."""
+    call, copy = micro["floor_call"], micro["floor_copy"]
+    lines = [
+        f"Floors: {micro['floor_call_description']} {call * 1e9:,.0f} ns; "
+        f"{micro['floor_copy_description']} {copy * 1e9:,.0f} ns.\n",
+        "| operation | backend | ns per op | ÷ empty call | ÷ bitmap copy | DD ÷ cellfrontier |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    by = {(o["backend"], o["op"]): o for o in micro["ops"]}
+    for o in micro["ops"]:
+        mine = by.get(("cellfrontier", o["op"]))
+        dd = by.get((DD_BACKEND, o["op"]))
+        speedup = (
+            f"{dd['seconds'] / mine['seconds']:,.0f}x"
+            if o["backend"] == "cellfrontier" and dd and mine
+            else ""
+        )
+        lines.append(
+            f"| {o['op']}: {o['description']} | {LABELS[o['backend']]} | {o['seconds'] * 1e9:,.0f} | "
+            f"{o['ratio_to_call']:,.1f} | {o['ratio_to_copy']:,.1f} | {speedup} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured figure and whether it is met."""
+    res, mem, micro = data["workloads"], data["mem"], data["micro"]
+    out: list[dict[str, Any]] = []
+
+    def ratio(workload: str, rows: int, slow: str, fast: str) -> float | None:
+        a, b = _find(res, workload, rows, slow), _find(res, workload, rows, fast)
+        return a["us_per_task"] / b["us_per_task"] if a and b else None
+
+    def add(name: str, value: float | None, goal: float, higher: bool, unit: str = "x") -> None:
+        met = None if value is None else (value >= goal if higher else value <= goal)
+        out.append(
+            {
+                "target": name,
+                "measured": value,
+                "goal": goal,
+                "higher_is_better": higher,
+                "unit": unit,
+                "met": met,
+            }
+        )
+
+    add(
+        "W10 100k: task-at-a-time ≥ 20x DataDesigner",
+        ratio("W10", 100_000, DD_BACKEND, "cellfrontier-tasks"),
+        20,
+        True,
+    )
+    add(
+        "W10 100k: bulk ≥ 200x DataDesigner",
+        ratio("W10", 100_000, DD_BACKEND, "cellfrontier-bulk"),
+        200,
+        True,
+    )
+    add("W64 100k: bulk ≥ 50x graphlib", ratio("W64", 100_000, "graphlib", "cellfrontier-bulk"), 50, True)
+    for backend in ("cellfrontier-tasks", "cellfrontier-bulk"):
+        big, small = _find(res, "W64", ONE_MILLION, backend), _find(res, "W64", 100_000, backend)
+        growth = big["us_per_task"] / small["us_per_task"] if big and small else None
+        add(f"W64 {backend}: µs/task at 1M ≤ 1.5x that at 100k", growth, 1.5, False)
+    cf = next((m for m in mem if m["backend"] == "cellfrontier" and m["rows"] == ONE_MILLION), None)
+    add("MEM 1M: cellfrontier ≤ 32 MiB", cf["mib"] if cf else None, 32, False, " MiB")
+    dd = next((m for m in mem if m["backend"] == DD_BACKEND and m["rows"] == 100_000), None)
+    add(
+        "MEM: DataDesigner at 100k ÷ cellfrontier at 1M",
+        dd["bytes"] / cf["bytes"] if dd and cf else None,
+        1,
+        True,
+    )
+    for o in micro["ops"]:
+        if o["backend"] == "cellfrontier":
+            add(f"op {o['op']} ≤ 10x its bitmap-copy floor", o["ratio_to_copy"], 10, False)
+    return out
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the targets."""
+    lines = ["| target | measured | met |", "| --- | ---: | :---: |"]
+    for t in rows:
+        value = "not run" if t["measured"] is None else f"{t['measured']:,.2f}{t['unit']}"
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {value} | {met} |")
+    return "\n".join(lines)
+
+
+def render(data: dict[str, Any]) -> str:
+    """All tables as markdown."""
+    parts = [
+        "### Workloads\n",
+        workload_tables(data["workloads"]),
+        "\n### MEM\n",
+        mem_table(data["mem"]),
+        "\n### Single operations\n",
+        micro_table(data["micro"]),
+        "\n### Targets\n",
+        targets_table(data["targets"]),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, write the JSON, print the markdown."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--full", action="store_true", help="add the 1,000,000-row sizes")
+    parser.add_argument(
+        "--dd-1m", action="store_true", help="also run DataDesigner on W10 at 1M rows (~3 min)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per fast case below 1M rows (best kept)")
+    parser.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write results")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["workloads", "mem", "micro"])
+    args = parser.parse_args(argv)
+    dd_reason = data_designer_skip_reason()
+    if dd_reason:
+        _log(f"DataDesigner skipped: {dd_reason}")
+    started = time.perf_counter()
+    data: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "numpy": np.__version__,
+            "cellfrontier": cellfrontier.__version__,
+        },
+        "full": args.full,
+        "data_designer": dd_reason or "data-designer-engine 0.9.6",
+    }
+    data["micro"] = run_micro(dd_reason, rounds=7) if "micro" not in args.skip else {"ops": []}
+    data["workloads"] = run_workloads(args, dd_reason) if "workloads" not in args.skip else []
+    data["mem"] = run_mem(args, dd_reason) if "mem" not in args.skip else []
+    if "micro" in args.skip:
+        data["micro"] = {
+            "ops": [],
+            "floor_call": 1.0,
+            "floor_copy": 1.0,
+            "floor_call_description": "",
+            "floor_copy_description": "",
+        }
+    data["targets"] = targets(data)
+    data["wall_seconds"] = time.perf_counter() - started
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
+    text = render(data)
+    if args.markdown:
+        args.markdown.write_text(text)
+    print(text)
+    _log(f"wrote {args.json} in {data['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
