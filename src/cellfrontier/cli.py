@@ -86,6 +86,7 @@ BACKENDS: dict[str, tuple[str, Callable[..., drivers.RunResult]]] = {
     "tasks": ("cellfrontier (task-at-a-time)", drivers.run_cellfrontier_tasks),
     "bulk": ("cellfrontier (bulk numpy)", drivers.run_cellfrontier_bulk),
     "datadesigner": ("DataDesigner 0.9.6 tracker", drivers.run_data_designer),
+    "adapter": ("cellfrontier DataDesigner backend", drivers.run_data_designer_adapter),
     "graphlib": ("graphlib.TopologicalSorter", drivers.run_graphlib),
 }
 
@@ -104,9 +105,7 @@ def _run_one(key: str, workload_name: str, rows: int, show_progress: bool) -> dr
 
 
 def _print_table(results: list[tuple[str, drivers.RunResult | str]], out: TextIO) -> None:
-    reference = next(
-        (r for k, r in results if k == "tasks" and isinstance(r, drivers.RunResult)), None
-    )
+    reference = next((r for k, r in results if k == "tasks" and isinstance(r, drivers.RunResult)), None)
     header = (
         f"{'backend':<32} {'tasks':>11} {'seconds':>9} {'us/task':>9} {'tasks/s':>13} "
         f"{'memory':>12} {'vs cellfrontier':>16}"
@@ -142,7 +141,7 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
         f"workload {workload.name}: {len(workload.columns)} columns, {rows:,} rows, "
         f"buffer {workload.buffer_size}, window {workload.window}, expected tasks {expected:,}\n"
     )
-    keys = ["tasks", "bulk", "datadesigner", "graphlib"] if args.compare else [args.backend]
+    keys = ["tasks", "bulk", "adapter", "datadesigner", "graphlib"] if args.compare else [args.backend]
     results: list[tuple[str, drivers.RunResult | str]] = []
     baseline_rss = _peak_rss_bytes()
     for key in keys:
@@ -176,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--backend",
-        choices=["tasks", "bulk", "datadesigner", "graphlib"],
+        choices=["tasks", "bulk", "adapter", "datadesigner", "graphlib"],
         default="tasks",
         help="tracker API to drive (default tasks: the task-at-a-time API)",
     )

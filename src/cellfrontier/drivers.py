@@ -51,6 +51,7 @@ __all__ = [
     "run_cellfrontier_bulk",
     "run_cellfrontier_tasks",
     "run_data_designer",
+    "run_data_designer_adapter",
     "run_graphlib",
     "run_null",
 ]
@@ -233,10 +234,57 @@ def run_data_designer(
     ``mark_enqueued`` with stable task ids is how DataDesigner's scheduler takes tasks off the
     frontier, so its cost belongs to the tracker's cost per task.
     """
-    wl = _resolve(workload)
     dd = _import_data_designer()
+    return _drive_data_designer_api(
+        workload,
+        rows,
+        dd,
+        dd["CompletionTracker"],
+        dd["stable_task_id"],
+        "data-designer",
+        progress,
+        measure_memory,
+    )
+
+
+def run_data_designer_adapter(
+    workload: Workload | str,
+    rows: int,
+    *,
+    progress: ProgressCallback | None = None,
+    measure_memory: bool = False,
+    installed: bool = True,
+) -> RunResult:
+    """The same driver, with cellfrontier's drop-in backend for DataDesigner in its place.
+
+    DataDesigner's own graph, task types, ``ready_frontier`` and ``mark_enqueued`` with stable
+    ids, exactly as for :func:`run_data_designer`.  With ``installed`` (the configuration
+    ``cellfrontier.integrations.data_designer.install()`` gives DataDesigner's scheduler), task
+    ids come from the memoising ``stable_task_id`` that ``install()`` puts in DataDesigner's
+    modules; without it, from DataDesigner's own function.
+    """
+    dd = _import_data_designer()
+    from cellfrontier.integrations import data_designer as adapter
+
+    task_id = adapter.memoized_stable_task_id if installed else dd["stable_task_id"]
+    backend = "data-designer-adapter" + ("" if installed else "-uninstalled")
+    return _drive_data_designer_api(
+        workload, rows, dd, adapter.CompletionTracker, task_id, backend, progress, measure_memory
+    )
+
+
+def _drive_data_designer_api(
+    workload: Workload | str,
+    rows: int,
+    dd: dict[str, Any],
+    tracker_class: Any,
+    stable_task_id: Callable[[Any], str],
+    backend: str,
+    progress: ProgressCallback | None,
+    measure_memory: bool,
+) -> RunResult:
+    wl = _resolve(workload)
     strategy_of = dd["GenerationStrategy"]
-    stable_task_id = dd["stable_task_id"]
     graph = dd["ExecutionGraph"]()
     for name, strategy, _ in wl.columns:
         graph.add_column(name, strategy_of(strategy))
@@ -253,13 +301,13 @@ def run_data_designer(
     done = 0
     with _peak_memory(measure_memory) as memory:
         start = time.perf_counter()
-        tracker = dd["CompletionTracker"].with_graph(graph, window.groups)
+        tracker = tracker_class.with_graph(graph, window.groups)
         for rg, size in window.admit():
             tracker.add_root_tasks(rg, size)
         while window.active:
             tasks = tracker.ready_frontier()
             if not tasks:
-                raise _stall("data-designer", window.active)
+                raise _stall(backend, window.active)
             tracker.mark_enqueued([stable_task_id(t) for t in tasks])
             for task in tasks:
                 rg = task.row_group
@@ -280,9 +328,9 @@ def run_data_designer(
             if progress is not None:
                 progress(done)
         seconds = time.perf_counter() - start
-    _check_count("data-designer", wl, rows, done, expected_task_count(wl, rows))
+    _check_count(backend, wl, rows, done, expected_task_count(wl, rows))
     return RunResult(
-        backend="data-designer",
+        backend=backend,
         workload=wl.name,
         rows=rows,
         tasks=done,
@@ -644,6 +692,7 @@ BACKENDS: dict[str, _Driver] = {
     "cellfrontier-tasks": run_cellfrontier_tasks,
     "cellfrontier-bulk": run_cellfrontier_bulk,
     "data-designer": run_data_designer,
+    "data-designer-adapter": run_data_designer_adapter,
     "graphlib": run_graphlib,
     "null": run_null,
 }
