@@ -1191,6 +1191,50 @@ cdef class TrackerCore:
             g.in_heap = True
         return True
 
+    def unready_objects(self, tasks):
+        """Take handed-out tasks (any objects with ``column``, ``row_group``, ``row_index`` and
+        ``task_type``) out of the frontier; tasks not in the frontier are skipped.
+
+        Every task is validated before any bit changes, like :meth:`set_ready`.
+        """
+        cdef list checked = []
+        cdef int c
+        cdef _Group g
+        cdef int64_t r
+        for t in tasks:
+            c = self._column(t.column, "mark_enqueued")
+            g = self._existing_group(t.row_group, "mark_enqueued")
+            if g is None:
+                continue
+            if t.row_index is None:
+                if not self.is_batch[c]:
+                    raise StrategyMismatchError(
+                        f"mark_enqueued() got a task for cell_by_cell column {t.column!r} without a row_index"
+                    )
+                checked.append((g, c, -1 if t.task_type != FROM_SCRATCH else -2))
+            else:
+                if self.is_batch[c]:
+                    raise StrategyMismatchError(
+                        f"mark_enqueued() got a task for full_column column {t.column!r} with a row_index"
+                    )
+                r = self._row(g, t.row_index, "mark_enqueued")
+                checked.append((g, c, r))
+        cdef uint8_t* flag
+        cdef uint64_t bit
+        for g, c, r in checked:
+            if r < 0:
+                flag = g.scratch_ready if r == -2 else g.batch_ready
+                if flag[c]:
+                    flag[c] = 0
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+            else:
+                bit = (<uint64_t>1) << (r & 63)
+                if g.ready[c * g.nw + (r >> 6)] & bit:
+                    g.ready[c * g.nw + (r >> 6)] &= ~bit
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+
     def rebuild_frontier(self, row_group):
         """Make ready again every task whose dependencies are satisfied and that is not done.
 

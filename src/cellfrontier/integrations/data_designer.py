@@ -55,6 +55,7 @@ ORIGINAL_TRACKER = _dd_completion.CompletionTracker
 ORIGINAL_STABLE_TASK_ID = _dd_resources.stable_task_id
 
 _new_object = object.__new__
+_sha1 = hashlib.sha1
 _PENDING_LIMIT = 65_536
 _EMPTY_DELTA = DDFrontierDelta()
 # Keys stored in a materialised task's __dict__ (invisible to the dataclass's eq/hash/repr).
@@ -88,13 +89,16 @@ def memoized_stable_task_id(task: Any) -> str:
     id several times (queue, admission, acknowledgement); this computes it once, and lets
     ``mark_enqueued`` map the ids it receives back to tasks in O(1).
     """
-    namespace = getattr(task, "__dict__", None)
-    if namespace is None:
+    try:
+        namespace = task.__dict__
+    except AttributeError:
         return ORIGINAL_STABLE_TASK_ID(task)
     task_id = namespace.get(_ID_KEY)
     if task_id is None:
-        task_id = ORIGINAL_STABLE_TASK_ID(task)
-        namespace[_ID_KEY] = task_id
+        # The documented id format, computed here rather than through a second function call;
+        # the tests check it against DataDesigner's own stable_task_id.
+        raw = f"{task.column}\0{task.row_group}\0{task.row_index}\0{task.task_type}".encode()
+        task_id = namespace[_ID_KEY] = "task-" + _sha1(raw).hexdigest()[:16]
     registry = namespace.get(_REGISTRY_KEY)
     if registry is not None:
         registry[task_id] = task
@@ -306,7 +310,18 @@ class CompletionTracker:
         if not wanted:
             return
         registry = self._registry
-        unmatched = [task_id for task_id in wanted if not self._ack(registry.pop(task_id, None))]
+        pop = registry.pop
+        unmatched = []
+        handed_out = []
+        for task_id in wanted:
+            task = pop(task_id, None)
+            if task is None:
+                unmatched.append(task_id)
+            else:
+                handed_out.append(task)
+        if handed_out and self._core is not None:
+            # Registered tasks were built by the core for this tracker: one compiled call.
+            self._core.unready_objects(handed_out)
         if unmatched:
             # Ids computed by code that does not memoise them: compute ids of the tasks handed
             # out since the last acknowledgement, then, as a last resort, of the whole frontier.
