@@ -99,8 +99,20 @@ def events(draw: st.DrawFn, graph: ExecutionGraph, sizes: dict[int, int]) -> lis
     for _ in range(draw(st.integers(1, 25))):
         kind = draw(
             st.sampled_from(
-                ["cell", "cell", "cell", "range", "drop", "roots", "roots", "enqueue", "compact", "ready",
-                 "bad_group", "bad_column"]
+                [
+                    "cell",
+                    "cell",
+                    "cell",
+                    "range",
+                    "drop",
+                    "roots",
+                    "roots",
+                    "enqueue",
+                    "compact",
+                    "ready",
+                    "bad_group",
+                    "bad_column",
+                ]
             )
         )
         rg = draw(st.sampled_from(groups))
@@ -248,3 +260,79 @@ def test_uninstall_restores_modules_imported_while_installed() -> None:
         assert late.CompletionTracker is adapter.ORIGINAL_TRACKER
     finally:
         del sys.modules[late.__name__]
+
+
+@given(
+    column=st.text(max_size=90),
+    row_group=st.one_of(st.integers(), st.integers(-(2**80), 2**80)),
+    row_index=st.one_of(st.none(), st.integers(0, 2**70)),
+    task_type=st.sampled_from(["cell", "batch", "from_scratch", "", "é" * 40]),
+)
+def test_compiled_stable_task_id_equals_data_designers(
+    column: str, row_group: int, row_index: int | None, task_type: str
+) -> None:
+    """The core's C SHA-1 id matches DataDesigner's hashlib id, across block boundaries too."""
+    from cellfrontier._core import stable_task_id as compiled_id
+
+    task = Task(column, row_group, row_index, task_type)
+    assert compiled_id(column, row_group, row_index, task_type) == stable_task_id(task)
+    assert adapter.memoized_stable_task_id(task) == stable_task_id(task)
+
+
+def test_handed_out_tasks_carry_their_ids_and_are_acknowledged_by_them() -> None:
+    graph = ExecutionGraph()
+    graph.add_column("a", DDStrategy.CELL_BY_CELL)
+    graph.add_column("b", DDStrategy.FULL_COLUMN)
+    graph.add_edge("a", "b")
+    ours = adapter.CompletionTracker.with_graph(graph, [(0, 3), (1, 2)])
+    for rg, size in [(0, 3), (1, 2)]:
+        ours.add_root_tasks(rg, size)
+    frontier = ours.ready_frontier()
+    assert len(frontier) == 5
+    ids = [stable_task_id(t) for t in frontier]  # DataDesigner's own function, not the memoised one
+    assert [adapter.memoized_stable_task_id(t) for t in frontier] == ids
+    ours.mark_enqueued(ids[:2])
+    assert ours.ready_frontier() == frontier[2:]
+    ours.mark_enqueued(set(ids))  # already acknowledged ids are harmless
+    assert ours.ready_frontier() == ()
+
+
+def test_registry_stays_bounded_when_built_tasks_are_never_acknowledged() -> None:
+    """Tasks listed but completed without acknowledgement do not accumulate across groups."""
+    graph = ExecutionGraph()
+    graph.add_column("a", DDStrategy.CELL_BY_CELL)
+    plan = CompactRowGroupPlan.fresh(num_records=400_000, buffer_size=1_000)
+    ours = adapter.CompletionTracker.with_graph(graph, plan)
+    for rg, size in plan:
+        ours.add_root_tasks(rg, size)
+        ours.ready_frontier()  # builds (and registers) 1,000 tasks, never acknowledged
+        for row in range(size):
+            ours.mark_cell_complete("a", rg, row)
+        ours.compact_row_group(rg)
+    assert len(ours._registry) <= 2 * adapter._REGISTRY_PRUNE_MIN
+
+
+def test_unready_ids_never_trusts_registry_entries() -> None:
+    """A registry the core did not fill (or that was tampered with) cannot reach the bitmaps."""
+    graph = ExecutionGraph()
+    graph.add_column("a", DDStrategy.CELL_BY_CELL)
+    ours = adapter.CompletionTracker.with_graph(graph, [(0, 3)])
+    ours.add_root_tasks(0, 3)
+    core = ours._core
+    assert core is not None
+    registry: dict[str, Any] = {
+        "bad-shape": (0, 0),
+        "bad-column": (0, 99, 1),
+        "bad-row": (0, 0, 3),
+        "huge-row": (0, 0, 2**70),
+        "batch-of-cell-column": (0, 0, -1),
+        "negative": (0, 0, -3),
+        "not-int": (0, "a", 1),
+        "unknown-group": (7, 0, 1),
+        "good": (0, 0, 1),
+    }
+    missing = core.unready_ids(list(registry), registry)
+    assert sorted(missing) == sorted(
+        ["bad-shape", "bad-column", "bad-row", "huge-row", "batch-of-cell-column", "negative", "not-int"]
+    )
+    assert [t.row_index for t in ours.ready_frontier()] == [0, 2]

@@ -32,7 +32,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject_GenericSetAttr
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import heapq
 
@@ -63,6 +63,14 @@ cdef extern from *:
     int cf_popcount(unsigned long long x) nogil
     int cf_ctz(unsigned long long x) nogil
 
+cdef extern from "_sha1.h":
+    void cf_sha1(const unsigned char* data, size_t length, unsigned char* out) noexcept nogil
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+    void PyObject_GC_UnTrack(void* op)
+    bint PyObject_IS_GC(object op)
+
 cdef Py_ssize_t NO_LIMIT = (<Py_ssize_t>1) << 62
 
 cdef str CELL = "cell"
@@ -77,6 +85,9 @@ cdef str FROM_SCRATCH = "from_scratch"
 cdef int64_t LOW32 = 0xFFFFFFFF
 cdef int64_t BATCH_CODE = 0xFFFFFFFF
 cdef int64_t SCRATCH_CODE = 0xFFFFFFFE
+# Row codes of full-column tasks in an id registry (see TrackerCore.set_task_class).
+cdef int64_t BATCH_ENTRY = -1
+cdef int64_t SCRATCH_ENTRY = -2
 # Pseudo row numbers for the single-task recorders and the hand-out buffer.
 cdef int64_t BATCH_ROW = -1
 cdef int64_t SCRATCH_ROW = 0xFFFFFFFE
@@ -158,21 +169,136 @@ cdef inline Task _task(str column, object row_group, object row_index, str task_
     return t
 
 
-cdef object _make(object factory, str column, object row_group, object row_index, str task_type):
+# ----------------------------------------------------------------------------------------
+# Stable task ids
+#
+# A scheduler that identifies tasks by ``"task-" + sha1(f"{column}\0{row_group}\0{row_index}\0
+# {task_type}").hexdigest()[:16]`` (DataDesigner's documented id format) computes one id per
+# task it takes.  Computed here, an id costs a C hash of a few dozen bytes instead of a string
+# format, an encode, a hash object and a hex digest in Python.
+
+cdef const char* _HEX_DIGITS = b"0123456789abcdef"
+
+
+cdef Py_ssize_t _int_text(object value, char* out) noexcept:
+    """Write an exact ``int`` in decimal to *out* (24 bytes); -1 if it is not one or too large."""
+    cdef int overflow = 0
+    cdef long long v
+    cdef unsigned long long u
+    cdef char digits[24]
+    cdef Py_ssize_t n = 0, i, start = 0
+    if type(value) is not int:
+        return -1
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        return -1
+    if v < 0:
+        out[0] = 45  # "-"
+        start = 1
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while True:
+        digits[n] = <char>(48 + u % 10)
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    for i in range(n):
+        out[start + i] = digits[n - 1 - i]
+    return start + n
+
+
+cdef str stable_task_id_of(str column, object row_group, object row_index, str task_type):
+    """The stable id of a task from its four fields (see the comment above)."""
+    cdef char rg_text[24]
+    cdef char ri_text[24]
+    cdef Py_ssize_t n_col, n_type, n_rg, n_ri, total, pos, i
+    cdef const char* col_p
+    cdef const char* type_p
+    cdef const char* rg_p = rg_text
+    cdef const char* ri_p = ri_text
+    cdef unsigned char stack[256]
+    cdef unsigned char* buf = stack
+    cdef unsigned char digest[20]
+    cdef char text[21]
+    col_s = column if type(column) is str else format(column, "")
+    type_s = task_type if type(task_type) is str else format(task_type, "")
+    col_p = PyUnicode_AsUTF8AndSize(col_s, &n_col)
+    type_p = PyUnicode_AsUTF8AndSize(type_s, &n_type)
+    rg_s = ri_s = None
+    n_rg = _int_text(row_group, rg_text)
+    if n_rg < 0:
+        rg_s = format(row_group, "")
+        rg_p = PyUnicode_AsUTF8AndSize(rg_s, &n_rg)
+    if row_index is None:
+        ri_p = b"None"
+        n_ri = 4
+    else:
+        n_ri = _int_text(row_index, ri_text)
+        if n_ri < 0:
+            ri_s = format(row_index, "")
+            ri_p = PyUnicode_AsUTF8AndSize(ri_s, &n_ri)
+    total = n_col + n_rg + n_ri + n_type + 3
+    if total > 256:
+        buf = <unsigned char*>malloc(total)
+        if buf == NULL:
+            raise MemoryError()
+    pos = 0
+    memcpy(buf + pos, col_p, n_col); pos += n_col
+    buf[pos] = 0; pos += 1
+    memcpy(buf + pos, rg_p, n_rg); pos += n_rg
+    buf[pos] = 0; pos += 1
+    memcpy(buf + pos, ri_p, n_ri); pos += n_ri
+    buf[pos] = 0; pos += 1
+    memcpy(buf + pos, type_p, n_type)
+    cf_sha1(buf, total, digest)
+    if buf != stack:
+        free(buf)
+    memcpy(text, b"task-", 5)
+    for i in range(8):
+        text[5 + 2 * i] = _HEX_DIGITS[digest[i] >> 4]
+        text[6 + 2 * i] = _HEX_DIGITS[digest[i] & 15]
+    return text[:21].decode("ascii")
+
+
+def stable_task_id(column, row_group, row_index, task_type):
+    """A task's stable id from its four fields, in DataDesigner's id format (computed in C)."""
+    return stable_task_id_of(
+        column if type(column) is str else format(column, ""),
+        row_group,
+        row_index,
+        task_type if type(task_type) is str else format(task_type, ""),
+    )
+
+
+cdef object _make(object factory, int col, str column, object row_group, object row_index, str task_type):
     """A task as a cellfrontier Task, or as an instance of a foreign value class.
 
     A foreign class (another library's frozen dataclass, say) is instantiated without running
     its constructor: its ``__dict__`` is filled directly, which is several times cheaper and
-    gives an object equal to one built normally.  ``factory`` is ``(cls, extra attributes)``.
+    gives an object equal to one built normally.  ``factory`` is ``(cls, extra attributes,
+    id key, registry, untrack)`` (see :meth:`TrackerCore.set_task_class`).
     """
     if factory is None:
         return _task(column, row_group, row_index, task_type)
-    cls, extra = <tuple>factory
+    cls, extra, id_key, registry, untrack = <tuple>factory
     obj = cls.__new__(cls)
     attrs = {"column": column, "row_group": row_group, "row_index": row_index, "task_type": task_type}
     if extra:
         attrs.update(<dict>extra)
+    if id_key is not None:
+        task_id = stable_task_id_of(column, row_group, row_index, task_type)
+        attrs[id_key] = task_id
+        if registry is not None:
+            (<dict>registry)[task_id] = (
+                row_group,
+                col,
+                row_index if row_index is not None else (SCRATCH_ENTRY if task_type == FROM_SCRATCH else BATCH_ENTRY),
+            )
     PyObject_GenericSetAttr(obj, "__dict__", attrs)
+    if untrack and PyObject_IS_GC(obj):
+        PyObject_GC_UnTrack(<void*>obj)
     return obj
 
 
@@ -224,12 +350,12 @@ cdef class FrontierDelta:
             col = key >> 32
             code = key & LOW32
             if code == BATCH_CODE:
-                out.append(_make(self._factory, self._names[col], self._row_group, None, self._batch_types[col]))
+                out.append(_make(self._factory, col, self._names[col], self._row_group, None, self._batch_types[col]))
             elif code == SCRATCH_CODE:
-                out.append(_make(self._factory, self._names[col], self._row_group, None, FROM_SCRATCH))
+                out.append(_make(self._factory, col, self._names[col], self._row_group, None, FROM_SCRATCH))
             else:
                 while mask:
-                    out.append(_make(self._factory, self._names[col], self._row_group, 64 * code + cf_ctz(mask), CELL))
+                    out.append(_make(self._factory, col, self._names[col], self._row_group, 64 * code + cf_ctz(mask), CELL))
                     mask &= mask - 1
         return tuple(out)
 
@@ -379,7 +505,9 @@ cdef class TrackerCore:
     cdef const int32_t* bup_ptr
     cdef const int32_t* bup_idx
     cdef tuple _batch_types              # per column: "from_scratch" for roots, else "batch"
-    cdef object _factory                 # None, or (foreign task class, extra attributes)
+    cdef object _factory                 # None, or (foreign task class, extra attributes, ...)
+    cdef object _delta_cls               # None, or the class mutations wrap their deltas in
+    cdef object _empty_delta
     cdef readonly dict groups            # row group id -> _Group
     cdef readonly dict compacted         # row group id -> (size, dropped words as bytes)
     cdef readonly object compacted_completed   # int64[C]: cells completed in compacted groups
@@ -436,15 +564,42 @@ cdef class TrackerCore:
         self.compacted_dropped = np.zeros(self.C, dtype=np.int64)
         self._heap = []
         self._factory = None
+        self._delta_cls = None
+        self._empty_delta = None
         self._reserve(64, 64)
 
-    def set_task_class(self, cls, extra=None):
+    def set_task_class(self, cls, extra=None, id_key=None, registry=None, untrack=False):
         """Hand out tasks as instances of *cls* (filled through ``__dict__``), or Task if None.
 
-        *extra* attributes are added to every instance's ``__dict__`` (an adapter uses this to
-        tag the tasks it handed out).
+        *extra* attributes are added to every instance's ``__dict__``.  With *id_key*, every
+        instance also gets its stable task id (:func:`stable_task_id`) under that key, and, with
+        *registry* (a dict), an entry ``id -> (row_group, column id, row)`` (row ``-1`` for a
+        batch task, ``-2`` for a from-scratch one), so that :meth:`unready_ids` can take the
+        tasks a scheduler acknowledges by id out of the frontier without hashing anything.
+
+        With *untrack*, instances are taken out of the cyclic garbage collector's view.  Only
+        for a class whose instances hold names and numbers and nothing else, so that they can
+        never be part of a reference cycle: a scheduler keeps thousands of tasks alive at once,
+        and every young collection would otherwise rescan them.
         """
-        self._factory = None if cls is None else (cls, dict(extra) if extra else None)
+        if registry is not None and not isinstance(registry, dict):
+            raise TypeError(f"set_task_class() needs a dict registry, got {type(registry).__name__}")
+        if id_key is not None and not isinstance(id_key, str):
+            raise TypeError(f"set_task_class() needs a str id_key, got {id_key!r}")
+        self._factory = (
+            None if cls is None else (cls, dict(extra) if extra else None, id_key, registry, bool(untrack))
+        )
+
+    def set_delta_class(self, cls, empty=None):
+        """Return every mutation's delta wrapped in an instance of *cls*, or the core's if None.
+
+        The instance is made without running its constructor, with ``__dict__`` set to
+        ``{"_core_delta": delta}``; a delta that changed nothing is returned as *empty*.  An
+        adapter uses this to speak another library's delta type without a Python-level
+        wrapper call per event.
+        """
+        self._delta_cls = cls
+        self._empty_delta = empty
 
     def __dealloc__(self):
         free(self._added)
@@ -564,6 +719,17 @@ cdef class TrackerCore:
             d._added = ()
             d._removed = ()
         return d
+
+    cdef object _result(self, _Group g):
+        """The delta of the current event, as the caller asked for it (see set_delta_class)."""
+        cdef FrontierDelta d = self._delta(g)
+        if self._delta_cls is None:
+            return d
+        if d._count_added == 0 and d._count_removed == 0:
+            return self._empty_delta
+        obj = self._delta_cls.__new__(self._delta_cls)
+        PyObject_GenericSetAttr(obj, "__dict__", {"_core_delta": d})
+        return obj
 
     cdef _Group _commit(self, _Group g):
         """Register a group created by the current call, once every argument is validated.
@@ -1037,7 +1203,7 @@ cdef class TrackerCore:
             self._kc_mark_cell(g, c, r)
         else:
             self._k_mark_cell(g, c, r)
-        return self._delta(g)
+        return self._result(g)
 
     def mark_range(self, column, row_group, row_group_size):
         """Mark the whole row range of a full-column column complete."""
@@ -1056,7 +1222,7 @@ cdef class TrackerCore:
             self._kc_mark_range(g, c, scratch)
         else:
             self._k_mark_range(g, c, scratch)
-        return self._delta(g)
+        return self._result(g)
 
     def mark_cells(self, column, row_group, rows):
         """Bulk: mark many cells of one cell-by-cell column in one row group (all or nothing)."""
@@ -1075,7 +1241,7 @@ cdef class TrackerCore:
             mask[rv[i] >> 6] |= (<uint64_t>1) << (rv[i] & 63)
         self._reserve(self._max_fanout_cells(c, g), g.n + 1)
         self._k_mark_cells(g, c, mask)
-        return self._delta(g)
+        return self._result(g)
 
     def drop_row(self, row_group, row_index):
         """Drop one row: its cells leave the frontier; full-column tasks may become ready."""
@@ -1089,7 +1255,7 @@ cdef class TrackerCore:
             self._kc_drop_row(g, r)
         else:
             self._k_drop_rows(g, mask)
-        return self._delta(g)
+        return self._result(g)
 
     def drop_rows(self, row_group, rows):
         """Bulk: drop many rows of one row group (all or nothing)."""
@@ -1103,7 +1269,7 @@ cdef class TrackerCore:
             mask[rv[i] >> 6] |= (<uint64_t>1) << (rv[i] & 63)
         self._reserve(self.C + 1, self.C * g.n + 1)
         self._k_drop_rows(g, mask)
-        return self._delta(g)
+        return self._result(g)
 
     def add_roots(self, row_group, row_group_size, columns=None):
         """Admit a row group: root tasks (all roots, or the given root columns) become ready."""
@@ -1131,7 +1297,7 @@ cdef class TrackerCore:
                 self._kc_add_column_tasks(g, c)
             else:
                 self._k_add_roots(g, c)
-        return self._delta(g)
+        return self._result(g)
 
     def set_ready(self, column, row_group, row_index, bint ready, bint scratch=False):
         """Put one task into the frontier (``ready``) or take it out; returns True on change.
@@ -1235,6 +1401,55 @@ cdef class TrackerCore:
                     g.n_ready[c] -= 1
                     g.total_ready -= 1
 
+    def unready_ids(self, task_ids, dict registry):
+        """Take the tasks registered under *task_ids* out of *registry* and out of the frontier.
+
+        *registry* holds the entries :meth:`set_task_class` makes.  Entries of groups that
+        hold no state any more are dropped silently; an entry that is not of that form is left
+        to the caller like an unknown id.  Returns the ids that were not resolved.
+        """
+        cdef list missing = []
+        cdef _Group g
+        cdef int64_t c, r
+        cdef int overflow = 0
+        cdef uint8_t* flag
+        cdef uint64_t bit
+        for task_id in task_ids:
+            entry = registry.pop(task_id, None)
+            if type(entry) is not tuple or len(<tuple>entry) != 3:
+                missing.append(task_id)
+                continue
+            row_group, column, row = <tuple>entry
+            g = self.groups.get(row_group) if type(row_group) is int else None
+            if g is None:
+                continue
+            if type(column) is not int or type(row) is not int:
+                missing.append(task_id)
+                continue
+            c = PyLong_AsLongLongAndOverflow(column, &overflow)
+            r = PyLong_AsLongLongAndOverflow(row, &overflow)
+            if overflow or c < 0 or c >= self.C or r < SCRATCH_ENTRY or r >= g.n:
+                missing.append(task_id)
+                continue
+            if r < 0:
+                if not self.is_batch[c]:
+                    missing.append(task_id)
+                    continue
+                flag = g.scratch_ready if r == SCRATCH_ENTRY else g.batch_ready
+                if flag[c]:
+                    flag[c] = 0
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+            elif self.is_batch[c]:
+                missing.append(task_id)
+            else:
+                bit = (<uint64_t>1) << (r & 63)
+                if g.ready[c * g.nw + (r >> 6)] & bit:
+                    g.ready[c * g.nw + (r >> 6)] &= ~bit
+                    g.n_ready[c] -= 1
+                    g.total_ready -= 1
+        return missing
+
     def rebuild_frontier(self, row_group):
         """Make ready again every task whose dependencies are satisfied and that is not done.
 
@@ -1258,7 +1473,7 @@ cdef class TrackerCore:
                 self._check_batch(g, c)
             else:
                 self._release_cells(g, c, all_rows)
-        return self._delta(g)
+        return self._result(g)
 
     # -- handing out the frontier -------------------------------------------------------
 
@@ -1277,14 +1492,14 @@ cdef class TrackerCore:
             name = self.names[c]
             if self.is_batch[c]:
                 if g.scratch_ready[c] and limit > 0:
-                    out.append(_make(self._factory, name, g.row_group, None, FROM_SCRATCH))
+                    out.append(_make(self._factory, c, name, g.row_group, None, FROM_SCRATCH))
                     limit -= 1
                     if take:
                         g.scratch_ready[c] = 0
                         g.n_ready[c] -= 1
                         g.total_ready -= 1
                 if g.batch_ready[c] and limit > 0:
-                    out.append(_make(self._factory, name, g.row_group, None, self._batch_types[c]))
+                    out.append(_make(self._factory, c, name, g.row_group, None, self._batch_types[c]))
                     limit -= 1
                     if take:
                         g.batch_ready[c] = 0
@@ -1295,7 +1510,7 @@ cdef class TrackerCore:
                 word = g.ready[c * nw + w]
                 while word and limit > 0:
                     bit = word & (~word + 1)
-                    out.append(_make(self._factory, name, g.row_group, 64 * w + cf_ctz(word), CELL))
+                    out.append(_make(self._factory, c, name, g.row_group, 64 * w + cf_ctz(word), CELL))
                     word ^= bit
                     limit -= 1
                     if take:
@@ -1345,12 +1560,12 @@ cdef class TrackerCore:
                     e = ent[i]
                     row = (e & LOW32) - 1
                     if row < 0:
-                        out.append(_make(self._factory, self.names[e >> 32], g.row_group, None,
+                        out.append(_make(self._factory, e >> 32, self.names[e >> 32], g.row_group, None,
                                          self._batch_types[e >> 32]))
                     elif row == SCRATCH_ROW:
-                        out.append(_make(self._factory, self.names[e >> 32], g.row_group, None, FROM_SCRATCH))
+                        out.append(_make(self._factory, e >> 32, self.names[e >> 32], g.row_group, None, FROM_SCRATCH))
                     else:
-                        out.append(_make(self._factory, self.names[e >> 32], g.row_group, row, CELL))
+                        out.append(_make(self._factory, e >> 32, self.names[e >> 32], g.row_group, row, CELL))
             finally:
                 free(ent)
         return out

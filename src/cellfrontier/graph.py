@@ -315,9 +315,7 @@ class ExecutionGraph:
             ).reshape(n)
             is_root = np.array([not self._upstream.get(c) for c in order], dtype=np.uint8).reshape(n)
             down = [[index[d] for d in self._downstream.get(c, ())] for c in order]
-            cell_up = [
-                [index[u] for u in self._upstream.get(c, ()) if not is_batch[index[u]]] for c in order
-            ]
+            cell_up = [[index[u] for u in self._upstream.get(c, ()) if not is_batch[index[u]]] for c in order]
             batch_up = [[index[u] for u in self._upstream.get(c, ()) if is_batch[index[u]]] for c in order]
             down_ptr, down_idx = _csr(down)
             cell_up_ptr, cell_up_idx = _csr(cell_up)
@@ -385,9 +383,7 @@ class ExecutionGraph:
                     heapq.heappush(heap, position[child])
         if len(order) != len(self._columns):
             cycle = self._find_cycle({c for c, d in indegree.items() if d > 0})
-            raise DAGCircularDependencyError(
-                f"the execution graph has a cycle: {' -> '.join(cycle)}", cycle
-            )
+            raise DAGCircularDependencyError(f"the execution graph has a cycle: {' -> '.join(cycle)}", cycle)
         return tuple(order)
 
     def _find_cycle(self, remaining: set[str]) -> list[str]:
@@ -399,9 +395,7 @@ class ExecutionGraph:
         while node not in seen:
             seen[node] = len(path)
             path.append(node)
-            node = min(
-                (u for u in self._upstream.get(node, ()) if u in remaining), key=self._columns.index
-            )
+            node = min((u for u in self._upstream.get(node, ()) if u in remaining), key=self._columns.index)
         cycle = path[seen[node] :]
         cycle.reverse()  # upstream -> downstream reading order
         return [*cycle, cycle[0]]

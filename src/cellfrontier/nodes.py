@@ -337,7 +337,7 @@ class ExecutionGraph:
             if self._barrier[name]:
                 core_name = self._barrier_names[name]
                 # A barrier without inputs is a root of the core graph: its task is from_scratch.
-                task_type = "batch" if backend.graph.get_upstream_columns(core_name) else "from_scratch"
+                task_type = "batch" if self.core_graph().get_upstream_columns(core_name) else "from_scratch"
                 barrier = Task(core_name, _ROW_GROUP, None, task_type)
                 if backend.is_frontier_task(barrier):
                     yield BarrierNodeId(name)

@@ -11,8 +11,17 @@ from typing import Any, Literal, TypeAlias
 
 from cellfrontier._core import FrontierDelta, Task
 
-__all__ = ["ColumnName", "FrontierDelta", "RowGroupIndex", "RowIndex", "SliceRef", "Task", "TaskResult",
-           "TaskTrace", "TaskType"]
+__all__ = [
+    "ColumnName",
+    "FrontierDelta",
+    "RowGroupIndex",
+    "RowIndex",
+    "SliceRef",
+    "Task",
+    "TaskResult",
+    "TaskTrace",
+    "TaskType",
+]
 
 ColumnName: TypeAlias = str
 RowGroupIndex: TypeAlias = int

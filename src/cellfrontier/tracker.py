@@ -324,7 +324,7 @@ class CompletionTracker:
         """
         from cellfrontier.checkpoint import load_tracker
 
-        return load_tracker(path, graph)  # type: ignore[no-any-return]
+        return load_tracker(path, graph)
 
     def to_bytes(self) -> bytes:
         """The checkpoint as bytes (same format as :meth:`save`)."""
@@ -337,7 +337,7 @@ class CompletionTracker:
         """Restore a tracker from :meth:`to_bytes` output."""
         from cellfrontier.checkpoint import tracker_from_bytes
 
-        return tracker_from_bytes(data, graph)  # type: ignore[no-any-return]
+        return tracker_from_bytes(data, graph)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_tracker_from_bytes, (self.to_bytes(),))

@@ -26,7 +26,6 @@ tasks of the columns before an unknown one); the graph is copied when the tracke
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -45,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from cellfrontier._core import TrackerCore
+from cellfrontier._core import stable_task_id as _c_stable_task_id
 from cellfrontier.errors import CellFrontierError, UnknownRowGroupError
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.strategies import GenerationStrategy
@@ -55,12 +55,13 @@ ORIGINAL_TRACKER = _dd_completion.CompletionTracker
 ORIGINAL_STABLE_TASK_ID = _dd_resources.stable_task_id
 
 _new_object = object.__new__
-_sha1 = hashlib.sha1
-_PENDING_LIMIT = 65_536
 _EMPTY_DELTA = DDFrontierDelta()
-# Keys stored in a materialised task's __dict__ (invisible to the dataclass's eq/hash/repr).
+# Key of the stable id stored in a materialised task's __dict__ (invisible to the dataclass's
+# eq/hash/repr, and equal to what stable_task_id computes from the task's fields).
 _ID_KEY = "_cf_task_id"
-_REGISTRY_KEY = "_cf_registry"
+# The id registry is pruned of tasks of inactive row groups when it grows past this size and
+# past twice its size after the previous pruning: amortised O(1) per registered task.
+_REGISTRY_PRUNE_MIN = 65_536
 
 
 def _dd_task(column: str, row_group: int, row_index: int | None, task_type: str) -> DDTask:
@@ -71,56 +72,51 @@ def _dd_task(column: str, row_group: int, row_index: int | None, task_type: str)
 
 
 def _compute_task_id(task: Any) -> str:
-    # Same value as DataDesigner's stable_task_id (its documented format), memoised on the task.
-    cached = task.__dict__.get(_ID_KEY) if hasattr(task, "__dict__") else None
-    if cached is not None:
-        return cached
-    raw = f"{task.column}\0{task.row_group}\0{task.row_index}\0{task.task_type}".encode()
-    task_id = f"task-{hashlib.sha1(raw).hexdigest()[:16]}"
-    if hasattr(task, "__dict__"):
-        task.__dict__[_ID_KEY] = task_id
+    """A task's stable id (DataDesigner's format), memoised in its ``__dict__`` when it has one."""
+    namespace = getattr(task, "__dict__", None)
+    if namespace is not None:
+        cached = namespace.get(_ID_KEY)
+        if cached is not None:
+            return cached
+    task_id = _c_stable_task_id(task.column, task.row_group, task.row_index, task.task_type)
+    if namespace is not None:
+        namespace[_ID_KEY] = task_id
     return task_id
 
 
 def memoized_stable_task_id(task: Any) -> str:
-    """``stable_task_id`` that remembers its answer on the task and tells its tracker.
+    """``stable_task_id`` that returns the id the core computed when it built the task.
 
     Installed in DataDesigner's modules by :func:`install`: the scheduler computes a task's
-    id several times (queue, admission, acknowledgement); this computes it once, and lets
-    ``mark_enqueued`` map the ids it receives back to tasks in O(1).
+    id several times (queue, admission, acknowledgement).  Tasks handed out by this backend
+    carry their id from the moment the compiled core built them (and are registered under it,
+    so that ``mark_enqueued`` maps ids back to tasks in O(1)); any other task gets its id
+    computed once, in compiled code, and remembered.
     """
     try:
-        namespace = task.__dict__
-    except AttributeError:
-        return ORIGINAL_STABLE_TASK_ID(task)
-    task_id = namespace.get(_ID_KEY)
-    if task_id is None:
-        # The documented id format, computed here rather than through a second function call;
-        # the tests check it against DataDesigner's own stable_task_id.
-        raw = f"{task.column}\0{task.row_group}\0{task.row_index}\0{task.task_type}".encode()
-        task_id = namespace[_ID_KEY] = "task-" + _sha1(raw).hexdigest()[:16]
-    registry = namespace.get(_REGISTRY_KEY)
-    if registry is not None:
-        registry[task_id] = task
-    return task_id
+        return task.__dict__[_ID_KEY]
+    except (AttributeError, KeyError):
+        return _compute_task_id(task)
 
 
 class _LazyFrontierDelta(DDFrontierDelta):
-    """DataDesigner's ``FrontierDelta`` whose task tuples are built on first access."""
+    """DataDesigner's ``FrontierDelta`` whose task tuples are built on first access.
+
+    The compiled core makes these itself (``TrackerCore.set_delta_class``): ``__dict__`` holds
+    the core's own delta under ``_core_delta``, and the tuples once they were asked for.
+    """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _LazyFrontierDelta:
         return _new_object(cls)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # fields are set by _wrap_delta
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # fields are set by the core
         pass
 
     @property
     def added(self) -> tuple[DDTask, ...]:
         cached = self.__dict__.get("_added")
         if cached is None:
-            tracker = self.__dict__["_tracker"]
             cached = self.__dict__["_core_delta"].added
-            tracker._pending.extend(cached)
             self.__dict__["_added"] = cached
         return cached
 
@@ -134,7 +130,7 @@ class _LazyFrontierDelta(DDFrontierDelta):
 
     @property
     def empty(self) -> bool:
-        return bool(self.__dict__["_core_delta"].empty) and not self.__dict__["_extra_removed"]
+        return bool(self.__dict__["_core_delta"].empty)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DDFrontierDelta):
@@ -164,10 +160,10 @@ class CompletionTracker:
         self._compacted_dropped: dict[int, int] = {}
         # Frontier entries the bitmaps cannot hold (foreign task types, unknown groups, ...).
         self._extra: dict[DDTask, None] = {}
-        # id -> task for handed-out tasks whose id is known (memoised stable_task_id fills it),
-        # and handed-out tasks whose id nobody computed yet (resolved lazily in mark_enqueued).
-        self._registry: dict[str, DDTask] = {}
-        self._pending: list[DDTask] = []
+        # id -> (row group, column id, row) for every task the core built (it computes the ids
+        # as it builds them), so that mark_enqueued acknowledges ids in one compiled call.
+        self._registry: dict[str, tuple[int, int, int]] = {}
+        self._registry_limit = _REGISTRY_PRUNE_MIN
 
     @classmethod
     def with_graph(cls, graph: Any, row_groups: Any) -> CompletionTracker:
@@ -183,7 +179,9 @@ class CompletionTracker:
                 cf_graph.add_edge(upstream, column)
         tracker._cf_graph = cf_graph
         tracker._core = TrackerCore(cf_graph.compile(), tracker._row_group_plan, dd_compat=True)
-        tracker._core.set_task_class(DDTask, {_REGISTRY_KEY: tracker._registry})
+        # Tasks hold names and numbers only: they are built untracked by the cyclic GC.
+        tracker._core.set_task_class(DDTask, id_key=_ID_KEY, registry=tracker._registry, untrack=True)
+        tracker._core.set_delta_class(_LazyFrontierDelta, _EMPTY_DELTA)
         tracker._batch_columns = frozenset(
             c for c in cf_graph.columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN
         )
@@ -191,14 +189,12 @@ class CompletionTracker:
 
     # -- conversions --------------------------------------------------------------------
 
-    def _wrap(self, core_delta: Any, extra_removed: tuple[DDTask, ...] = ()) -> DDFrontierDelta:
-        if core_delta.empty and not extra_removed:
-            return _EMPTY_DELTA
-        delta = _new_object(_LazyFrontierDelta)
-        delta.__dict__.update(_tracker=self, _core_delta=core_delta, _extra_removed=extra_removed)
-        if extra_removed:
-            delta.__dict__["_removed"] = tuple(core_delta.removed) + extra_removed
-        return delta
+    @staticmethod
+    def _with_extra_removed(delta: Any, extra_removed: tuple[DDTask, ...]) -> DDFrontierDelta:
+        """*delta* (from the core) plus frontier entries the bitmaps could not hold."""
+        if not extra_removed:
+            return delta
+        return DDFrontierDelta(added=tuple(delta.added), removed=tuple(delta.removed) + extra_removed)
 
     def _require_graph(self) -> TrackerCore:
         if self._core is None:
@@ -222,13 +218,13 @@ class CompletionTracker:
             group[column] = group.get(column, 0) | (1 << _plain_index(row_index))
             return _EMPTY_DELTA
         try:
-            core_delta = core.mark_cell(column, row_group, row_index)
+            delta: Any = core.mark_cell(column, row_group, row_index)
         except CellFrontierError as exc:
             self._check_row_group_first(exc, row_group)
             raise
         if self._extra:
-            return self._wrap(core_delta, self._discard_extra(column, row_group, row_index, "cell"))
-        return self._wrap(core_delta)
+            return self._with_extra_removed(delta, self._discard_extra(column, row_group, row_index, "cell"))
+        return delta
 
     def mark_row_range_complete(self, column: str, row_group: int, row_group_size: int) -> DDFrontierDelta:
         core = self._core
@@ -238,13 +234,13 @@ class CompletionTracker:
             self._batch_complete.setdefault(row_group, set()).add(column)
             return _EMPTY_DELTA
         try:
-            core_delta = core.mark_range(column, row_group, row_group_size)
+            delta: Any = core.mark_range(column, row_group, row_group_size)
         except CellFrontierError as exc:
             self._check_row_group_first(exc, row_group)
             raise
         if self._extra:
-            return self._wrap(core_delta, self._discard_extra(column, row_group, None, "batch"))
-        return self._wrap(core_delta)
+            return self._with_extra_removed(delta, self._discard_extra(column, row_group, None, "batch"))
+        return delta
 
     def drop_row(self, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
@@ -252,7 +248,7 @@ class CompletionTracker:
             self._dropped[row_group] = self._dropped.get(row_group, 0) | (1 << _plain_index(row_index))
             return _EMPTY_DELTA
         try:
-            core_delta = core.drop_row(row_group, row_index)
+            delta: Any = core.drop_row(row_group, row_index)
         except CellFrontierError as exc:
             self._check_row_group_first(exc, row_group)
             raise
@@ -265,7 +261,7 @@ class CompletionTracker:
             )
             for t in extra:
                 del self._extra[t]
-        return self._wrap(core_delta, extra)
+        return self._with_extra_removed(delta, extra)
 
     def add_root_tasks(
         self, row_group: int, row_group_size: int, *, columns: tuple[str, ...] | None = None
@@ -287,7 +283,7 @@ class CompletionTracker:
             for name in names:
                 if name not in core.index:
                     raise KeyError(name)
-        return self._wrap(core.add_roots(row_group, row_group_size, names))
+        return core.add_roots(row_group, row_group_size, names)
 
     def add_ready_tasks(self, tasks: list[DDTask] | tuple[DDTask, ...]) -> DDFrontierDelta:
         """Add ready tasks to the frontier idempotently."""
@@ -309,48 +305,19 @@ class CompletionTracker:
         wanted = set(task_ids)
         if not wanted:
             return
-        registry = self._registry
-        pop = registry.pop
-        unmatched = []
-        handed_out = []
-        for task_id in wanted:
-            task = pop(task_id, None)
-            if task is None:
-                unmatched.append(task_id)
-            else:
-                handed_out.append(task)
-        if handed_out and self._core is not None:
-            # Registered tasks were built by the core for this tracker: one compiled call.
-            self._core.unready_objects(handed_out)
+        core = self._core
+        # Tasks the core built are registered under their ids: one compiled call.
+        unmatched = core.unready_ids(wanted, self._registry) if core is not None else wanted
         if unmatched:
-            # Ids computed by code that does not memoise them: compute ids of the tasks handed
-            # out since the last acknowledgement, then, as a last resort, of the whole frontier.
-            sha1 = hashlib.sha1
-            for task in self._pending:
-                namespace = task.__dict__
-                task_id = namespace.get(_ID_KEY)
-                if task_id is None:
-                    raw = f"{task.column}\0{task.row_group}\0{task.row_index}\0{task.task_type}".encode()
-                    task_id = namespace[_ID_KEY] = "task-" + sha1(raw).hexdigest()[:16]
-                registry[task_id] = task
-            self._pending.clear()
-            remaining = {task_id for task_id in unmatched if not self._ack(registry.pop(task_id, None))}
-            if remaining:
-                for task in self._core.ready_tasks() if self._core is not None else ():
-                    if _compute_task_id(task) in remaining:
-                        self._unset(task)
-                for task in list(self._extra):
-                    if _compute_task_id(task) in remaining:
-                        self._unset(task)
-        elif len(self._pending) > _PENDING_LIMIT:
-            # Everything was acknowledged through memoised ids: the backlog is not needed.
-            self._pending.clear()
-
-    def _ack(self, task: DDTask | None) -> bool:
-        if task is None:
-            return False
-        self._unset(task)
-        return True
+            # Ids of tasks the core did not build (added with add_ready_tasks, say): compare
+            # them with the ids of the whole frontier, as DataDesigner's tracker does.
+            remaining = set(unmatched)
+            for task in self._core.ready_tasks() if self._core is not None else ():
+                if _compute_task_id(task) in remaining:
+                    self._unset(task)
+            for task in list(self._extra):
+                if _compute_task_id(task) in remaining:
+                    self._unset(task)
 
     def mark_complete(self, task: DDTask) -> None:
         """Compatibility hook for scheduler terminal accounting."""
@@ -379,8 +346,8 @@ class CompletionTracker:
         self._compacted_dropped[row_group] = dropped
         for t in [t for t in self._extra if t.row_group == row_group]:
             del self._extra[t]
-        for key in [k for k, t in self._registry.items() if t.row_group == row_group]:
-            del self._registry[key]
+        if len(self._registry) > self._registry_limit:
+            self._prune_registry()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -450,7 +417,6 @@ class CompletionTracker:
         if self._core is None:
             return tuple(self._extra)
         tasks = self._core.ready_tasks()
-        self._pending.extend(tasks)
         tasks.extend(self._extra)
         return tuple(tasks)
 
@@ -525,17 +491,24 @@ class CompletionTracker:
         )
 
     def _unset(self, task: Any) -> None:
-        if task.__dict__.get(_REGISTRY_KEY) is self._registry:
-            # Handed out by this tracker's bitmaps: representable by construction.
-            self._core.set_ready(  # type: ignore[union-attr]
-                task.column, task.row_group, task.row_index, False, task.task_type == "from_scratch"
-            )
-        elif self._extra and task in self._extra:
+        if self._extra and task in self._extra:
             del self._extra[task]
         elif self._representable(task):
             self._core.set_ready(  # type: ignore[union-attr]
                 task.column, task.row_group, task.row_index, False, task.task_type == "from_scratch"
             )
+
+    def _prune_registry(self) -> None:
+        """Forget registered tasks of row groups that hold no detailed state any more.
+
+        Tasks that were built (in a frontier listing or a delta) but never acknowledged stay in
+        the registry until then; this keeps it proportional to the active row groups.
+        """
+        active = self._core.groups if self._core is not None else {}
+        registry = self._registry
+        for task_id in [k for k, entry in registry.items() if entry[0] not in active]:
+            del registry[task_id]
+        self._registry_limit = max(_REGISTRY_PRUNE_MIN, 2 * len(registry))
 
     def _discard_extra(
         self, column: str, row_group: int, row_index: int | None, task_type: str
