@@ -44,7 +44,7 @@ NUMPY_TRACE_DOMAIN = 389047
 def data_designer_skip_reason() -> str | None:
     """Why DataDesigner's tracker cannot run here, or None when it can."""
     try:
-        drivers._import_data_designer()
+        drivers.import_data_designer()
     except drivers.BackendUnavailable as exc:
         return str(exc)
     return None
@@ -198,7 +198,7 @@ def mem_cellfrontier(rows: int, trace_all: bool = False) -> MemResult:
 
 def mem_data_designer(rows: int) -> MemResult:
     """MEM on DataDesigner's ``CompletionTracker``, one ``mark_cell_complete`` per cell."""
-    dd = drivers._import_data_designer()
+    dd = drivers.import_data_designer()
     graph = dd_graph(W64, dd)
     groups = row_groups(rows, W64.buffer_size)
     columns = [f"c{i}" for i in range(1, MEM_COMPLETED_COLUMNS + 1)]
@@ -259,7 +259,7 @@ MEM_RUNNERS: dict[str, Callable[[int], MemResult]] = {
 
 def dd_graph(workload: Workload, dd: dict[str, Any] | None = None) -> Any:
     """DataDesigner's ``ExecutionGraph`` for a workload."""
-    dd = dd or drivers._import_data_designer()
+    dd = dd or drivers.import_data_designer()
     strategy_of = dd["GenerationStrategy"]
     graph = dd["ExecutionGraph"]()
     for name, strategy, _ in workload.columns:
@@ -335,7 +335,7 @@ def _topic_done(backend: str, dd: dict[str, Any] | None) -> Any:
 
 def micro_cases(backend: str) -> list[MicroCase]:
     """The single-operation cases for ``backend`` ("cellfrontier" or "data-designer") on W10."""
-    dd = drivers._import_data_designer() if backend == DD_BACKEND else None
+    dd = drivers.import_data_designer() if backend == DD_BACKEND else None
     cells = [(rg, row) for rg in range(MICRO_GROUPS) for row in range(0, MICRO_ROWS, 10)]
     drop_rows = [(rg, row) for rg in range(MICRO_GROUPS) for row in range(0, MICRO_ROWS, 100)]
 

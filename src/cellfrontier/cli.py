@@ -8,6 +8,8 @@ one process, one after another, and prints the ratios side by side.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import resource
 import sys
@@ -73,6 +75,49 @@ def _peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def _current_rss_bytes() -> int | None:
+    """Resident set size now (Linux ``/proc``), or None where it cannot be read cheaply."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _release_free_heap() -> None:
+    """Give memory that earlier runs freed back to the OS (glibc), so it cannot hide growth."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class RssGrowth:
+    """Peak growth of the resident set over a run, sampled once per tick of the driver.
+
+    Comparable across backends that hold Python objects (where the tracker's own ``nbytes``
+    does not exist); a sample per tick misses peaks inside a tick, and memory another run
+    freed but the allocator kept can hide part of a later run's growth.
+    """
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        _release_free_heap()
+        self.baseline = _current_rss_bytes()
+        self.peak = self.baseline
+
+    def __call__(self, done: int) -> None:
+        self.progress(done)
+        if self.peak is not None:
+            now = _current_rss_bytes()
+            if now is not None and now > self.peak:
+                self.peak = now
+
+    @property
+    def growth(self) -> int | None:
+        if self.baseline is None or self.peak is None:
+            return None
+        return self.peak - self.baseline
+
+
 def _mib(value: int | None) -> str:
     """Human-readable bytes (KiB below one MiB, so small states do not print as 0.0 MiB)."""
     if value is None:
@@ -91,44 +136,75 @@ BACKENDS: dict[str, tuple[str, Callable[..., drivers.RunResult]]] = {
 }
 
 
-def _run_one(key: str, workload_name: str, rows: int, show_progress: bool) -> drivers.RunResult | str:
+SHORT_NAMES = {
+    "tasks": "tasks",
+    "bulk": "bulk",
+    "adapter": "DD backend",
+    "datadesigner": "DD",
+    "graphlib": "graphlib",
+}
+
+
+class Outcome:
+    """One backend's run as the table shows it: the driver's result and the RSS growth."""
+
+    def __init__(self, result: drivers.RunResult, rss_growth: int | None) -> None:
+        self.result = result
+        self.rss_growth = rss_growth
+
+
+def _run_one(key: str, workload_name: str, rows: int, show_progress: bool) -> Outcome | str:
     label, runner = BACKENDS[key]
     workload = WORKLOADS[workload_name]
     bar = ProgressBar(expected_task_count(workload, rows), label, enabled=show_progress)
     gc.collect()
+    sampler = RssGrowth(bar)
     try:
-        return runner(workload, rows, progress=bar)
+        return Outcome(runner(workload, rows, progress=sampler), sampler.growth)
     except drivers.BackendUnavailable as exc:
         return f"skipped: {exc}"
     finally:
         bar.close()
 
 
-def _print_table(results: list[tuple[str, drivers.RunResult | str]], out: TextIO) -> None:
-    reference = next((r for k, r in results if k == "tasks" and isinstance(r, drivers.RunResult)), None)
+def _print_table(results: list[tuple[str, Outcome | str]], out: TextIO) -> None:
+    """Figures per backend, then how many times faster (per task) each row is than each column."""
+    ran = [(key, o) for key, o in results if isinstance(o, Outcome)]
     header = (
-        f"{'backend':<32} {'tasks':>11} {'seconds':>9} {'us/task':>9} {'tasks/s':>13} "
-        f"{'memory':>12} {'vs cellfrontier':>16}"
+        f"{'backend':<34} {'tasks':>11} {'seconds':>9} {'us/task':>9} {'tasks/s':>13} "
+        f"{'tracker memory':>15} {'RSS growth':>12}"
     )
     out.write(header + "\n" + "-" * len(header) + "\n")
-    for key, result in results:
+    for key, outcome in results:
         label = BACKENDS[key][0]
-        if isinstance(result, str):
-            out.write(f"{label:<32} {result}\n")
+        if isinstance(outcome, str):
+            out.write(f"{label:<34} {outcome}\n")
             continue
-        per_task = result.seconds / max(result.tasks, 1) * 1e6
-        rate = result.tasks / max(result.seconds, 1e-12)
-        ratio = ""
-        if reference is not None and result is not reference:
-            ratio = f"{result.seconds / max(reference.seconds, 1e-12):,.1f}x slower"
-            if result.seconds < reference.seconds:
-                ratio = f"{reference.seconds / max(result.seconds, 1e-12):,.1f}x faster"
+        result = outcome.result
         out.write(
-            f"{label:<32} {result.tasks:>11,} {result.seconds:>9.3f} {per_task:>9.3f} {rate:>13,.0f} "
-            f"{_mib(result.peak_bytes):>12} {ratio:>16}\n"
+            f"{label:<34} {result.tasks:>11,} {result.seconds:>9.3f} {result.us_per_task:>9.3f} "
+            f"{result.tasks_per_second:>13,.0f} {_mib(result.peak_bytes):>15} "
+            f"{_mib(outcome.rss_growth):>12}\n"
         )
         if result.note:
-            out.write(f"{'':<32} note: {result.note}\n")
+            out.write(f"{'':<34} note: {result.note}\n")
+    if len(ran) < 2:
+        return
+    out.write(
+        "\nspeed ratios: the column's us/task divided by the row's "
+        "(how many times faster the row's backend is than the column's)\n"
+    )
+    names = [SHORT_NAMES[key] for key, _ in ran]
+    out.write(f"{'':<34}" + "".join(f" {name:>11}" for name in names) + "\n")
+    for key, outcome in ran:
+        cells = []
+        for _, other in ran:
+            if other is outcome:
+                cells.append(f" {'':>11}")
+            else:
+                ratio = other.result.us_per_task / max(outcome.result.us_per_task, 1e-12)
+                cells.append(f" {ratio:>10,.1f}x")
+        out.write(f"{BACKENDS[key][0]:<34}" + "".join(cells) + "\n")
 
 
 def simulate(args: argparse.Namespace, out: TextIO) -> int:
@@ -142,7 +218,11 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
         f"buffer {workload.buffer_size}, window {workload.window}, expected tasks {expected:,}\n"
     )
     keys = ["tasks", "bulk", "adapter", "datadesigner", "graphlib"] if args.compare else [args.backend]
-    results: list[tuple[str, drivers.RunResult | str]] = []
+    results: list[tuple[str, Outcome | str]] = []
+    if "datadesigner" in keys or "adapter" in keys:
+        # Import DataDesigner before any run, so that no run's RSS growth includes the import.
+        with contextlib.suppress(drivers.BackendUnavailable):
+            drivers.import_data_designer()
     baseline_rss = _peak_rss_bytes()
     for key in keys:
         if key == "graphlib" and rows > GRAPHLIB_MAX_ROWS:
@@ -153,11 +233,13 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
     _print_table(results, out)
     out.write(
         f"\nprocess peak RSS {_mib(_peak_rss_bytes())} (baseline before the runs {_mib(baseline_rss)}); "
-        "memory column: bytes the tracker holds at its peak\n"
+        "tracker memory: the largest tracker.nbytes (cellfrontier's numpy state) at the end of a tick; "
+        "RSS growth: the process's resident set, sampled once per tick, above its size when the run "
+        "started\n"
     )
-    for key, result in results:
-        if isinstance(result, drivers.RunResult) and key in ("tasks", "bulk") and result.tasks != expected:
-            out.write(f"error: {key} processed {result.tasks:,} tasks, expected {expected:,}\n")
+    for key, outcome in results:
+        if isinstance(outcome, Outcome) and key in ("tasks", "bulk") and outcome.result.tasks != expected:
+            out.write(f"error: {key} processed {outcome.result.tasks:,} tasks, expected {expected:,}\n")
             return 1
     return 0
 

@@ -49,6 +49,7 @@ __all__ = [
     "ProgressCallback",
     "RunResult",
     "WorkloadMismatch",
+    "import_data_designer",
     "run_cellfrontier_bulk",
     "run_cellfrontier_tasks",
     "run_data_designer",
@@ -214,7 +215,7 @@ def _join(*notes: str) -> str:
 # --------------------------------------------------------------------------- NVIDIA DataDesigner
 
 
-def _import_data_designer() -> dict[str, Any]:
+def import_data_designer() -> dict[str, Any]:
     """Import DataDesigner's tracker pieces, or explain how to get them."""
     try:
         from data_designer.config.column_configs import GenerationStrategy
@@ -253,7 +254,7 @@ def run_data_designer(
     ``mark_enqueued`` with stable task ids is how DataDesigner's scheduler takes tasks off the
     frontier, so its cost belongs to the tracker's cost per task.
     """
-    dd = _import_data_designer()
+    dd = import_data_designer()
     return _drive_data_designer_api(
         workload,
         rows,
@@ -282,7 +283,7 @@ def run_data_designer_adapter(
     ids come from the memoising ``stable_task_id`` that ``install()`` puts in DataDesigner's
     modules; without it, from DataDesigner's own function.
     """
-    dd = _import_data_designer()
+    dd = import_data_designer()
     from cellfrontier.integrations import data_designer as adapter
 
     task_id = adapter.memoized_stable_task_id if installed else dd["stable_task_id"]
