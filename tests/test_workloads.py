@@ -34,3 +34,26 @@ def test_simulate_command_prints_the_processed_task_count(capsys) -> None:
     assert main(["simulate", "--rows", "10000", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "69,630" in out
+
+
+def test_simulate_compare_runs_every_backend_and_prints_the_ratio_matrix(capsys) -> None:
+    from cellfrontier.cli import BACKENDS, main
+
+    assert main(["simulate", "--compare", "--rows", "2000", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    table, ratios = out.split("speed ratios")
+    rows = {
+        label: line for line in table.splitlines() for label, _ in BACKENDS.values() if line.startswith(label)
+    }
+    expected = f"{expected_task_count(W10, 2_000):,}"
+    for key in ("tasks", "bulk"):
+        assert expected in rows[BACKENDS[key][0]]
+    for key in ("adapter", "datadesigner"):
+        line = rows[BACKENDS[key][0]]
+        assert expected in line or "skipped" in line
+    # The matrix has one row per backend that ran, each with a ratio to every other backend.
+    ran = [label for label, line in rows.items() if "skipped" not in line]
+    matrix = ratios.splitlines()[2:]
+    for label in ran:
+        line = next(m for m in matrix if m.startswith(label))
+        assert line.count("x") == len(ran) - 1
