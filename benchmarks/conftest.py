@@ -7,7 +7,7 @@ slow comparison backends on W64 and MEM).
 from __future__ import annotations
 
 import pytest
-from harness import DD_BACKEND, Floors, data_designer_skip_reason, measure_floors
+from harness import NEEDS_DATA_DESIGNER, Floors, data_designer_skip_reason, measure_floors
 
 
 @pytest.fixture(scope="session")
@@ -24,5 +24,5 @@ def dd_skip_reason() -> str | None:
 
 def skip_unavailable(backend: str, reason: str | None) -> None:
     """Skip a DataDesigner case with the install hint when the package is missing."""
-    if backend == DD_BACKEND and reason is not None:
+    if backend in NEEDS_DATA_DESIGNER and reason is not None:
         pytest.skip(reason)

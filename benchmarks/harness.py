@@ -29,7 +29,10 @@ GRAPHLIB_MAX_ROWS = 100_000
 """graphlib holds a Python object per cell: about 2 GB of W64 at 100k rows, 21 GB at 1M."""
 
 DD_BACKEND = "data-designer"
-BACKENDS = ("cellfrontier-tasks", "cellfrontier-bulk", DD_BACKEND, "graphlib")
+ADAPTER_BACKEND = "data-designer-adapter"
+"""cellfrontier's drop-in backend for DataDesigner, driven through DataDesigner's own API."""
+BACKENDS = ("cellfrontier-tasks", "cellfrontier-bulk", ADAPTER_BACKEND, DD_BACKEND, "graphlib")
+NEEDS_DATA_DESIGNER = (ADAPTER_BACKEND, DD_BACKEND)
 
 MEM_COMPLETED_COLUMNS = 32
 """MEM completes ``c1`` .. ``c32`` for every row after ``seed``."""

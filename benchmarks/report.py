@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from harness import (
+    ADAPTER_BACKEND,
     BACKENDS,
     DD_BACKEND,
     GRAPHLIB_MAX_ROWS,
@@ -38,12 +39,19 @@ HERE = Path(__file__).resolve().parent
 LABELS = {
     "cellfrontier-tasks": "cellfrontier task-at-a-time",
     "cellfrontier-bulk": "cellfrontier bulk",
+    ADAPTER_BACKEND: "cellfrontier DataDesigner backend",
     DD_BACKEND: "DataDesigner 0.9.6",
     "graphlib": "graphlib (explicit cells)",
     "null": "driver floor (no-op tracker)",
     "cellfrontier": "cellfrontier",
 }
-SHORT = {"cellfrontier-tasks": "tasks", "cellfrontier-bulk": "bulk", DD_BACKEND: "DD", "graphlib": "graphlib"}
+SHORT = {
+    "cellfrontier-tasks": "tasks",
+    "cellfrontier-bulk": "bulk",
+    ADAPTER_BACKEND: "DD backend",
+    DD_BACKEND: "DD",
+    "graphlib": "graphlib",
+}
 
 
 def _log(message: str) -> None:
@@ -66,6 +74,8 @@ def run_workloads(args: argparse.Namespace, dd_reason: str | None) -> list[dict[
         for rows in sizes:
             for backend in ("null", *BACKENDS):
                 if backend == "graphlib" and rows > GRAPHLIB_MAX_ROWS:
+                    continue
+                if backend == ADAPTER_BACKEND and (dd_reason or rows >= ONE_MILLION):
                     continue
                 if backend == DD_BACKEND and (dd_reason or (rows >= ONE_MILLION and not args.dd_1m)):
                     continue
@@ -261,6 +271,12 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         "W10 100k: bulk ≥ 200x DataDesigner",
         ratio("W10", 100_000, DD_BACKEND, "cellfrontier-bulk"),
         200,
+        True,
+    )
+    add(
+        "W10 100k: DataDesigner backend ≥ 8x DataDesigner",
+        ratio("W10", 100_000, DD_BACKEND, ADAPTER_BACKEND),
+        8,
         True,
     )
     add("W64 100k: bulk ≥ 50x graphlib", ratio("W64", 100_000, "graphlib", "cellfrontier-bulk"), 50, True)

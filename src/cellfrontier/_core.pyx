@@ -108,14 +108,19 @@ cdef inline uint64_t _tail_mask(int64_t n, Py_ssize_t w, Py_ssize_t nw) noexcept
 # Value types built in compiled code
 
 
-@cython.freelist(512)
+@cython.freelist(1024)
 @cython.final
+@cython.no_gc
 cdef class Task:
     """One unit of work: a cell (``row_index`` set) or a whole row group of a column.
 
     Frozen and hashable.  ``task_type`` is ``"cell"``, ``"batch"`` or ``"from_scratch"``
     (a full-column task of a root column).  Built in compiled code when the frontier is
     handed out, so a ready task costs no Python object until someone asks for it.
+
+    Tasks hold names and numbers, which cannot refer back to them, so they stay out of the
+    cyclic garbage collector (a scheduler holding thousands of tasks would otherwise make
+    every young collection rescan them).
     """
 
     cdef readonly str column
