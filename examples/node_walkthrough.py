@@ -1,14 +1,15 @@
 """The node-view walkthrough: node ids, traits, descriptors, graphs, tracking, a full run.
 
-It follows the exploratory design's notebook cell by cell with only the import changed to
-``cellfrontier.nodes``.  Where the notebook uses DataDesigner (a generator base class and
-its config API in the last section), DataDesigner is used when it is installed; otherwise
-small stand-in config and generator classes show the same calls.
+It repeats the exploratory design's notebook cell by cell, with the import changed to
+``cellfrontier.nodes`` and a heading printed before each section, and prints what the
+notebook recorded (the elements of the printed set in section 1 come in hash order).
 
-Traits are read from what each generator declares.  The notebook's samplers declared
-``is_row_streamable``, so its ``category`` column came out ``START|ROW_STREAMABLE``; a
-DataDesigner release whose sampler does not declare it gives ``START|BARRIER`` (a barrier
-with no inputs, one more node), which is what this script prints with such a release.
+Section 10 builds a graph from DataDesigner's config API and generator registry when
+DataDesigner is installed, and otherwise from small stand-in config and generator classes
+that declare the same properties; both print the notebook's output.  Traits are read from
+what each generator declares: the sampler generates from scratch, full-column, and says
+nothing about streaming rows, so as a start column with no inputs it streams
+(``START|ROW_STREAMABLE``) rather than waiting behind a barrier node.
 
 Run: ``python examples/node_walkthrough.py``
 """
@@ -62,10 +63,11 @@ class Config:
 
 
 class SamplerGenerator:
-    """Draws each row on its own, from nothing: a streamable start column."""
+    """Generates the whole column from nothing, declaring what DataDesigner's sampler does."""
 
-    can_generate_from_scratch = True
-    is_row_streamable = True
+    @property
+    def can_generate_from_scratch(self) -> bool:
+        return True
 
     @staticmethod
     def get_generation_strategy() -> str:

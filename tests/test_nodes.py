@@ -236,6 +236,38 @@ def test_tracker_before_and_after_binding_agree() -> None:
     assert ready[:4] == [CellNodeId(r, "a") for r in (1, 2, 3, 4)]
 
 
+def test_unbound_marks_live_in_main_tracker_bitmaps() -> None:
+    n, step = 200_000, 10
+    t = CompletionTracker(n)
+    gc.collect()
+    blocks = sys.getallocatedblocks()
+    for r in range(0, n, step):
+        t.mark_complete(CellNodeId(r, "a"))
+    t.mark_complete(BarrierNodeId("v"))
+    gc.collect()
+    assert sys.getallocatedblocks() - blocks < 1_000  # a few objects per column, none per node
+    assert t.nbytes < 2 * n  # the core's arrays: under 8 bits per row of each staged column
+    assert len(t) == n // step + 1 and t.column_completion_count("a") == n // step
+
+
+def test_unknown_columns_before_and_after_binding() -> None:
+    g = diamond(2)
+    t = CompletionTracker(2)
+    # Unbound, the tracker cannot tell a column still to come from a misspelt one.
+    assert t.column_completion_count("nope") == 0 and not t.is_column_complete("nope")
+    assert CellNodeId(0, "nope") not in t and BarrierNodeId("nope") not in t
+    with pytest.raises(UnknownColumnError):
+        t.column_completion_count("")
+    g.is_complete(t)
+    for query in (t.column_completion_count, t.is_column_complete):
+        with pytest.raises(UnknownColumnError, match="'nope'"):
+            query("nope")
+    assert CellNodeId(0, "nope") not in t and BarrierNodeId("nope") not in t
+    # A tracker given its graph knows its columns from the first call.
+    with pytest.raises(UnknownColumnError, match="'nope'"):
+        CompletionTracker(2, graph=g).is_column_complete("nope")
+
+
 def test_marking_is_idempotent_and_does_not_check_readiness() -> None:
     g = diamond(2)
     t = g.create_tracker()
@@ -260,7 +292,7 @@ def test_tracker_errors_name_the_problem() -> None:
     t.mark_complete(CellNodeId(0, "ghost"))
     with pytest.raises(UnknownColumnError, match="ghost"):
         g.iter_ready_nodes(t).__next__()
-    assert t.backend is None  # a failed bind changes nothing
+    assert t.backend is None and len(t) == 1 and CellNodeId(0, "ghost") in t  # a failed bind changes nothing
     bound = g.create_tracker()
     with pytest.raises(UnknownColumnError):
         bound.mark_complete(CellNodeId(0, "ghost"))
@@ -452,6 +484,29 @@ def test_readiness_matches_the_main_tracker(graph: ExecutionGraph, plan: list, d
     assert graph.is_complete(view) == main.is_row_group_complete(0, n, graph.column_names)
 
 
+@settings(max_examples=100, deadline=None)
+@given(graph=node_graphs(), picks=st.lists(st.integers(0, 10**6), max_size=20))
+def test_unbound_answers_survive_binding(graph: ExecutionGraph, picks: list[int]) -> None:
+    nodes = list(graph.iter_nodes())
+    staged, bound = CompletionTracker(graph.num_records), graph.create_tracker()
+    for i in picks:
+        staged.mark_complete(nodes[i % len(nodes)])
+        bound.mark_complete(nodes[i % len(nodes)])
+
+    def answers(t: CompletionTracker) -> tuple[Any, ...]:
+        return (
+            len(t),
+            [node in t for node in nodes],
+            [(t.column_completion_count(c), t.is_column_complete(c)) for c in graph.column_names],
+        )
+
+    before = answers(staged)
+    assert before == answers(bound)
+    staged.bind(graph)
+    assert staged.backend is not None and answers(staged) == before
+    assert list(graph.iter_ready_nodes(staged)) == list(graph.iter_ready_nodes(bound))
+
+
 # -- building from configs -------------------------------------------------------------------
 
 
@@ -526,6 +581,31 @@ class Silent:
     """Declares nothing: treated as full-column, so a barrier."""
 
 
+class FromScratch:
+    """A full-column start generator that says nothing about streaming rows."""
+
+    @property
+    def can_generate_from_scratch(self) -> bool:
+        return True
+
+    @staticmethod
+    def get_generation_strategy() -> GenerationStrategy:
+        return GenerationStrategy.FULL_COLUMN
+
+
+class FromScratchBatch(FromScratch):
+    """The same, declaring that it needs the whole batch."""
+
+    is_row_streamable = False
+
+
+@dataclass
+class StreamableCol(Col):
+    """A column config that carries ``is_row_streamable`` itself."""
+
+    is_row_streamable: bool | None = None
+
+
 def test_infer_traits_reads_properties_not_names() -> None:
     assert infer_traits(Scratch) == T.START | T.ROW_STREAMABLE
     assert infer_traits(Scratch, has_dependencies=True) == T.ROW_STREAMABLE
@@ -536,6 +616,25 @@ def test_infer_traits_reads_properties_not_names() -> None:
     assert infer_traits(Silent) == T.BARRIER
     renamed = type("SamplerColumnGenerator", (Silent,), {})
     assert infer_traits(renamed) == T.BARRIER
+
+
+def test_a_start_column_streams_unless_it_says_otherwise() -> None:
+    # No inputs, nothing to wait for: a barrier node would add nothing.
+    assert infer_traits(FromScratch) == T.START | T.ROW_STREAMABLE
+    assert infer_traits(FromScratchBatch) == T.START | T.BARRIER
+    # With dependencies it is no start column, and the full-column default stands.
+    assert infer_traits(FromScratch, has_dependencies=True) == T.BARRIER
+    # Only what the generator declares counts, never its name.
+    assert infer_traits(type("ValidationColumnGenerator", (FromScratch,), {})) == T.START | T.ROW_STREAMABLE
+    # The column config answers what the generator class does not.
+    assert infer_traits(FromScratch, StreamableCol("s", is_row_streamable=False)) == T.START | T.BARRIER
+    assert infer_traits(Silent, StreamableCol("s", is_row_streamable=True)) == T.ROW_STREAMABLE
+    graph = GraphBuilder({Col: FromScratch}).build(Cfg([Col("s"), Col("t", ["s"])]), num_records=4)
+    assert [graph.get_column_descriptor(c).traits for c in graph.column_names] == [
+        T.START | T.ROW_STREAMABLE,
+        T.BARRIER,
+    ]
+    assert graph.num_nodes == 2 * 4 + 1
 
 
 def test_builder_with_mapping_registry() -> None:
@@ -611,7 +710,6 @@ def test_builder_with_data_designer_config_api() -> None:
     category = graph.get_column_descriptor("category")
     question = graph.get_column_descriptor("question")
     assert question.traits == CELL and question.dependencies == ["category"]
-    # Samplers stream rows only where the installed DataDesigner declares ``is_row_streamable``.
-    streams = getattr(object.__new__(category.generator_cls), "is_row_streamable", False)
-    assert category.traits == T.START | (T.ROW_STREAMABLE if streams is True else T.BARRIER)
-    assert graph.num_nodes == 200 + category.is_barrier
+    # The notebook's answer: a sampler starts from scratch and, with no inputs, streams rows.
+    assert category.traits == T.START | T.ROW_STREAMABLE and not category.is_barrier
+    assert graph.num_nodes == 200

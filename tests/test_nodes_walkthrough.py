@@ -1,12 +1,14 @@
 """The exploratory design's walkthrough, section by section, against ``cellfrontier.nodes``.
 
 Each test repeats one section of the notebook with the import changed and asserts what the
-notebook printed; the last test runs ``examples/node_walkthrough.py`` and compares its output.
+notebook printed; the last tests run ``examples/node_walkthrough.py`` and compare its output
+(``tests/test_nodes_notebook.py`` runs the notebook's cells themselves).
 """
 
 from __future__ import annotations
 
 import runpy
+import sys
 import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,8 +261,9 @@ class Config:
 
 
 class CategorySampler:
+    """Full-column from scratch, silent on streaming rows: it streams as a start column."""
+
     can_generate_from_scratch = True
-    is_row_streamable = True
 
     @staticmethod
     def get_generation_strategy() -> str:
@@ -376,6 +379,30 @@ Total nodes processed: 10
 """
 
 
+EXPECTED_SECTION_10 = """\
+## 10. Using GraphBuilder with Real Configs
+Config columns: ['category', 'question']
+Built graph:
+  num_records: 100
+  num_columns: 2
+  num_nodes: 200
+  start_columns: ['category']
+  column_names: ['category', 'question']
+
+category:
+  traits: ExecutionTraits.START|ROW_STREAMABLE
+  is_start_column: True
+  is_barrier: False
+  dependencies: []
+
+question:
+  traits: ExecutionTraits.CELL_BY_CELL|ROW_STREAMABLE
+  is_start_column: False
+  is_barrier: False
+  dependencies: ['category']
+"""
+
+
 def _lines(column: str, n: int, prefix: str = "  ") -> str:
     return "\n".join(f"{prefix}Cell({r}, {column!r})" for r in range(n))
 
@@ -390,4 +417,16 @@ def test_example_prints_the_notebook_output(capsys: pytest.CaptureFixture[str]) 
     assert out[out.index("## 4.") : out.index("\n## 10.")] == expected.rstrip("\n") + "\n"
     assert "Sampler traits: ExecutionTraits.START|CELL_BY_CELL|ROW_STREAMABLE" in out
     assert "Cell node: Cell(5, 'question')" in out and "Barrier node: Barrier('validation')" in out
-    assert "  dependencies: ['category']" in out.split("## 10.")[1]
+    assert out[out.index("## 10.") :] == EXPECTED_SECTION_10
+
+
+def test_example_section_10_without_data_designer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stand-in config and generators print the same as DataDesigner's."""
+    loaded = [name for name in sys.modules if name.split(".")[0] == "data_designer"]
+    for name in {"data_designer", "data_designer.config", *loaded}:
+        monkeypatch.setitem(sys.modules, name, None)  # makes the import fail
+    runpy.run_path(str(EXAMPLE), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out[out.index("## 10.") :] == EXPECTED_SECTION_10

@@ -28,11 +28,15 @@ demand and never stored, so a graph of a million records costs what a graph of t
 tracker holds the core's bitmaps (a few bits per cell), never a Python object per node.
 
 A tracker created without a graph (``CompletionTracker(num_records)``, as in the
-exploratory design) binds to the core lazily, the first time a graph uses it.  Until then
-``mark_complete`` records cells in one bitmap per column (one bit per row, the core's bit
-order) and barrier nodes by column name; binding validates them against the graph, replays
-them into the core in one bulk call per column and releases the staging bitmaps.  Binding
-happens once: the tracker then serves that graph (or one with the same structure) only.
+exploratory design) binds to the core lazily, the first time a graph uses it.  Until then it
+cannot know the graph's columns, so each column it is told about gets a staging main tracker
+of its own: one row group, the column's cells and its barrier node, updated by the same
+compiled calls and held in the same bitmaps.  Binding validates the staged columns against
+the graph (an unknown one raises ``UnknownColumnError``; nothing changes), moves each
+column's done rows into the graph's core in one bulk call and drops the staging trackers.
+Binding happens once: the tracker then serves that graph (or one with the same structure)
+only, and from then on an unknown column name raises wherever one is taken (``in`` answers
+False for a node of an unknown column, bound or not).
 
 ``num_records`` must be at least 1: in the core an empty row group has no cell event that
 could release a barrier depending on it, so an empty graph could never complete.
@@ -458,15 +462,20 @@ class CompletionTracker:
 
     ``mark_complete`` is idempotent and does not check readiness, like the exploratory
     design's tracker: marking a node early simply records it as done.
+
+    Column names are checked against the graph once the tracker is bound.  Before that it
+    cannot tell a column of the graph-to-be from a misspelt one: ``column_completion_count``
+    answers 0 and ``is_column_complete`` False for a column with nothing marked, and a node
+    of an unknown column is rejected when the tracker binds (``UnknownColumnError``).  Pass
+    ``graph=`` (or use :meth:`ExecutionGraph.create_tracker`) to have unknown names raise
+    from the first call.
     """
 
     def __init__(self, num_records: int, graph: ExecutionGraph | None = None) -> None:
         self._num_records = _check_count(num_records, "num_records", "CompletionTracker")
         self._graph: ExecutionGraph | None = None
         self._backend: ColumnTracker | None = None
-        self._staged_cells: dict[str, bytearray] = {}
-        self._staged_counts: dict[str, int] = {}
-        self._staged_barriers: set[str] = set()
+        self._staged: dict[str, ColumnTracker] = {}  # column -> main tracker of its nodes
         if graph is not None:
             self._bind(graph)
 
@@ -502,25 +511,26 @@ class CompletionTracker:
             raise SizeMismatchError(
                 f"a tracker of {self._num_records} records cannot serve a graph of {graph.num_records}"
             )
-        for column in self._staged_cells:
+        # Validate everything first, so that a failed bind changes nothing.
+        for column, staged in self._staged.items():
             graph._require(column, "mark_complete")
-        for column in self._staged_barriers:
-            graph._require(column, "mark_complete")
-            if not graph._barrier[column]:
+            if _staged_barrier_done(staged, column) and not graph._barrier[column]:
                 raise GraphError(
                     f"mark_complete() got {BarrierNodeId(column)!r}, but {column!r} is not a barrier column"
                 )
         backend = ColumnTracker.with_graph(graph.core_graph(), [(_ROW_GROUP, self._num_records)])
         backend.add_root_tasks(_ROW_GROUP, self._num_records)  # its delta stays lazy: no task objects
-        for column in graph._order:
-            if column in self._staged_barriers:
+        for column in graph._order:  # in topological order, as a run would complete them
+            source = self._staged.get(column)
+            if source is None:
+                continue
+            if _staged_barrier_done(source, column):
                 backend.mark_row_range_complete(graph._barrier_names[column], _ROW_GROUP, self._num_records)
-            bits = self._staged_cells.get(column)
-            if bits is not None:
-                rows = np.flatnonzero(np.unpackbits(np.frombuffer(bits, dtype=np.uint8), bitorder="little"))
-                backend.mark_cells_complete(column, _ROW_GROUP, rows)
+            done = np.ones(self._num_records, dtype=bool)
+            done[source.ready_rows(column, _ROW_GROUP)] = False  # every staged row was admitted
+            backend.mark_cells_complete(column, _ROW_GROUP, np.flatnonzero(done))
         self._graph, self._backend = graph, backend
-        self._staged_cells, self._staged_counts, self._staged_barriers = {}, {}, set()
+        self._staged = {}
         return backend
 
     # -- mutations -------------------------------------------------------------------------
@@ -531,15 +541,15 @@ class CompletionTracker:
         if isinstance(node, CellNodeId):
             row = _check_row(node.row, self._num_records, "mark_complete")
             if backend is None:
-                self._stage_cell(node.column, row)
+                self._staging(node.column).mark_cell_complete(node.column, _ROW_GROUP, row)
                 return
             assert graph is not None
             graph._require(node.column, "mark_complete")
             backend.mark_cell_complete(node.column, _ROW_GROUP, row)
         elif isinstance(node, BarrierNodeId):
             if backend is None:
-                _check_name(node.column, "mark_complete")
-                self._staged_barriers.add(node.column)
+                staged = self._staging(node.column)
+                staged.mark_row_range_complete(_barrier_of(node.column), _ROW_GROUP, self._num_records)
                 return
             assert graph is not None
             graph._check_node(node, "mark_complete")
@@ -547,15 +557,12 @@ class CompletionTracker:
         else:
             raise TypeError(f"mark_complete() needs a CellNodeId or BarrierNodeId, got {type(node).__name__}")
 
-    def _stage_cell(self, column: str, row: int) -> None:
+    def _staging(self, column: Any) -> ColumnTracker:
         _check_name(column, "mark_complete")
-        bits = self._staged_cells.get(column)
-        if bits is None:
-            bits = self._staged_cells[column] = bytearray((self._num_records + 7) // 8)
-        byte, mask = row >> 3, 1 << (row & 7)
-        if not bits[byte] & mask:
-            bits[byte] |= mask
-            self._staged_counts[column] = self._staged_counts.get(column, 0) + 1
+        staged = self._staged.get(column)
+        if staged is None:
+            staged = self._staged[column] = _staging_tracker(column, self._num_records)
+        return staged
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -565,15 +572,18 @@ class CompletionTracker:
             if not _valid_row(node.row, self._num_records):
                 return False
             if backend is None:
-                bits = self._staged_cells.get(node.column)
-                return bits is not None and bool(bits[node.row >> 3] & (1 << (node.row & 7)))
+                staged = self._staged.get(node.column)
+                return staged is not None and staged.is_complete(
+                    SliceRef(node.column, _ROW_GROUP, int(node.row))
+                )
             assert graph is not None
             if node.column not in graph._descriptors:
                 return False
             return backend.is_complete(SliceRef(node.column, _ROW_GROUP, int(node.row)))
         if isinstance(node, BarrierNodeId):
             if backend is None:
-                return node.column in self._staged_barriers
+                staged = self._staged.get(node.column)
+                return staged is not None and _staged_barrier_done(staged, node.column)
             assert graph is not None
             name = graph._barrier_names.get(node.column)
             return name is not None and backend.is_complete(SliceRef(name, _ROW_GROUP, None))
@@ -582,7 +592,10 @@ class CompletionTracker:
     def __len__(self) -> int:
         """Completed nodes: cells plus barrier nodes."""
         if self._backend is None:
-            return sum(self._staged_counts.values()) + len(self._staged_barriers)
+            return sum(
+                staged.progress()[column].completed + _staged_barrier_done(staged, column)
+                for column, staged in self._staged.items()
+            )
         assert self._graph is not None
         progress = self._backend.progress()
         cells = sum(progress[name].completed for name in self._graph._order)
@@ -593,27 +606,57 @@ class CompletionTracker:
         return cells + barriers
 
     def column_completion_count(self, column: str) -> int:
-        """Completed cells of *column* (its barrier node is not a cell and is not counted)."""
+        """Completed cells of *column* (its barrier node is not a cell and is not counted).
+
+        Bound: an unknown column raises ``UnknownColumnError``.  Unbound: a column with
+        nothing marked counts 0, whether or not the graph will have it (see the class docs).
+        """
         if self._backend is None:
-            return self._staged_counts.get(column, 0)
+            _check_name(column, "column_completion_count")
+            staged = self._staged.get(column)
+            return 0 if staged is None else staged.progress()[column].completed
         assert self._graph is not None
         self._graph._require(column, "column_completion_count")
         return self._backend.progress()[column].completed
 
     def is_column_complete(self, column: str) -> bool:
-        """Whether every cell of *column* is done."""
+        """Whether every cell of *column* is done (unknown columns as in :meth:`column_completion_count`)."""
         return self.column_completion_count(column) == self._num_records
 
     @property
     def nbytes(self) -> int:
-        """Bytes of completion state (staging bitmaps before binding, the core's after)."""
+        """Bytes of completion state held by the core (all staged columns before binding)."""
         if self._backend is not None:
             return self._backend.nbytes
-        return sum(len(bits) for bits in self._staged_cells.values())
+        return sum(staged.nbytes for staged in self._staged.values())
 
     def __repr__(self) -> str:
         state = "bound" if self._backend is not None else "unbound"
         return f"CompletionTracker(num_records={self._num_records}, completed={len(self)}, {state})"
+
+
+def _barrier_of(column: str) -> str:
+    """The name of a staging tracker's barrier column (longer than *column*, so never equal)."""
+    return f"{column}[barrier]"
+
+
+def _staging_tracker(column: str, num_records: int) -> ColumnTracker:
+    """A main tracker for one column's nodes before binding: its cells and its barrier node.
+
+    Two roots over one row group of *num_records* rows (*column* cell by cell, a full-column
+    column for the barrier node), admitted at once, so that the rows not yet done are exactly
+    the ready rows: that is how binding reads the done rows back.
+    """
+    graph = ColumnGraph()
+    graph.add_column(column, GenerationStrategy.CELL_BY_CELL)
+    graph.add_column(_barrier_of(column), GenerationStrategy.FULL_COLUMN)
+    tracker = ColumnTracker.with_graph(graph, [(_ROW_GROUP, num_records)])
+    tracker.add_root_tasks(_ROW_GROUP, num_records)  # its delta stays lazy: no task objects
+    return tracker
+
+
+def _staged_barrier_done(staged: ColumnTracker, column: str) -> bool:
+    return staged.is_complete(SliceRef(_barrier_of(column), _ROW_GROUP, None))
 
 
 def _check_name(column: Any, method: str) -> None:
@@ -673,24 +716,29 @@ def infer_traits(
 ) -> ExecutionTraits:
     """Execution traits from what a generator declares about itself (never from its name).
 
-    Reads, in this order of preference:
+    Reads these properties (each a class attribute, property, cached property, static,
+    class or plain method of the generator class; when the generator has none, or it needs a
+    configured instance to answer, an attribute of the same name on the column config):
 
     * ``can_generate_from_scratch`` (bool) -> ``START``, only for a column without
       dependencies (a start column is a root);
     * ``get_generation_strategy()`` or ``generation_strategy`` (``"cell_by_cell"`` /
       ``"full_column"``, any enum with those values) -> ``CELL_BY_CELL | ROW_STREAMABLE``
       for cell-by-cell; a generator that declares none is treated as full-column;
-    * ``is_row_streamable`` (bool, default False) -> ``ROW_STREAMABLE`` for a full-column
-      generator that handles rows independently; otherwise it is a ``BARRIER``.
+    * ``is_row_streamable`` (bool) -> for a full-column generator, ``ROW_STREAMABLE`` when
+      True and ``BARRIER`` when False.  Undeclared, a start column streams (it has no inputs
+      to wait for, so a barrier node would add nothing) and any other column is a barrier.
     """
-    traits = ExecutionTraits.NONE
-    if not has_dependencies and _read(generator_cls, config, ["can_generate_from_scratch"]) is True:
-        traits |= ExecutionTraits.START
+    start = not has_dependencies and _read(generator_cls, config, ["can_generate_from_scratch"]) is True
+    traits = ExecutionTraits.START if start else ExecutionTraits.NONE
     raw = _read(generator_cls, config, ["get_generation_strategy", "generation_strategy"])
     strategy = GenerationStrategy.FULL_COLUMN if raw is _MISSING else coerce_strategy(raw)
     if strategy is GenerationStrategy.CELL_BY_CELL:
         return traits | ExecutionTraits.CELL_BY_CELL | ExecutionTraits.ROW_STREAMABLE
-    if _read(generator_cls, config, ["is_row_streamable"]) is True:
+    streamable = _read(generator_cls, config, ["is_row_streamable"])
+    if streamable is _MISSING or streamable is None:
+        streamable = start
+    if streamable is True:
         return traits | ExecutionTraits.ROW_STREAMABLE
     return traits | ExecutionTraits.BARRIER
 
@@ -704,7 +752,14 @@ class GraphBuilder:
     all with its generator.  The registry maps a column config to its generator class: a
     callable ``registry(config)``, a mapping keyed by config type (or by the config's
     ``column_type``), or an object with ``get_for_config_type(config_type)`` (falling back
-    to ``get_task_type(config.column_type)``).  Traits come from :func:`infer_traits`.
+    to ``get_task_type(config.column_type)``).
+
+    Traits come from :func:`infer_traits`, which reads only what the generator class
+    declares, so plugin generators work without registration here:
+    ``can_generate_from_scratch``, ``get_generation_strategy()`` / ``generation_strategy``
+    and ``is_row_streamable``, each falling back to an attribute of the same name on the
+    column config.  A start column (from scratch, no dependencies) whose full-column
+    generator does not declare ``is_row_streamable`` streams rather than becoming a barrier.
     """
 
     def __init__(self, registry: Any) -> None:
