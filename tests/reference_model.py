@@ -319,11 +319,21 @@ class ReferenceTracker:
             self._settle(rg)
         return self.frontier - before, set()
 
-    def compact_row_group(self, rg) -> None:
+    def compact_row_group(self, rg, *, abandon=False) -> None:
         rg = self._rg(rg)
         if rg in self.compacted:
             return
         n = self.sizes[rg]
+        open_rows = [
+            r
+            for r in range(n)
+            if (rg, r) not in self.dropped and not all((c, rg, r) in self.done for c in self.graph.order)
+        ]
+        if open_rows:
+            if not abandon:
+                raise InvalidArgumentError(f"row group {rg} has {len(open_rows)} open rows")
+            for r in open_rows:  # abandoned rows are dropped first
+                self._drop(rg, r)
         dropped = frozenset(r for r in range(n) if (rg, r) in self.dropped)
         for c in self.graph.order:
             completed = sum((c, rg, r) in self.done for r in range(n))
@@ -395,7 +405,9 @@ class ReferenceTracker:
         if row is not None:
             row = self._row(rg, row)
         if rg in self.compacted:
-            return row is None or row not in self.compacted[rg]
+            if row is None:  # complete when compacted: a batch is done unless every row was dropped
+                return self.sizes[rg] == 0 or len(self.compacted[rg]) < self.sizes[rg]
+            return row not in self.compacted[rg]
         if row is None:
             return (column, rg) in self.batch_done
         return (column, rg, row) in self.done

@@ -218,13 +218,14 @@ def test_compacted_groups_survive_a_round_trip() -> None:
     tracker = CompletionTracker.with_graph(w10_graph(), plan)
     tracker.add_root_tasks(0, 100)
     finish_group(tracker, 0, 100)
-    tracker.compact_row_group(1)  # never touched, compacted anyway
+    tracker.compact_row_group(1, abandon=True)  # never touched: every row abandoned
     restored = CompletionTracker.from_bytes(tracker.to_bytes())
     assert snapshot(restored) == snapshot(tracker)
     assert restored.is_dropped(0, 5) and not restored.is_dropped(0, 6)
+    assert restored.is_dropped(1, 0) and not restored.is_complete(SliceRef("seed", 1))
     assert restored.is_complete(SliceRef("final", 0, 6)) and not restored.is_complete(SliceRef("final", 0, 5))
     assert restored.progress() == tracker.progress()
-    assert restored.progress()["q"].dropped == 20
+    assert restored.progress()["q"].dropped == 20 + 100
 
 
 def test_zero_row_group_frontier_survives_a_round_trip() -> None:
@@ -400,7 +401,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_temp_file(
     tracker = busy_tracker(PLANS["uniform"]())
     tracker.save(path)
     previous = path.read_bytes()
-    tracker.compact_row_group(3)  # the state moved on since the last save
+    tracker.compact_row_group(3, abandon=True)  # the state moved on since the last save
     assert tracker.to_bytes() != previous
 
     def boom(*args, **kwargs):

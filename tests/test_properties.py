@@ -176,6 +176,7 @@ class Harness:
                     "take_rows",
                     "take_batch",
                     "compact",
+                    "abandon",
                     "invalid",
                 ]
             )
@@ -241,6 +242,9 @@ class Harness:
             self.check()
         elif action == "compact":
             self.call("compact_row_group", rg)
+            self.check()
+        elif action == "abandon":
+            self.call("compact_row_group", rg, abandon=True)
             self.check()
         elif action == "invalid":
             self.invalid(data, rg, n, cell_columns, batch_columns)
@@ -420,6 +424,10 @@ class TrackerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def compact(self, data) -> None:
         self.harness.call("compact_row_group", self._rg(data))
+
+    @rule(data=st.data())
+    def abandon(self, data) -> None:
+        self.harness.call("compact_row_group", self._rg(data), abandon=True)
 
     @invariant()
     def agrees(self) -> None:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from reference_model import ModelGraph, ReferenceTracker, as_tuple, as_tuples
@@ -90,6 +91,18 @@ class StatefulTracker(RuleBasedStateMachine):
             added, removed = set(as_tuples(result.added)), set(as_tuples(result.removed))
             assert added - removed == expected[0] and removed - added == expected[1], name
         return result
+
+    def both_kw(self, name: str, *args, **kwargs) -> None:
+        """Like :meth:`both` for a call with keyword arguments and no delta."""
+        try:
+            getattr(self.model, name)(*args, **kwargs)
+        except CellFrontierError as exc:
+            before = self.state()
+            with pytest.raises(type(exc)):
+                getattr(self.real, name)(*args, **kwargs)
+            assert self.state() == before, f"failed {name}{args!r} changed the state"
+            return
+        getattr(self.real, name)(*args, **kwargs)
 
     def data_rg(self, data):
         return data.draw(
@@ -176,6 +189,11 @@ class StatefulTracker(RuleBasedStateMachine):
     @rule(data=st.data())
     def compact(self, data) -> None:
         self.both("compact_row_group", self.data_rg(data))
+
+    @rule(data=st.data())
+    def abandon(self, data) -> None:
+        rg = self.data_rg(data)
+        self.both_kw("compact_row_group", rg, abandon=True)
 
     # -- handing out ----------------------------------------------------------------------
 

@@ -519,10 +519,15 @@ def test_compaction_releases_state_and_keeps_terminal_answers(busy) -> None:
 
 
 def test_compacting_an_untouched_group(chain_tracker) -> None:
-    chain_tracker.compact_row_group(7)
+    before = snapshot(chain_tracker)
+    with pytest.raises(InvalidArgumentError, match=r"row group 7.*70 rows"):
+        chain_tracker.compact_row_group(7)  # nothing is done: it is not complete
+    assert snapshot(chain_tracker) == before
+    chain_tracker.compact_row_group(7, abandon=True)
     assert chain_tracker.is_row_group_complete(7, 70, ["score"])
-    assert not chain_tracker.is_dropped(7, 3)
-    assert chain_tracker.progress()["topic"] == ColumnProgress(0, 0, 74)
+    assert chain_tracker.is_dropped(7, 3)
+    assert not chain_tracker.is_complete(SliceRef("topic", 7, 3))
+    assert chain_tracker.progress()["topic"] == ColumnProgress(0, 70, 74)
     with pytest.raises(UnknownRowGroupError):
         chain_tracker.compact_row_group(8)
     with pytest.raises(IndexTypeError):
@@ -536,9 +541,35 @@ def test_compaction_keeps_progress_of_dropped_rows(chain_tracker) -> None:
     before = t.progress()
     assert before["topic"] == ColumnProgress(10, 2, 74)
     assert before["question"] == ColumnProgress(0, 3, 74)
-    t.compact_row_group(7)
-    assert t.progress() == before
     assert before["topic"].remaining == 62
+    with pytest.raises(InvalidArgumentError):
+        t.compact_row_group(7)
+    assert t.progress() == before
+    t.compact_row_group(7, abandon=True)  # every open row is dropped: none stays unaccounted
+    after = t.progress()
+    assert after["topic"] == ColumnProgress(10, 60, 74)
+    assert after["question"] == ColumnProgress(0, 70, 74)
+    assert t.is_dropped(7, 10) and not t.is_complete(SliceRef("topic", 7, 10))
+
+
+def test_compacting_a_complete_group_keeps_every_answer(chain_tracker) -> None:
+    t = chain_tracker
+    t.add_root_tasks(0, 4)
+    t.drop_row(0, 1)
+    while t.ready_frontier():
+        for task in t.pop_ready():
+            if task.row_index is None:
+                t.mark_row_range_complete(task.column, 0, 4)
+            else:
+                t.mark_cell_complete(task.column, 0, task.row_index)
+    progress = t.progress()
+    columns = [c for c in t.graph.columns]
+    assert t.is_row_group_complete(0, 4, columns)
+    t.compact_row_group(0)  # complete: no abandon needed
+    assert t.progress() == progress
+    cell_columns = [c for c in columns if t.graph.get_strategy(c).value == "cell_by_cell"]
+    assert all(t.is_complete(SliceRef(c, 0, 2)) for c in cell_columns)
+    assert not t.is_complete(SliceRef("topic", 0, 1)) and t.is_dropped(0, 1)
 
 
 # -- nothing scans everything -------------------------------------------------------------------
@@ -776,7 +807,7 @@ def test_numpy_integers_are_accepted_everywhere(chain_tracker) -> None:
     t.drop_row(np.uint16(0), np.int8(3))
     assert t.is_dropped(rg, np.int64(3))
     assert t.is_frontier_task(cell("question", np.int64(0), np.int64(2)))
-    t.compact_row_group(np.int64(0))
+    t.compact_row_group(np.int64(0), abandon=True)
     assert t.is_dropped(0, 3)
 
 
@@ -923,7 +954,7 @@ def test_get_ready_tasks_refuses_unhashable_arguments(busy) -> None:
 
 
 def test_seed_frontier_after_a_compaction_is_all_or_nothing(chain_tracker) -> None:
-    chain_tracker.compact_row_group(7)
+    chain_tracker.compact_row_group(7, abandon=True)
     before = snapshot(chain_tracker)
     with pytest.raises(RowGroupCompactedError):
         chain_tracker.seed_frontier()

@@ -7,9 +7,12 @@ columns (column ids are positions in topological order):
 * ``bits`` (uint64): ``done[C * nw] | ready[C * nw] | dropped[nw]`` -- one bit per
   (column, row) for completed cells, one per (column, row) for ready cell tasks, one per
   dropped row.
-* ``counts`` (int32): ``n_done[C] | n_resolved[C] | n_ready[C]`` -- rows completed, rows
-  completed *or* dropped, and ready tasks, per column.  They make "is this column done for
-  this group?" O(1) and let the frontier walk skip empty columns.
+* ``counts`` (int32): ``n_done[C] | n_resolved[C] | n_ready[C] | ready_from[C]`` -- rows
+  completed, rows completed *or* dropped, and ready tasks, per column; they make "is this
+  column done for this group?" O(1) and let the frontier walk skip empty columns.
+  ``ready_from`` is a lower bound on the first bitmap word of a column holding a ready bit
+  (no ready bit lies below it), so that handing out tasks one at a time never rescans the
+  words it already emptied.
 * ``flags`` (uint8): ``batch_done[C] | batch_ready[C] | roots_added[C] | scratch_ready[C]``
   (``scratch_ready`` is used only in DataDesigner-compatible mode, where a full-column task
   typed ``from_scratch`` and one typed ``batch`` are distinct frontier entries).
@@ -431,6 +434,7 @@ cdef class _Group:
     cdef int32_t* n_done
     cdef int32_t* n_resolved
     cdef int32_t* n_ready
+    cdef int32_t* ready_from
     cdef uint8_t* batch_done
     cdef uint8_t* batch_ready
     cdef uint8_t* roots_added
@@ -449,7 +453,7 @@ cdef class _Group:
         words = (2 * C + 1) * self.nw
         # Never hand a zero-length buffer to the kernels: keep at least one word.
         self.bits = np.zeros(max(words, 1), dtype=np.uint64) if bits is None else bits
-        self.counts = np.zeros(max(3 * C, 1), dtype=np.int32) if counts is None else counts
+        self.counts = np.zeros(max(4 * C, 1), dtype=np.int32) if counts is None else counts
         self.flags = np.zeros(max(4 * C, 1), dtype=np.uint8) if flags is None else flags
         cdef uint64_t[::1] b = self.bits
         cdef int32_t[::1] c = self.counts
@@ -460,6 +464,7 @@ cdef class _Group:
         self.n_done = &c[0]
         self.n_resolved = self.n_done + C
         self.n_ready = self.n_resolved + C
+        self.ready_from = self.n_ready + C
         self.batch_done = &f[0]
         self.batch_ready = self.batch_done + C
         self.roots_added = self.batch_ready + C
@@ -616,7 +621,8 @@ cdef class TrackerCore:
     cdef int _reserve(self, Py_ssize_t n_added, Py_ssize_t n_removed) except -1:
         """Make room for the worst-case delta of the next kernel, so kernels cannot fail.
 
-        Sizes are in entries; a bound in tasks is always a valid bound in entries.
+        Sizes are in entries (a word of cells, or one full-column task), so that a bulk
+        event's buffers grow with the words it can touch, not with its rows.
         """
         cdef void* p
         self._n_added = 0
@@ -876,8 +882,10 @@ cdef class TrackerCore:
             )
         return 0
 
-    cdef int64_t _max_fanout_cells(self, int c, _Group g):
-        return (self.down_ptr[c + 1] - self.down_ptr[c]) * (g.n + 1) + 1
+    cdef Py_ssize_t _max_fanout_entries(self, int c, _Group g):
+        """Delta entries a bulk event on column *c* can add: per downstream column, one entry
+        per bitmap word (cells) or one (its full-column task)."""
+        return (self.down_ptr[c + 1] - self.down_ptr[c]) * (g.nw + 1) + 1
 
     # -- kernels ------------------------------------------------------------------------
 
@@ -917,6 +925,8 @@ cdef class TrackerCore:
             if not (g.done[self.cup_idx[k] * nw + w] & bit):
                 return
         g.ready[d * nw + w] |= bit
+        if w < g.ready_from[d]:
+            g.ready_from[d] = <int32_t>w
         g.n_ready[d] += 1
         g.total_ready += 1
         self._rec_added(d, r)
@@ -970,6 +980,8 @@ cdef class TrackerCore:
             if not cand:
                 continue
             g.ready[d * nw + w] |= cand
+            if w < g.ready_from[d]:
+                g.ready_from[d] = <int32_t>w
             g.n_ready[d] += cf_popcount(cand)
             g.total_ready += cf_popcount(cand)
             self._rec_added_word(d, w, cand)
@@ -1037,6 +1049,36 @@ cdef class TrackerCore:
             else:
                 self._release_cells(g, d, all_rows)
 
+    cdef void _k_drop_row(self, _Group g, int64_t r) noexcept:
+        """Drop row *r*: O(columns + fan-out), touching only the row's word of each bitmap.
+
+        Same effect as :meth:`_k_drop_rows` on a one-row mask, without its walk over every
+        word of the group.
+        """
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w = r >> 6
+        cdef uint64_t bit = (<uint64_t>1) << (r & 63)
+        cdef bint newly = not (g.dropped[w] & bit)
+        cdef int c, d
+        cdef int32_t k
+        if newly:
+            g.n_dropped += 1
+        for c in range(self.C):
+            if g.ready[c * nw + w] & bit:
+                g.ready[c * nw + w] &= ~bit
+                g.n_ready[c] -= 1
+                g.total_ready -= 1
+                self._rec_removed(c, r)
+            if newly and not (g.done[c * nw + w] & bit):
+                g.n_resolved[c] += 1
+                # Only a column that just became fully resolved can unblock a full-column task.
+                if g.n_resolved[c] == g.n:
+                    for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
+                        d = self.down_idx[k]
+                        if self.is_batch[d]:
+                            self._check_batch(g, d)
+        g.dropped[w] |= bit
+
     cdef void _k_drop_rows(self, _Group g, uint64_t* mask) noexcept:
         """Drop every row flagged in *mask* (overwritten with the newly dropped rows).
 
@@ -1095,6 +1137,8 @@ cdef class TrackerCore:
             if not cand:
                 continue
             g.ready[c * nw + w] |= cand
+            if w < g.ready_from[c]:
+                g.ready_from[c] = <int32_t>w
             g.n_ready[c] += cf_popcount(cand)
             g.total_ready += cf_popcount(cand)
             self._rec_added_word(c, w, cand)
@@ -1186,6 +1230,8 @@ cdef class TrackerCore:
             if not cand:
                 continue
             g.ready[c * nw + w] |= cand
+            if w < g.ready_from[c]:
+                g.ready_from[c] = <int32_t>w
             g.n_ready[c] += cf_popcount(cand)
             g.total_ready += cf_popcount(cand)
             self._rec_added_word(c, w, cand)
@@ -1222,7 +1268,7 @@ cdef class TrackerCore:
         self._check_size(g, row_group_size, "mark_row_range_complete")
         g = self._commit(g)
         cdef uint64_t* scratch = self._scratch_words(g.nw)
-        self._reserve(self._max_fanout_cells(c, g), g.n + 1)
+        self._reserve(self._max_fanout_entries(c, g), 1)  # removes at most its own batch task
         if self.dd_compat:
             self._kc_mark_range(g, c, scratch)
         else:
@@ -1244,7 +1290,7 @@ cdef class TrackerCore:
         cdef Py_ssize_t i
         for i in range(rv.shape[0]):
             mask[rv[i] >> 6] |= (<uint64_t>1) << (rv[i] & 63)
-        self._reserve(self._max_fanout_cells(c, g), g.n + 1)
+        self._reserve(self._max_fanout_entries(c, g), g.nw + 1)  # removes: one entry per word of c
         self._k_mark_cells(g, c, mask)
         return self._result(g)
 
@@ -1253,13 +1299,11 @@ cdef class TrackerCore:
         cdef _Group g = self._group(row_group, "drop_row")
         cdef int64_t r = self._row(g, row_index, "drop_row")
         g = self._commit(g)
-        cdef uint64_t* mask = self._scratch_words(g.nw)
-        mask[r >> 6] = (<uint64_t>1) << (r & 63)
-        self._reserve(self.C + 1, self.C + 1)
+        self._reserve(self.C + 1, self.C + 1)  # one entry per column at most, either way
         if self.dd_compat:
             self._kc_drop_row(g, r)
         else:
-            self._k_drop_rows(g, mask)
+            self._k_drop_row(g, r)
         return self._result(g)
 
     def drop_rows(self, row_group, rows):
@@ -1272,7 +1316,7 @@ cdef class TrackerCore:
         cdef Py_ssize_t i
         for i in range(rv.shape[0]):
             mask[rv[i] >> 6] |= (<uint64_t>1) << (rv[i] & 63)
-        self._reserve(self.C + 1, self.C * g.n + 1)
+        self._reserve(self.C + 1, self.C * (g.nw + 1) + 1)  # removes: one entry per (column, word)
         self._k_drop_rows(g, mask)
         return self._result(g)
 
@@ -1296,7 +1340,7 @@ cdef class TrackerCore:
         g = self._group(row_group, "add_root_tasks")
         self._check_size(g, row_group_size, "add_root_tasks")
         g = self._commit(g)
-        self._reserve(len(ids) * (g.n + 1) + 1, 1)
+        self._reserve(len(ids) * (g.nw + 1) + 1, 1)  # one entry per word (cells) or task (batch)
         for c in ids:
             if self.dd_compat:
                 self._kc_add_column_tasks(g, c)
@@ -1353,6 +1397,8 @@ cdef class TrackerCore:
                 return False
             if ready:
                 g.ready[c * g.nw + w] |= bit
+                if w < g.ready_from[c]:
+                    g.ready_from[c] = <int32_t>w
             else:
                 g.ready[c * g.nw + w] &= ~bit
             g.n_ready[c] += 1 if ready else -1
@@ -1468,7 +1514,7 @@ cdef class TrackerCore:
         cdef uint64_t* all_rows = self._scratch_words(nw)
         for w in range(nw):
             all_rows[w] = _tail_mask(g.n, w, nw)
-        self._reserve(self.C * (g.n + 1) + 1, 1)
+        self._reserve(self.C * (g.nw + 1) + 1, 1)
         for c in range(self.C):
             if self.is_root[c]:
                 if g.roots_added[c]:
@@ -1485,7 +1531,7 @@ cdef class TrackerCore:
     cdef list _collect(self, _Group g, Py_ssize_t limit, bint take, list out):
         """Append up to *limit* ready tasks of *g* to *out* in (column, row) order."""
         cdef Py_ssize_t nw = g.nw
-        cdef Py_ssize_t w
+        cdef Py_ssize_t w, left
         cdef int c
         cdef uint64_t word, bit
         cdef str name
@@ -1511,20 +1557,35 @@ cdef class TrackerCore:
                         g.n_ready[c] -= 1
                         g.total_ready -= 1
                 continue
-            for w in range(nw):
+            left = g.n_ready[c]
+            w = self._first_ready_word(g, c)
+            while w < nw and left > 0 and limit > 0:
                 word = g.ready[c * nw + w]
                 while word and limit > 0:
                     bit = word & (~word + 1)
                     out.append(_make(self._factory, c, name, g.row_group, 64 * w + cf_ctz(word), CELL))
                     word ^= bit
                     limit -= 1
+                    left -= 1
                     if take:
                         g.ready[c * nw + w] &= ~bit
                         g.n_ready[c] -= 1
                         g.total_ready -= 1
-                if limit <= 0:
-                    break
+                w += 1
         return out
+
+    cdef inline Py_ssize_t _first_ready_word(self, _Group g, int c) noexcept:
+        """The first word of cell column *c* holding a ready bit (``nw`` if none).
+
+        Starts at the column's ``ready_from`` bound and moves the bound up past the empty
+        words, so that repeated hand-outs do not rescan them.
+        """
+        cdef Py_ssize_t w = g.ready_from[c]
+        cdef Py_ssize_t nw = g.nw
+        while w < nw and g.ready[c * nw + w] == 0:
+            w += 1
+        g.ready_from[c] = <int32_t>w
+        return w
 
     def pop_ready(self, max_tasks=None):
         """Hand out up to *max_tasks* ready tasks in (row group, column, row) order."""
@@ -1604,7 +1665,8 @@ cdef class TrackerCore:
                     g.n_ready[c] -= 1
                     g.total_ready -= 1
                 continue
-            for w in range(nw):
+            w = self._first_ready_word(g, c)
+            while w < nw and g.n_ready[c] > 0 and n < limit:
                 word = g.ready[c * nw + w]
                 while word and n < limit:
                     bit = word & (~word + 1)
@@ -1614,8 +1676,7 @@ cdef class TrackerCore:
                     g.ready[c * nw + w] &= ~bit
                     g.n_ready[c] -= 1
                     g.total_ready -= 1
-                if n >= limit:
-                    break
+                w += 1
         return n
 
     def ready_tasks(self):
@@ -1638,11 +1699,13 @@ cdef class TrackerCore:
         if g is None or g.n_ready[c] == 0:
             return np.zeros(0, dtype=np.int64)
         cdef Py_ssize_t nw = g.nw
-        out = np.empty(g.n_ready[c], dtype=np.int64)
+        cdef Py_ssize_t count = g.n_ready[c]
+        out = np.empty(count, dtype=np.int64)
         cdef int64_t[::1] ov = out
         cdef Py_ssize_t w, j = 0
         cdef uint64_t word
-        for w in range(nw):
+        w = self._first_ready_word(g, c)
+        while w < nw and j < count:  # from the first ready word to the last ready row only
             word = g.ready[c * nw + w]
             while word:
                 ov[j] = 64 * w + cf_ctz(word)
@@ -1650,6 +1713,7 @@ cdef class TrackerCore:
                 word &= word - 1
             if take:
                 g.ready[c * nw + w] = 0
+            w += 1
         if take:
             g.total_ready -= g.n_ready[c]
             g.n_ready[c] = 0
@@ -1679,21 +1743,24 @@ cdef class TrackerCore:
 
     # -- queries ------------------------------------------------------------------------
 
-    def is_ready(self, column, row_group, row_index, bint scratch=False):
-        """Whether the task (column, row_group, row_index) is in the frontier."""
-        cdef int c = self._column(column, "is_frontier_task")
-        cdef _Group g = self._existing_group(row_group, "is_frontier_task")
+    def is_ready(self, column, row_group, row_index, bint scratch=False, str method="is_frontier_task"):
+        """Whether the task (column, row_group, row_index) is in the frontier.
+
+        *method* names the public call in error messages (callers validate tasks with it).
+        """
+        cdef int c = self._column(column, method)
+        cdef _Group g = self._existing_group(row_group, method)
         cdef int64_t r
         if g is None:
             if row_index is not None and not self.is_batch[c]:
-                self._check_untouched_row(self._row_group_key(row_group, "is_frontier_task"), row_index,
-                                          "is_frontier_task")
+                self._check_untouched_row(self._row_group_key(row_group, method), row_index,
+                                          method)
             return False
         if row_index is None:
             return bool(self.is_batch[c] and (g.scratch_ready[c] if scratch else g.batch_ready[c]))
         if self.is_batch[c]:
             return False
-        r = self._row(g, row_index, "is_frontier_task")
+        r = self._row(g, row_index, method)
         return bool(g.ready[c * g.nw + (r >> 6)] & ((<uint64_t>1) << (r & 63)))
 
     def is_done(self, column, row_group, row_index):
@@ -1705,7 +1772,11 @@ cdef class TrackerCore:
         if g is None:
             if key in self.compacted:
                 if row_index is None:
-                    return True
+                    # A compacted group was complete: some row is not dropped, and that row has
+                    # every column done (batches only by a completed range), unless all rows were
+                    # dropped, which a group of no rows is vacuously not.
+                    size, packed = self.compacted[key]
+                    return size == 0 or int.from_bytes(packed, "little").bit_count() < size
                 return not self.compacted_is_dropped(key, row_index, "is_complete")
             if row_index is not None:
                 self._check_untouched_row(key, row_index, "is_complete")
@@ -1760,8 +1831,16 @@ cdef class TrackerCore:
 
     def group_resolved(self, row_group, row_group_size, columns):
         """Whether every non-dropped row of the group has every given column done."""
+        if isinstance(columns, str):
+            raise InvalidArgumentError(
+                f"is_row_group_complete() needs a sequence of column names, not the str {columns!r}"
+            )
         ids = [self._column(name, "is_row_group_complete") for name in columns]
         key = self._row_group_key(row_group, "is_row_group_complete")
+        if isinstance(row_group_size, (bool, np.bool_)) or not isinstance(row_group_size, (int, np.integer)):
+            raise IndexTypeError(
+                f"is_row_group_complete() needs an integer row_group_size, got {row_group_size!r}"
+            )
         cdef _Group g = self.groups.get(key)
         cdef int c
         if g is None:
@@ -1778,17 +1857,45 @@ cdef class TrackerCore:
                 return False
         return True
 
-    def compact(self, row_group):
-        """Release a group's arrays, keeping its dropped rows (packed) and progress totals."""
+    def compact(self, row_group, bint abandon=False):
+        """Release a group's arrays, keeping its dropped rows (packed) and progress totals.
+
+        A group is compacted once it is complete (every row dropped or done in every column),
+        so that the terminal answers kept afterwards are true.  An incomplete group is refused
+        unless *abandon*: its open rows are then dropped first, which is what they became.
+        DataDesigner-compatible mode takes the caller's word, as DataDesigner does.
+        """
         key = self._row_group_key(row_group, "compact_row_group")
         if key in self.compacted:
             return
         cdef _Group g = self.groups.get(key)
         cdef int c
+        cdef Py_ssize_t w
+        cdef int64_t n_open
+        cdef uint64_t* mask
         if g is None:
             size = self.plan.row_group_size(key)
-            self.compacted[key] = (size, b"")
+            if size == 0 or self.dd_compat:
+                self.compacted[key] = (size, b"")
+                return
+            if not abandon:
+                raise InvalidArgumentError(self._incomplete_message(key, size))
+            every_row = np.packbits(np.ones(size, dtype=np.uint8), bitorder="little").tobytes()
+            dropped = self.compacted_dropped + size
+            if key in self.groups or key in self.compacted:
+                return  # another thread touched or compacted it meanwhile
+            self.compacted[key] = (size, every_row)
+            self.compacted_dropped = dropped
             return
+        if not self.dd_compat:
+            n_open = self._open_rows(g, NULL)
+            if n_open:
+                if not abandon:
+                    raise InvalidArgumentError(self._incomplete_message(key, n_open))
+                mask = self._scratch_words(g.nw)
+                self._open_rows(g, mask)
+                self._reserve(self.C + 1, self.C * (g.nw + 1) + 1)
+                self._k_drop_rows(g, mask)
         # Everything that allocates comes first; the state then changes without a thread switch.
         dropped_words = np.asarray(g.bits[2 * self.C * g.nw : (2 * self.C + 1) * g.nw])
         entry = (g.n, dropped_words.astype("<u8").tobytes().rstrip(b"\x00"))
@@ -1801,6 +1908,34 @@ cdef class TrackerCore:
         self.compacted[key] = entry
         self.compacted_completed = completed
         self.compacted_dropped = dropped
+
+    cdef int64_t _open_rows(self, _Group g, uint64_t* mask) noexcept:
+        """Rows neither dropped nor done in every column (into *mask* when not NULL)."""
+        cdef Py_ssize_t nw = g.nw
+        cdef Py_ssize_t w
+        cdef int c
+        cdef uint64_t open_word, all_done
+        cdef int64_t n_open = 0
+        for c in range(self.C):
+            if g.n_resolved[c] != g.n:
+                break
+        else:
+            return 0  # O(columns) when the group is complete
+        for w in range(nw):
+            all_done = _tail_mask(g.n, w, nw)
+            for c in range(self.C):
+                all_done &= g.done[c * nw + w]
+            open_word = _tail_mask(g.n, w, nw) & ~g.dropped[w] & ~all_done
+            n_open += cf_popcount(open_word)
+            if mask != NULL:
+                mask[w] = open_word
+        return n_open
+
+    def _incomplete_message(self, key, n_open):
+        return (
+            f"compact_row_group() got row group {key!r}, which is not complete: {n_open} rows are "
+            "neither dropped nor done in every column (drop them first, or pass abandon=True)"
+        )
 
     def restore_group(self, row_group, bits, flags):
         """Install a group's arrays (from a checkpoint); the caller rebuilds the frontier.

@@ -191,17 +191,22 @@ class CompletionTracker:
         for task in tasks:
             core.set_ready(task.column, task.row_group, task.row_index, False)
 
-    def compact_row_group(self, row_group: int) -> None:
-        """Release a group's detailed state; terminal queries keep answering.
+    def compact_row_group(self, row_group: int, *, abandon: bool = False) -> None:
+        """Release a complete group's detailed state; terminal queries keep answering.
 
-        After compaction the group counts as complete: ``is_row_group_complete`` and
-        ``is_column_complete_for_rg`` are True, ``is_dropped`` still knows its dropped rows,
-        and any further mutation of the group raises :class:`RowGroupCompactedError`.
+        A group is complete when every row is dropped or done in every column.  An incomplete
+        group raises :class:`InvalidArgumentError` and stays as it was, unless *abandon*: its
+        open rows are then dropped (they will never be finished) before the state is released,
+        so that what the group reports afterwards stays true.  After compaction
+        ``is_row_group_complete`` and ``is_column_complete_for_rg`` are True, ``is_dropped``
+        knows the dropped rows, a cell is complete when its row is not dropped, and any
+        further mutation of the group raises :class:`RowGroupCompactedError`.  Without a
+        graph the tracker cannot tell complete from incomplete and takes the caller's word.
         """
         if self._core is None:
             self._completion_only().compact(row_group)
         else:
-            self._core.compact(row_group)
+            self._core.compact(row_group, abandon)
 
     # -- handing out the frontier -------------------------------------------------------
 
@@ -301,7 +306,8 @@ class CompletionTracker:
             if counts is not None:
                 completed += counts[0]
                 dropped += counts[1] - counts[0]
-        total_rows = sum(size for _, size in self._plan)
+        num_records = getattr(self._plan, "num_records", None)  # O(1) on a RowGroupPlan
+        total_rows = int(num_records) if num_records is not None else sum(size for _, size in self._plan)
         return {
             name: ColumnProgress(int(completed[i]), int(dropped[i]), total_rows)
             for i, name in enumerate(core.names)
@@ -381,7 +387,7 @@ class CompletionTracker:
                 f"{method}() got {task!r}: a {'full_column' if batch else 'cell_by_cell'} column "
                 f"needs row_index {'None' if batch else 'set'}"
             )
-        core.is_ready(column, task.row_group, task.row_index)  # validates group and row
+        core.is_ready(column, task.row_group, task.row_index, False, method)  # validates group and row
         expected = self._task_type(column, task.row_index)
         if task.task_type != expected:
             raise InvalidArgumentError(
