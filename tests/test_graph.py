@@ -6,10 +6,12 @@ import enum
 import itertools
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 from conftest import make_graph
 
 from cellfrontier import (
+    CellFrontierError,
     CompletionTracker,
     DAGCircularDependencyError,
     DuplicateColumnError,
@@ -17,9 +19,13 @@ from cellfrontier import (
     GenerationStrategy,
     GraphError,
     GraphFrozenError,
+    IndexTypeError,
+    InvalidArgumentError,
+    RowIndexError,
     SliceRef,
     UnknownColumnError,
 )
+from cellfrontier.errors import ColumnNameError, CountTypeError
 from cellfrontier.strategies import coerce_strategy
 
 CELL = GenerationStrategy.CELL_BY_CELL
@@ -77,10 +83,19 @@ def test_strategies_are_coerced_from_strings_and_foreign_enums(value, expected) 
 @pytest.mark.parametrize("value", ["sideways", None, 3, "", object()])
 def test_unknown_strategies_are_refused_and_leave_the_graph_unchanged(value) -> None:
     graph = ExecutionGraph()
-    with pytest.raises(ValueError, match="unknown generation strategy"):
+    with pytest.raises(ValueError, match="unknown generation strategy") as info:
         graph.add_column("x", value)
+    assert isinstance(info.value, InvalidArgumentError) and isinstance(info.value, TypeError)
+    assert "add_column()" in str(info.value) and repr(value) in str(info.value)
     assert graph.columns == []
     graph.add_column("x", "cell_by_cell")  # the name was not taken by the failed call
+
+
+def test_coerce_strategy_errors_belong_to_the_hierarchy() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"coerce_strategy\(\) got unknown generation strategy"):
+        coerce_strategy("x")
+    with pytest.raises(CellFrontierError):
+        coerce_strategy(None)
 
 
 def test_generation_strategy_is_a_str_enum() -> None:
@@ -114,6 +129,20 @@ def test_empty_or_non_string_names_are_refused(name) -> None:
     with pytest.raises(GraphError):
         graph.set_side_effect(name, "a")
     assert graph.columns == []
+    graph.add_column("a", CELL)
+    with pytest.raises(ColumnNameError) as info:
+        graph.set_side_effect(name, "a")
+    assert "set_side_effect()" in str(info.value) and repr(name) in str(info.value)
+    assert graph.side_effects == {}
+
+
+@pytest.mark.parametrize("name", [None, 3, b"a", ["a"]])
+def test_non_string_names_are_type_errors_as_well(name) -> None:
+    graph = make_graph([("a", CELL)])
+    for call in (lambda: graph.add_column(name, CELL), lambda: graph.set_side_effect(name, "a")):
+        with pytest.raises(TypeError):
+            call()
+    assert graph.columns == ["a"] and graph.side_effects == {}
 
 
 def test_add_edge_needs_known_columns() -> None:
@@ -130,7 +159,9 @@ def test_add_edge_to_itself_is_a_cycle() -> None:
     with pytest.raises(DAGCircularDependencyError) as info:
         graph.add_edge("a", "a")
     assert info.value.cycle == ("a", "a")
+    assert "add_edge()" in str(info.value) and "'a'" in str(info.value)
     assert graph.get_upstream_columns("a") == set()
+    assert graph.get_topological_order() == ["a"]
 
 
 def test_duplicate_edges_are_harmless() -> None:
@@ -139,25 +170,53 @@ def test_duplicate_edges_are_harmless() -> None:
     assert graph.compile().down_idx.tolist() == [1]
 
 
-def test_cycles_raise_with_the_columns_of_the_cycle() -> None:
+def test_an_edge_closing_a_cycle_is_refused_and_not_recorded() -> None:
     graph = make_graph(
         [("a", CELL), ("b", CELL), ("c", FULL), ("d", CELL)],
-        [("a", "b"), ("b", "c"), ("c", "b"), ("c", "d")],
+        [("a", "b"), ("b", "c"), ("c", "d")],
     )
+    order = graph.get_topological_order()
+    signature = graph.signature()
     with pytest.raises(DAGCircularDependencyError) as info:
-        graph.get_topological_order()
+        graph.add_edge("d", "b")
     cycle = info.value.cycle
-    assert cycle[0] == cycle[-1]
-    assert set(cycle) == {"b", "c"}
-    assert "b" in str(info.value) and "c" in str(info.value)
+    assert cycle == ("d", "b", "c", "d")
+    assert "add_edge()" in str(info.value) and "d -> b -> c -> d" in str(info.value)
     assert isinstance(info.value, ValueError)
-    # consecutive entries are real edges, upstream first
-    for up, down in itertools.pairwise(cycle):
+    # nothing was recorded: the graph and its cached order are as before
+    assert graph.signature() == signature
+    assert graph.get_upstream_columns("b") == {"a"}
+    assert graph.get_downstream_columns("d") == set()
+    assert graph.get_topological_order() == order
+    # consecutive entries are edges (the refused one first), upstream first
+    graph.add_edge("a", "c")
+    assert graph.get_upstream_columns("c") == {"a", "b"}
+    with pytest.raises(DAGCircularDependencyError) as info:
+        graph.add_edge("c", "a")
+    assert info.value.cycle == ("c", "a", "c")  # the shortest way back
+    for up, down in itertools.pairwise(info.value.cycle[1:]):
         assert up in graph.get_upstream_columns(down)
 
 
-def test_a_cyclic_graph_cannot_be_used_by_a_tracker() -> None:
-    graph = make_graph([("a", CELL), ("b", CELL)], [("a", "b"), ("b", "a")])
+def test_a_refused_edge_leaves_the_graph_usable_by_a_tracker() -> None:
+    graph = make_graph([("a", CELL), ("b", CELL)], [("a", "b")])
+    with pytest.raises(DAGCircularDependencyError) as info:
+        graph.add_edge("b", "a")
+    assert info.value.cycle == ("b", "a", "b")
+    tracker = CompletionTracker.with_graph(graph, [(0, 1)])
+    assert graph.is_frozen
+    assert [t.column for t in tracker.seed_frontier().added] == ["a"]
+
+
+def test_the_internal_cycle_check_still_names_the_columns() -> None:
+    graph = make_graph([("a", CELL), ("b", CELL), ("c", CELL)], [("a", "b"), ("b", "c")])
+    # bypass add_edge() on purpose: the order computation keeps its own check
+    graph._upstream["b"].add("c")
+    graph._downstream["c"] = {"b"}
+    graph._order = None
+    with pytest.raises(DAGCircularDependencyError) as info:
+        graph.get_topological_order()
+    assert set(info.value.cycle) == {"b", "c"} and info.value.cycle[0] == info.value.cycle[-1]
     with pytest.raises(DAGCircularDependencyError):
         CompletionTracker.with_graph(graph, [(0, 1)])
     assert not graph.is_frozen
@@ -170,6 +229,45 @@ def test_set_side_effect_conflicting_producers_are_refused() -> None:
         graph.set_side_effect("x__trace", "b")
     assert graph.resolve_side_effect("x__trace") == "a"
     assert graph.side_effects == {"x__trace": "a"}
+
+
+def test_set_side_effect_needs_a_registered_producer() -> None:
+    graph = make_graph([("a", CELL)])
+    with pytest.raises(GraphError) as info:
+        graph.set_side_effect("x__trace", "ghost")
+    assert "'x__trace'" in str(info.value) and "'ghost'" in str(info.value)
+    assert "set_side_effect()" in str(info.value)
+    assert graph.side_effects == {}
+    assert graph.resolve_side_effect("x__trace") == "x__trace"
+    # the dangling alias never reaches a tracker
+    CompletionTracker.with_graph(graph, [(0, 1)])
+
+
+@pytest.mark.parametrize("producer", [3, None, "", b"a"])
+def test_set_side_effect_needs_a_string_producer(producer) -> None:
+    graph = make_graph([("a", CELL)])
+    with pytest.raises(ColumnNameError) as info:
+        graph.set_side_effect("x__trace", producer)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, GraphError)
+    assert repr(producer) in str(info.value)
+    assert graph.side_effects == {}
+
+
+def test_set_side_effect_alias_equal_to_its_producer_is_refused() -> None:
+    graph = make_graph([("a", CELL)])
+    with pytest.raises(GraphError, match="'a'"):
+        graph.set_side_effect("a", "a")
+    assert graph.side_effects == {}
+
+
+def test_an_alias_equal_to_a_real_column_is_inert() -> None:
+    graph = make_graph([("a", CELL), ("b", FULL)])
+    graph.set_side_effect("b", "a")  # allowed: configs may declare it before 'b' exists
+    assert graph.side_effects == {"b": "a"}
+    assert graph.resolve_side_effect("b") == "b"
+    late = make_graph([("a", CELL)], side_effects=[("b", "a")])
+    late.add_column("b", FULL)  # a later column of the alias's name takes over
+    assert late.resolve_side_effect("b") == "b"
 
 
 def test_resolve_side_effect_prefers_a_real_column() -> None:
@@ -218,10 +316,28 @@ def test_create_accepts_multi_column_configs_and_skip_columns() -> None:
 
 
 def test_create_skips_self_dependencies_directly_or_through_an_alias() -> None:
-    configs = [Config("a", ["a", "a__trace"], ["a__trace"])]
+    configs = [Config("a", ["a", "a__trace"], ["a__trace", "a"])]
     graph = ExecutionGraph.create(configs, {"a": CELL})
     assert graph.get_upstream_columns("a") == set()
     assert graph.get_root_columns() == ["a"]
+    assert graph.side_effects == {"a__trace": "a"}  # its own name is not an alias
+
+
+def test_create_registers_every_column_before_any_alias() -> None:
+    configs = [Config("a", side_effect_columns=["later"]), Config("later"), Config("c", ["later"])]
+    graph = ExecutionGraph.create(configs, {"a": CELL, "later": FULL, "c": CELL})
+    assert graph.side_effects == {"later": "a"}
+    assert graph.get_upstream_columns("c") == {"later"}
+    with pytest.raises(DuplicateColumnError):  # reported before any alias conflict
+        ExecutionGraph.create(
+            [Config("a", side_effect_columns=["t"]), Config("b", side_effect_columns=["t"]), Config("a")],
+            {"a": CELL, "b": CELL},
+        )
+    with pytest.raises(GraphError, match="'t'"):
+        ExecutionGraph.create(
+            [Config("a", side_effect_columns=["t"]), Config("b", side_effect_columns=["t"])],
+            {"a": CELL, "b": CELL},
+        )
 
 
 def test_create_real_column_wins_over_an_alias_of_the_same_name() -> None:
@@ -247,7 +363,20 @@ def test_create_rejects_duplicates_and_cycles() -> None:
         ExecutionGraph.create([Config("a"), Config("a")], {"a": CELL})
     with pytest.raises(DAGCircularDependencyError) as info:
         ExecutionGraph.create([Config("a", ["b"]), Config("b", ["a"])], {"a": CELL, "b": CELL})
-    assert set(info.value.cycle) == {"a", "b"}
+    assert info.value.cycle == ("a", "b", "a")
+    assert "create()" in str(info.value) and "'b' requires 'a'" in str(info.value)
+
+
+def test_create_reports_a_cycle_through_an_alias() -> None:
+    configs = [
+        Config("a", ["c__trace"]),
+        Config("b", ["a"]),
+        Config("c", ["b"], ["c__trace"]),
+    ]
+    with pytest.raises(DAGCircularDependencyError) as info:
+        ExecutionGraph.create(configs, {"a": CELL, "b": FULL, "c": CELL})
+    assert info.value.cycle == ("b", "c", "a", "b")
+    assert "b -> c -> a -> b" in str(info.value)
 
 
 def test_create_with_no_configs_is_an_empty_graph() -> None:
@@ -345,8 +474,38 @@ def test_compute_task_count() -> None:
     ("num_records", "buffer_size"), [(-1, 10), (10, 0), (10, -2), (1.5, 2), (True, 2), (10, None)]
 )
 def test_compute_task_count_refuses_bad_arguments(num_records, buffer_size) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         make_graph([("a", CELL)]).compute_task_count(num_records, buffer_size)
+    assert isinstance(info.value, CellFrontierError)
+    assert "compute_task_count()" in str(info.value)
+
+
+def test_compute_task_count_accepts_numpy_integers() -> None:
+    graph = make_graph([("a", CELL), ("b", FULL)], [("a", "b")])
+    counts = graph.compute_task_count(np.int64(10), np.int32(3))
+    assert counts == {"a": 10, "b": 4}
+    assert all(type(v) is int for v in counts.values())
+    assert graph.compute_task_count(10**20 + 1, 10**20) == {"a": 10**20 + 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("num_records", "buffer_size", "error", "text"),
+    [
+        (True, 2, CountTypeError, "integer num_records, got bool True"),
+        (np.bool_(True), 2, CountTypeError, "integer num_records"),
+        (1.5, 2, CountTypeError, "integer num_records, got float 1.5"),
+        (np.float64(4.0), 2, CountTypeError, "integer num_records"),
+        (10, "3", CountTypeError, "integer buffer_size, got str '3'"),
+        (np.int64(-1), 2, InvalidArgumentError, "num_records >= 0, got np.int64(-1)"),
+        (10, np.int8(0), InvalidArgumentError, "buffer_size >= 1, got np.int8(0)"),
+    ],
+)
+def test_compute_task_count_errors(num_records, buffer_size, error, text) -> None:
+    with pytest.raises(error, match=r"^compute_task_count\(\) needs ") as info:
+        make_graph([("a", CELL)]).compute_task_count(num_records, buffer_size)
+    assert text in str(info.value)
+    if error is CountTypeError:
+        assert isinstance(info.value, IndexTypeError) and isinstance(info.value, ValueError)
 
 
 def test_compute_cell_dependencies(diamond) -> None:
@@ -370,6 +529,45 @@ def test_compute_cell_dependencies_refuses_bad_input(diamond) -> None:
         diamond.compute_cell_dependencies("a", 0, 4, 4)
     with pytest.raises(ValueError, match="outside"):
         diamond.compute_cell_dependencies("a", 0, -1, 4)
+
+
+def test_compute_cell_dependencies_accepts_numpy_integers(diamond) -> None:
+    refs = diamond.compute_cell_dependencies("judge", np.int64(3), None, np.int32(2))
+    assert refs == [SliceRef("a", 3, 0), SliceRef("a", 3, 1), SliceRef("b", 3, 0), SliceRef("b", 3, 1)]
+    assert all(type(r.row_group) is int for r in refs)
+    cell = make_graph([("c", CELL), ("x", CELL)], [("c", "x")])
+    (ref,) = cell.compute_cell_dependencies("x", np.uint16(1), np.int64(4), 5)
+    assert ref == SliceRef("c", 1, 4) and type(ref.row_index) is int
+    assert cell.compute_cell_dependencies("x", -7, 0, 1) == [SliceRef("c", -7, 0)]  # ids may be negative
+    assert cell.compute_cell_dependencies("x", 0, None, 0) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "text"),
+    [
+        ((0, True, 4), IndexTypeError, "integer row_index, got bool True"),
+        ((0, 1.5, 4), IndexTypeError, "integer row_index, got float 1.5"),
+        ((0, "1", 4), IndexTypeError, "integer row_index, got str '1'"),
+        ((0, np.bool_(False), 4), IndexTypeError, "integer row_index"),
+        (("0", 1, 4), IndexTypeError, "integer row_group, got str '0'"),
+        ((False, 1, 4), IndexTypeError, "integer row_group, got bool False"),
+        ((0.0, None, 4), IndexTypeError, "integer row_group, got float 0.0"),
+        ((0, 1, 4.0), IndexTypeError, "integer row_group_size, got float 4.0"),
+        ((0, None, None), IndexTypeError, "integer row_group_size, got NoneType None"),
+        ((0, None, -1), InvalidArgumentError, "row_group_size >= 0, got -1"),
+        ((0, 0, -3), InvalidArgumentError, "row_group_size >= 0, got -3"),
+        ((0, None, 2**31), InvalidArgumentError, "row_group_size < 2**31"),
+        ((0, 4, 4), RowIndexError, "row_index 4 outside 0 <= row_index < 4"),
+        ((0, np.int64(-1), 4), RowIndexError, "row_index -1 outside"),
+        ((0, 0, 0), RowIndexError, "row_index 0 outside 0 <= row_index < 0"),
+    ],
+)
+def test_compute_cell_dependencies_validates_every_argument(args, error, text) -> None:
+    graph = make_graph([("c", CELL), ("x", CELL)], [("c", "x")])
+    with pytest.raises(error, match=r"^compute_cell_dependencies\(\) ") as info:
+        graph.compute_cell_dependencies("x", *args)
+    assert text in str(info.value)
+    assert isinstance(info.value, CellFrontierError)
 
 
 def test_to_mermaid() -> None:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from cellfrontier import CompletionTracker, RowGroupPlan, UnknownRowGroupError
+from cellfrontier import (
+    CellFrontierError,
+    CompletionTracker,
+    IndexTypeError,
+    InvalidArgumentError,
+    RowGroupPlan,
+    UnknownRowGroupError,
+)
+from cellfrontier.errors import CountTypeError
 from cellfrontier.row_groups import RowGroupPlanLike, as_row_group_plan
 
 
 def test_plan_has_no_public_constructor() -> None:
     with pytest.raises(TypeError):
+        RowGroupPlan()
+    with pytest.raises(InvalidArgumentError, match=r"uniform\(\)"):
         RowGroupPlan()
 
 
@@ -22,6 +33,8 @@ def test_uniform_plan_makes_the_last_group_shorter() -> None:
     assert plan.row_group_size(1) == 1_000 and plan.row_group_size(2) == 500
     with pytest.raises(KeyError):
         plan.row_group_size(3)
+    with pytest.raises(UnknownRowGroupError, match=r"row_group_size\(\) got unknown row group -1"):
+        plan.row_group_size(-1)
 
 
 @pytest.mark.parametrize(
@@ -44,8 +57,34 @@ def test_uniform_plan_of_a_million_groups_costs_nothing() -> None:
     [(-1, 10, ValueError), (10, 0, ValueError), (1.0, 10, TypeError), (10, True, TypeError)],
 )
 def test_uniform_plan_refuses_bad_arguments(num_records, buffer_size, error) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         RowGroupPlan.uniform(num_records, buffer_size)
+    assert isinstance(info.value, CellFrontierError)
+    assert str(info.value).startswith("uniform() needs ")
+
+
+@pytest.mark.parametrize(
+    ("num_records", "buffer_size", "error", "text"),
+    [
+        (1.0, 10, CountTypeError, "integer num_records, got float 1.0"),
+        (10, True, CountTypeError, "integer buffer_size, got bool True"),
+        (np.bool_(True), 10, CountTypeError, "integer num_records"),
+        ("10", 10, CountTypeError, "integer num_records, got str '10'"),
+        (-1, 10, InvalidArgumentError, "num_records >= 0, got -1"),
+        (10, np.int64(0), InvalidArgumentError, "buffer_size >= 1, got np.int64(0)"),
+    ],
+)
+def test_uniform_plan_errors_are_hierarchy_errors(num_records, buffer_size, error, text) -> None:
+    with pytest.raises(error) as info:
+        RowGroupPlan.uniform(num_records, buffer_size)
+    assert text in str(info.value)
+    assert isinstance(info.value, (TypeError if error is CountTypeError else ValueError))
+
+
+def test_uniform_plan_accepts_numpy_integers() -> None:
+    plan = RowGroupPlan.uniform(np.int64(25), np.uint8(10))
+    assert plan == RowGroupPlan.uniform(25, 10)
+    assert type(plan.num_records) is int and type(plan.buffer_size) is int
 
 
 def test_explicit_plan_keeps_holes_and_order() -> None:
@@ -73,8 +112,41 @@ def test_explicit_plan_keeps_holes_and_order() -> None:
     ],
 )
 def test_explicit_plan_refuses_bad_pairs(pairs, error) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         RowGroupPlan.explicit(pairs)
+    assert isinstance(info.value, CellFrontierError)
+    assert str(info.value).startswith("explicit() ")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "error", "text"),
+    [
+        ([(0, 1), (0, 2)], InvalidArgumentError, "duplicate row group id 0"),
+        ([(0, -1)], InvalidArgumentError, "size of row group 0 >= 0, got -1"),
+        ([(3, 2**31)], InvalidArgumentError, "size of row group 3 < 2**31"),
+        ([(-(2**62) - 1, 1)], InvalidArgumentError, "row group id >= "),
+        ([(0.0, 1)], IndexTypeError, "integer row group id, got float 0.0"),
+        ([(True, 1)], IndexTypeError, "integer row group id, got bool True"),
+        ([(0, 1.5)], CountTypeError, "integer size of row group 0, got float 1.5"),
+        ([(0,)], InvalidArgumentError, "(id, size) pairs, got (0,)"),
+        ([5], InvalidArgumentError, "(id, size) pairs, got 5"),
+    ],
+)
+def test_explicit_plan_errors_are_hierarchy_errors(pairs, error, text) -> None:
+    with pytest.raises(error) as info:
+        RowGroupPlan.explicit(pairs)
+    assert text in str(info.value)
+
+
+def test_row_group_size_and_has_row_group_with_odd_ids() -> None:
+    for plan in (RowGroupPlan.uniform(5, 2), RowGroupPlan.explicit([(0, 2), (1, 2), (2, 1)])):
+        assert plan.has_row_group(np.int64(1)) and plan.row_group_size(np.int32(2)) == 1
+        for odd in (True, 1.0, "1", None, [1]):
+            assert not plan.has_row_group(odd)
+            with pytest.raises(IndexTypeError, match=r"row_group_size\(\) needs an integer row group"):
+                plan.row_group_size(odd)
+        with pytest.raises(UnknownRowGroupError):
+            plan.row_group_size(7)
 
 
 def test_equality_hash_repr_and_dict_round_trip() -> None:

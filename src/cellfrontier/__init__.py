@@ -4,6 +4,8 @@ from cellfrontier._core import FrontierDelta, Task
 from cellfrontier.errors import (
     CellFrontierError,
     CheckpointError,
+    ColumnNameError,
+    CountTypeError,
     DAGCircularDependencyError,
     DuplicateColumnError,
     GraphError,
@@ -27,8 +29,10 @@ from cellfrontier.tracker import ColumnProgress, CompletionTracker
 __all__ = [
     "CellFrontierError",
     "CheckpointError",
+    "ColumnNameError",
     "ColumnProgress",
     "CompletionTracker",
+    "CountTypeError",
     "DAGCircularDependencyError",
     "DuplicateColumnError",
     "ExecutionGraph",

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 __all__ = [
     "CellFrontierError",
     "CheckpointError",
+    "ColumnNameError",
+    "CountTypeError",
     "DAGCircularDependencyError",
     "DuplicateColumnError",
     "GraphError",
@@ -40,6 +42,14 @@ class CellFrontierError(Exception):
 
 class GraphError(CellFrontierError, ValueError):
     """The execution graph is malformed (unknown producer, bad name, ...)."""
+
+
+class ColumnNameError(GraphError, TypeError):
+    """A column name or side-effect alias that is not a non-empty string.
+
+    Also a ``TypeError`` (a name of the wrong type is a type error) while staying a
+    :class:`GraphError`, which these calls raised before.
+    """
 
 
 class DuplicateColumnError(GraphError):
@@ -90,6 +100,14 @@ class InvalidArgumentError(CellFrontierError, ValueError, TypeError):
 
     It is both a ``ValueError`` and a ``TypeError`` because the calls that raise it used to
     raise one or the other.
+    """
+
+
+class CountTypeError(IndexTypeError, InvalidArgumentError):
+    """A count or size (``num_records``, ``buffer_size``, a row-group size) that is not an integer.
+
+    An :class:`IndexTypeError` like every other non-integer, and also a ``ValueError`` because
+    some of the calls that raise it used to raise one.
     """
 
 

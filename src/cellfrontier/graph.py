@@ -11,7 +11,7 @@ arrays that the Cython core reads without touching a Python object.
 from __future__ import annotations
 
 import heapq
-import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,16 +20,24 @@ import numpy as np
 import numpy.typing as npt
 
 from cellfrontier.errors import (
+    ColumnNameError,
+    CountTypeError,
     DAGCircularDependencyError,
     DuplicateColumnError,
     GraphError,
     GraphFrozenError,
+    IndexTypeError,
+    InvalidArgumentError,
+    RowIndexError,
     UnknownColumnError,
 )
 from cellfrontier.strategies import GenerationStrategy, coerce_strategy
 from cellfrontier.tasks import SliceRef
 
 __all__ = ["CompiledGraph", "ExecutionGraph"]
+
+# Row groups never hold 2**31 rows or more (row-group plans refuse such sizes).
+_MAX_ROWS = 2**31
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +79,8 @@ class ExecutionGraph:
     """Columns, their generation strategies and the dependency edges between them.
 
     Side-effect aliases (``answer__trace`` produced by ``answer``) resolve to their producer
-    wherever a column is named as a dependency; a real column of the same name wins.
+    wherever a column is named as a dependency; a real column of the same name wins.  The
+    graph is acyclic at all times: :meth:`add_edge` refuses an edge that would close a cycle.
     """
 
     def __init__(self) -> None:
@@ -96,7 +105,9 @@ class ExecutionGraph:
         A config is any object with ``name``, ``required_columns`` and
         ``side_effect_columns``; a multi-column config exposes ``columns`` instead of a
         ``name``.  An optional ``skip`` with ``columns`` adds edges too.  A column that
-        requires itself (directly or through its own alias) is not an edge.
+        requires itself (directly or through its own alias) is not an edge, and a column that
+        lists its own name as a side effect declares nothing.  Every column is registered
+        before any alias, so an alias may name a column declared later (the real column wins).
         """
         graph = cls()
         singles = [sub for config in column_configs for sub in _sub_configs(config)]
@@ -104,8 +115,10 @@ class ExecutionGraph:
             if sub.name not in strategies:
                 raise GraphError(f"create() got no strategy for column {sub.name!r}")
             graph.add_column(sub.name, strategies[sub.name])
+        for sub in singles:
             for alias in getattr(sub, "side_effect_columns", None) or ():
-                graph.set_side_effect(alias, sub.name)
+                if alias != sub.name:
+                    graph.set_side_effect(alias, sub.name)
         for sub in singles:
             required = list(getattr(sub, "required_columns", None) or ())
             skip = getattr(sub, "skip", None)
@@ -118,39 +131,67 @@ class ExecutionGraph:
                         "which no column produces"
                     )
                 if producer != sub.name:
-                    graph.add_edge(producer, sub.name)
-        graph.get_topological_order()  # validates acyclicity
+                    try:
+                        graph.add_edge(producer, sub.name)
+                    except DAGCircularDependencyError as exc:
+                        raise DAGCircularDependencyError(
+                            f"create() got a cycle: column {sub.name!r} requires {req!r}, "
+                            f"closing {' -> '.join(exc.cycle)}",
+                            exc.cycle,
+                        ) from None
         return graph
 
     def add_column(self, name: str, strategy: Any) -> None:
         """Register *name* with its generation *strategy*."""
         self._check_mutable("add_column")
-        if not isinstance(name, str) or not name:
-            raise GraphError(f"add_column() needs a non-empty string name, got {name!r}")
+        _check_name(name, "name", "add_column")
         if name in self._strategies:
             raise DuplicateColumnError(f"add_column() got duplicate column {name!r}")
-        self._strategies[name] = coerce_strategy(strategy)
+        self._strategies[name] = coerce_strategy(strategy, "add_column")
         self._columns.append(name)
         self._order = None
 
     def add_edge(self, upstream: str, downstream: str) -> None:
-        """Record that *downstream* reads *upstream* (both must be registered columns)."""
+        """Record that *downstream* reads *upstream* (both must be registered columns).
+
+        An edge that would close a cycle (a self-edge included) raises
+        :class:`DAGCircularDependencyError` naming the cycle and is not recorded, so the graph
+        stays usable: there is no way to remove an edge once it is in.
+        """
         self._check_mutable("add_edge")
         for name in (upstream, downstream):
             self._require(name, "add_edge")
-        if upstream == downstream:
+        if upstream in self._upstream.get(downstream, ()):
+            return  # already there; the cached order stays valid
+        path = self._path(downstream, upstream)
+        if path is not None:
+            cycle = [upstream, *path]
             raise DAGCircularDependencyError(
-                f"add_edge() would make {upstream!r} depend on itself", (upstream, upstream)
+                f"add_edge() got {upstream!r} -> {downstream!r}, which would close the cycle "
+                f"{' -> '.join(cycle)}",
+                cycle,
             )
         self._upstream.setdefault(downstream, set()).add(upstream)
         self._downstream.setdefault(upstream, set()).add(downstream)
         self._order = None
 
     def set_side_effect(self, alias: str, producer: str) -> None:
-        """Declare that column name *alias* is produced as a side effect of *producer*."""
+        """Declare that column name *alias* is produced as a side effect of *producer*.
+
+        *producer* must be a registered column other than *alias*, so every alias resolves to
+        a real column.  *alias* may equal a real column's name; that column then wins in
+        :meth:`resolve_side_effect` and the alias is inert (kept only so that configs which
+        declare it load unchanged).
+        """
         self._check_mutable("set_side_effect")
-        if not isinstance(alias, str) or not alias:
-            raise GraphError(f"set_side_effect() needs a non-empty alias, got {alias!r}")
+        _check_name(alias, "alias", "set_side_effect")
+        _check_name(producer, "producer", "set_side_effect")
+        if alias == producer:
+            raise GraphError(f"set_side_effect() got alias {alias!r} equal to its producer")
+        if producer not in self._strategies:
+            raise GraphError(
+                f"set_side_effect() got alias {alias!r} for producer {producer!r}, which is not a column"
+            )
         existing = self._side_effects.get(alias)
         if existing is not None and existing != producer:
             raise GraphError(
@@ -160,7 +201,11 @@ class ExecutionGraph:
         self._side_effects[alias] = producer
 
     def resolve_side_effect(self, name: str) -> str:
-        """Return the column that produces *name* (a real column wins over an alias)."""
+        """Return the column that produces *name* (a real column wins over an alias).
+
+        A name that is neither a column nor an alias comes back unchanged, so callers decide
+        whether an unknown name is an error.
+        """
         if name in self._strategies:
             return name
         return self._side_effects.get(name, name)
@@ -241,12 +286,11 @@ class ExecutionGraph:
         """Tasks per column for a job of *num_records* rows in groups of *buffer_size*.
 
         A cell-by-cell column has one task per row; a full-column column one per row group.
+        Numpy integers are accepted; bool and float are not (:class:`CountTypeError`).
         """
-        if isinstance(num_records, bool) or not isinstance(num_records, int) or num_records < 0:
-            raise ValueError(f"compute_task_count() needs num_records >= 0, got {num_records!r}")
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size <= 0:
-            raise ValueError(f"compute_task_count() needs buffer_size > 0, got {buffer_size!r}")
-        groups = math.ceil(num_records / buffer_size)
+        num_records = _count(num_records, "num_records", "compute_task_count", 0)
+        buffer_size = _count(buffer_size, "buffer_size", "compute_task_count", 1)
+        groups = -(-num_records // buffer_size)  # exact for any size, unlike math.ceil(a / b)
         return {
             col: num_records if self._strategies[col] is GenerationStrategy.CELL_BY_CELL else groups
             for col in self._columns
@@ -263,13 +307,20 @@ class ExecutionGraph:
 
         A full-column upstream is one ``SliceRef`` with ``row_index=None``.  A cell-by-cell
         upstream is the same row for a cell task, or every row of the group for a batch task
-        (``row_index=None``).
+        (``row_index=None``).  Every argument is validated before anything is computed.
         """
-        self._require(column, "compute_cell_dependencies")
-        if row_index is not None and not 0 <= row_index < row_group_size:
-            raise ValueError(
-                f"compute_cell_dependencies() got row_index {row_index!r} outside 0..{row_group_size - 1}"
-            )
+        method = "compute_cell_dependencies"
+        self._require(column, method)
+        row_group = _integer(row_group, "row_group", method, IndexTypeError)
+        row_group_size = _count(row_group_size, "row_group_size", method, 0)
+        if row_group_size >= _MAX_ROWS:
+            raise InvalidArgumentError(f"{method}() needs row_group_size < 2**31, got {row_group_size!r}")
+        if row_index is not None:
+            row_index = _integer(row_index, "row_index", method, IndexTypeError)
+            if not 0 <= row_index < row_group_size:
+                raise RowIndexError(
+                    f"{method}() got row_index {row_index!r} outside 0 <= row_index < {row_group_size}"
+                )
         batch_ups, cell_ups = self.split_upstream_by_strategy(column)
         refs = [SliceRef(up, row_group, None) for up in batch_ups]
         for up in cell_ups:
@@ -368,6 +419,31 @@ class ExecutionGraph:
         if self._compiled is not None:
             raise GraphFrozenError(f"{method}() called on a graph that a tracker already uses")
 
+    def _path(self, start: str, goal: str) -> list[str] | None:
+        """A shortest downstream path ``start -> ... -> goal`` (both ends included), or None.
+
+        Breadth-first with children visited in insertion order, so the reported cycle is
+        short and deterministic.
+        """
+        if start == goal:
+            return [start]
+        position = {c: i for i, c in enumerate(self._columns)}
+        previous: dict[str, str] = {start: start}
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for child in sorted(self._downstream.get(node, ()), key=position.__getitem__):
+                if child in previous:
+                    continue
+                previous[child] = node
+                if child == goal:
+                    path = [goal]
+                    while path[-1] != start:
+                        path.append(previous[path[-1]])
+                    return path[::-1]
+                queue.append(child)
+        return None
+
     def _kahn(self) -> tuple[str, ...]:
         position = {c: i for i, c in enumerate(self._columns)}
         indegree = {c: len(self._upstream.get(c, ())) for c in self._columns}
@@ -387,7 +463,11 @@ class ExecutionGraph:
         return tuple(order)
 
     def _find_cycle(self, remaining: set[str]) -> list[str]:
-        """One cycle among *remaining* (columns Kahn's algorithm could not order)."""
+        """One cycle among *remaining* (columns Kahn's algorithm could not order).
+
+        :meth:`add_edge` keeps the graph acyclic, so this only runs if the internal edge
+        sets were changed behind the public methods.
+        """
         start = min(remaining, key=self._columns.index)
         path: list[str] = []
         seen: dict[str, int] = {}
@@ -399,6 +479,26 @@ class ExecutionGraph:
         cycle = path[seen[node] :]
         cycle.reverse()  # upstream -> downstream reading order
         return [*cycle, cycle[0]]
+
+
+def _check_name(value: Any, what: str, method: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ColumnNameError(f"{method}() needs a non-empty string {what}, got {value!r}")
+
+
+def _integer(value: Any, what: str, method: str, error: type[IndexTypeError]) -> int:
+    """*value* as a Python int; numpy integers pass, bool and float do not."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise error(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _count(value: Any, what: str, method: str, minimum: int) -> int:
+    """A non-negative (or positive) count; ``CountTypeError`` keeps it a ``ValueError`` too."""
+    number = _integer(value, what, method, CountTypeError)
+    if number < minimum:
+        raise InvalidArgumentError(f"{method}() needs {what} >= {minimum}, got {value!r}")
+    return number
 
 
 def _sub_configs(config: Any) -> list[Any]:

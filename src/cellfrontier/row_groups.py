@@ -6,12 +6,25 @@ pairs.  :meth:`RowGroupPlan.uniform` describes ``num_records`` rows in groups of
 nothing until a group is touched; :meth:`RowGroupPlan.explicit` takes arbitrary pairs (ids
 need not be contiguous: a resumed run has holes).  Any other object with the same three
 methods (another library's plan, say) is accepted by the tracker as it is.
+
+Bad arguments raise errors of :mod:`cellfrontier.errors` that are also the built-ins these
+calls raised before (``TypeError`` for non-integers, ``ValueError`` for bad values,
+``KeyError`` for an unknown group), so existing handlers keep working.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from cellfrontier.errors import (
+    CountTypeError,
+    IndexTypeError,
+    InvalidArgumentError,
+    UnknownRowGroupError,
+)
 
 __all__ = ["RowGroupPlan", "RowGroupPlanLike", "as_row_group_plan"]
 
@@ -27,13 +40,24 @@ class RowGroupPlanLike(Protocol):
     def __iter__(self) -> Iterator[tuple[int, int]]: ...
 
 
-def _check_int(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{what} must be an integer, got {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
-    return value
+# Sizes the compiled core can index (row indices are 32-bit there).
+_MAX_SIZE = 2**31
+# Row-group ids must fit the core's 64-bit keys with room to spare.
+_MIN_ID = -(2**62)
+
+
+def _is_integer(value: Any) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__")
+
+
+def _check_int(value: Any, what: str, method: str, minimum: int, error: type[IndexTypeError]) -> int:
+    """*value* as a Python int >= *minimum*; any ``__index__`` integer passes, bool does not."""
+    if not _is_integer(value):
+        raise error(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise InvalidArgumentError(f"{method}() needs {what} >= {minimum}, got {value!r}")
+    return number
 
 
 class RowGroupPlan:
@@ -46,14 +70,19 @@ class RowGroupPlan:
     _sizes: dict[int, int] | None
 
     def __init__(self) -> None:
-        raise TypeError("use RowGroupPlan.uniform() or RowGroupPlan.explicit()")
+        # Both shapes share one class, so the two constructors are the only way in.
+        raise InvalidArgumentError(
+            "RowGroupPlan() cannot be called directly; use RowGroupPlan.uniform() or .explicit()"
+        )
 
     @classmethod
     def uniform(cls, num_records: int, buffer_size: int) -> RowGroupPlan:
         """Groups ``0 .. ceil(num_records / buffer_size) - 1`` of *buffer_size* rows, the last shorter."""
+        num_records = _check_int(num_records, "num_records", "uniform", 0, CountTypeError)
+        buffer_size = _check_int(buffer_size, "buffer_size", "uniform", 1, CountTypeError)
         plan = object.__new__(cls)
-        plan._num_records = _check_int(num_records, "num_records", 0)
-        plan._buffer_size = _check_int(buffer_size, "buffer_size", 1)
+        plan._num_records = num_records
+        plan._buffer_size = buffer_size
         plan._num_groups = -(-plan._num_records // plan._buffer_size)
         plan._sizes = None
         return plan
@@ -66,13 +95,13 @@ class RowGroupPlan:
             try:
                 raw_id, raw_size = pair
             except (TypeError, ValueError):
-                raise TypeError(f"a row group must be an (id, size) pair, got {pair!r}") from None
-            rg = _check_int(raw_id, "row group id", -(2**62))
-            size = _check_int(raw_size, f"size of row group {rg}", 0)
-            if size >= 2**31:
-                raise ValueError(f"size of row group {rg} must be < 2**31, got {size}")
+                raise InvalidArgumentError(f"explicit() needs (id, size) pairs, got {pair!r}") from None
+            rg = _check_int(raw_id, "row group id", "explicit", _MIN_ID, IndexTypeError)
+            size = _check_int(raw_size, f"size of row group {rg}", "explicit", 0, CountTypeError)
+            if size >= _MAX_SIZE:
+                raise InvalidArgumentError(f"explicit() needs size of row group {rg} < 2**31, got {size!r}")
             if rg in sizes:
-                raise ValueError(f"duplicate row group id {rg!r}")
+                raise InvalidArgumentError(f"explicit() got duplicate row group id {rg!r}")
             sizes[rg] = size
         plan = object.__new__(cls)
         plan._sizes = sizes
@@ -96,16 +125,23 @@ class RowGroupPlan:
         return self._buffer_size
 
     def has_row_group(self, row_group: int) -> bool:
+        """Whether *row_group* is in the plan (never, for a non-integer such as ``True`` or ``1.0``)."""
+        if type(row_group) is not int and not _is_integer(row_group):
+            return False
         if self._sizes is not None:
             return row_group in self._sizes
         return 0 <= row_group < self._num_groups
 
     def row_group_size(self, row_group: int) -> int:
-        """Rows in *row_group*; ``KeyError`` if the plan has no such group."""
+        """Rows in *row_group*; :class:`UnknownRowGroupError` (a ``KeyError``) if there is none."""
+        if type(row_group) is not int and not _is_integer(row_group):
+            raise IndexTypeError(
+                f"row_group_size() needs an integer row group, got {type(row_group).__name__} {row_group!r}"
+            )
+        if not self.has_row_group(row_group):
+            raise UnknownRowGroupError(f"row_group_size() got unknown row group {row_group!r}")
         if self._sizes is not None:
             return self._sizes[row_group]
-        if not 0 <= row_group < self._num_groups:
-            raise KeyError(row_group)
         if row_group == self._num_groups - 1:
             return self._num_records - row_group * self._buffer_size
         return self._buffer_size

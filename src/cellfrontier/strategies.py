@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from cellfrontier.errors import InvalidArgumentError
+
 __all__ = ["GenerationStrategy", "coerce_strategy"]
 
 
@@ -21,11 +23,13 @@ class GenerationStrategy(str, enum.Enum):
         return self.value
 
 
-def coerce_strategy(value: object) -> GenerationStrategy:
+def coerce_strategy(value: object, method: str = "coerce_strategy") -> GenerationStrategy:
     """Return the :class:`GenerationStrategy` equal to *value*.
 
     Any object whose value (or own string form) is ``"cell_by_cell"`` or ``"full_column"`` is
-    accepted, so another library's own strategy enum can be passed unchanged.
+    accepted, so another library's own strategy enum can be passed unchanged.  Anything else
+    raises :class:`~cellfrontier.errors.InvalidArgumentError` (a ``ValueError`` and a
+    ``TypeError``) naming *method*, the call the caller actually made.
     """
     if isinstance(value, GenerationStrategy):
         return value
@@ -36,4 +40,6 @@ def coerce_strategy(value: object) -> GenerationStrategy:
         except ValueError:
             pass
     choices = ", ".join(repr(s.value) for s in GenerationStrategy)
-    raise ValueError(f"unknown generation strategy {value!r}; expected one of {choices}")
+    raise InvalidArgumentError(
+        f"{method}() got unknown generation strategy {value!r}; expected one of {choices}"
+    )
