@@ -432,3 +432,96 @@ def test_save_overwrites_and_accepts_str_paths(tmp_path) -> None:
     tracker.save(target)
     assert Path(target).read_bytes() == tracker.to_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ckpt"]
+
+
+# -- files, hostile input and threads ------------------------------------------------------------
+
+
+def test_load_errors_are_checkpoint_errors_and_the_os_errors_a_caller_expects(tmp_path) -> None:
+    from cellfrontier import CheckpointFileError, CheckpointNotFoundError, InvalidArgumentError
+
+    with pytest.raises(CheckpointNotFoundError) as missing:
+        CompletionTracker.load(tmp_path / "absent.ckpt")
+    assert isinstance(missing.value, FileNotFoundError) and isinstance(missing.value, CheckpointError)
+    with pytest.raises(CheckpointFileError) as directory:
+        CompletionTracker.load(tmp_path)
+    assert isinstance(directory.value, OSError)
+    for data in (123, 2**70, None, "CFRONTIR"):
+        with pytest.raises(InvalidArgumentError, match="from_bytes"):
+            CompletionTracker.from_bytes(data)
+    good = busy_tracker(PLANS["explicit"]()).to_bytes()
+    with pytest.raises(InvalidArgumentError, match="ExecutionGraph"):
+        CompletionTracker.from_bytes(good, graph="x")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h: h.update(compacted_completed=[2**70] * len(h["compacted_completed"])),
+        lambda h: h.update(plan=2**70),
+        lambda h: h.update(groups=[None]),
+        lambda h: h.update(groups="x"),
+        lambda h: h.update(compacted=[[0, 2**70, [0, 0]]]),
+    ],
+)
+def test_a_well_signed_but_malformed_header_is_a_checkpoint_error(good_bytes, edit) -> None:
+    with pytest.raises(CheckpointError):
+        CompletionTracker.from_bytes(resign(good_bytes, edit))
+
+
+def test_a_graph_that_differs_is_refused_saying_what_differs() -> None:
+    tracker = busy_tracker(PLANS["explicit"]())
+    other = w10_graph()
+    other.add_column("extra", "cell_by_cell")
+    with pytest.raises(CheckpointError, match=r"from_bytes\(\).*columns only given \['extra'\]"):
+        CompletionTracker.from_bytes(tracker.to_bytes(), other)
+
+
+def test_save_keeps_the_mode_of_the_checkpoint_it_replaces(tmp_path) -> None:
+    path = tmp_path / "state.ckpt"
+    tracker = busy_tracker(PLANS["explicit"]())
+    tracker.save(path)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o640)
+    tracker.save(path)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
+    """A checkpoint is one instant: never a group both active and compacted, never torn."""
+    import threading
+
+    graph = ExecutionGraph()
+    graph.add_column("seed", "full_column")
+    graph.add_column("a", "cell_by_cell")
+    graph.add_column("judge", "full_column")
+    graph.add_edge("seed", "a")
+    graph.add_edge("a", "judge")
+    plan = RowGroupPlan.uniform(num_records=4_000 * 8, buffer_size=8)
+    tracker = CompletionTracker.with_graph(graph, plan)
+    stop = threading.Event()
+
+    def worker() -> None:
+        for rg, size in plan:
+            tracker.add_root_tasks(rg, size)
+            tracker.mark_row_range_complete("seed", rg, size)
+            tracker.mark_cells_complete("a", rg, np.arange(size))
+            tracker.mark_row_range_complete("judge", rg, size)
+            tracker.compact_row_group(rg)
+        stop.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    loaded = 0
+    try:
+        while not stop.is_set():
+            restored = CompletionTracker.from_bytes(tracker.to_bytes())
+            progress = restored.progress()
+            # Along the chain, at any instant: nothing runs before its upstream is done.
+            assert progress["seed"].completed >= progress["a"].completed >= progress["judge"].completed
+            loaded += 1
+    finally:
+        thread.join()
+    assert loaded > 0
+    final = CompletionTracker.from_bytes(tracker.to_bytes())
+    assert final.progress()["judge"].completed == 4_000 * 8

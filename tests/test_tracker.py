@@ -959,3 +959,42 @@ def test_seed_frontier_after_a_compaction_is_all_or_nothing(chain_tracker) -> No
     with pytest.raises(RowGroupCompactedError):
         chain_tracker.seed_frontier()
     assert snapshot(chain_tracker) == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.is_frontier_task(None),
+        lambda t: t.is_frontier_task(("topic", 0, 1, "cell")),
+        lambda t: t.is_complete(None),
+        lambda t: t.add_ready_tasks(5),
+        lambda t: t.mark_enqueued(None),
+        lambda t: t.mark_enqueued([None]),
+        lambda t: t.is_all_complete(None),
+        lambda t: t.add_root_tasks(0, 4, columns=5),
+        lambda t: t.is_row_group_complete(0, 4, None),
+        lambda t: t.is_row_group_complete(0, 4, "topic"),
+        lambda t: t.is_row_group_complete(3, 5.0, ["topic"]),  # untouched group: same checks
+        lambda t: t.is_row_group_complete(3, True, ["topic"]),
+        lambda t: t.mark_cells_complete("topic", 0, np.zeros(0)),  # an empty float array
+        lambda t: t.mark_cells_complete("topic", 0, np.ma.array([1, 2], mask=[0, 1])),
+        lambda t: t.mark_cells_complete("topic", 0, np.array([2**64 - 1], dtype=np.uint64)),
+        lambda t: t.mark_cells_complete("topic", 0, [2**70]),
+        lambda t: CompletionTracker.with_graph(None, [(0, 1)]),
+        lambda t: Task(None, 0, 0, "cell"),
+    ],
+)
+def test_hostile_arguments_raise_library_errors_and_change_nothing(busy, call) -> None:
+    before = snapshot(busy)
+    with pytest.raises(CellFrontierError):
+        call(busy)
+    assert snapshot(busy) == before
+
+
+def test_unknown_names_and_groups_say_what_was_expected(chain_tracker) -> None:
+    with pytest.raises(UnknownColumnError, match=r"unknown column 'nope' \(expected one of 'topic'"):
+        chain_tracker.mark_cell_complete("nope", 0, 0)
+    with pytest.raises(UnknownRowGroupError, match=r"unknown row group 5 \(expected a row group of the plan"):
+        chain_tracker.drop_row(5, 0)
+    with pytest.raises(IndexError, match=r"mark_enqueued\(\)"):
+        chain_tracker.mark_enqueued([cell("topic", 0, 99)])

@@ -4,6 +4,8 @@ from cellfrontier._core import FrontierDelta, Task
 from cellfrontier.errors import (
     CellFrontierError,
     CheckpointError,
+    CheckpointFileError,
+    CheckpointNotFoundError,
     ColumnNameError,
     CountTypeError,
     DAGCircularDependencyError,
@@ -29,6 +31,8 @@ from cellfrontier.tracker import ColumnProgress, CompletionTracker
 __all__ = [
     "CellFrontierError",
     "CheckpointError",
+    "CheckpointFileError",
+    "CheckpointNotFoundError",
     "ColumnNameError",
     "ColumnProgress",
     "CompletionTracker",

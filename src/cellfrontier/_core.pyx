@@ -37,6 +37,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
+import gc
 import heapq
 
 import numpy as np
@@ -96,6 +97,20 @@ cdef int64_t BATCH_ROW = -1
 cdef int64_t SCRATCH_ROW = 0xFFFFFFFE
 
 
+def _names_hint(names):
+    """A short list of the valid column names for an error message."""
+    shown = ", ".join(repr(n) for n in names[:8])
+    return shown + (f", ... ({len(names)} columns)" if len(names) > 8 else "") if names else "no columns"
+
+
+def _plan_hint(plan):
+    """A short description of the plan's row groups for an error message."""
+    describe = getattr(plan, "describe", None)
+    if describe is not None:
+        return describe()
+    return type(plan).__name__
+
+
 cdef inline uint64_t _tail_mask(int64_t n, Py_ssize_t w, Py_ssize_t nw) noexcept:
     """Valid-row mask of word *w* (the last word of a group may be partial)."""
     cdef int64_t rem
@@ -133,9 +148,9 @@ cdef class Task:
 
     def __init__(self, column, row_group, row_index, task_type):
         if not isinstance(column, str):
-            raise TypeError(f"Task() needs a str column, got {column!r}")
+            raise InvalidArgumentError(f"Task() needs a str column, got {column!r}")
         if not isinstance(task_type, str):
-            raise TypeError(f"Task() needs a str task_type, got {task_type!r}")
+            raise InvalidArgumentError(f"Task() needs a str task_type, got {task_type!r}")
         self.column = column
         self.row_group = row_group
         self.row_index = row_index
@@ -792,7 +807,7 @@ cdef class TrackerCore:
         if type(column) is str or isinstance(column, str):  # an unhashable name must not reach dict.get()
             cid = self.index.get(column)
         if cid is None:
-            raise UnknownColumnError(f"{method}() got unknown column {column!r}")
+            raise UnknownColumnError(f"{method}() got unknown column {column!r} (expected one of {_names_hint(self.names)})")
         return <int>cid
 
     cdef object _row_group_key(self, row_group, str method):
@@ -804,7 +819,10 @@ cdef class TrackerCore:
                 )
             row_group = int(row_group)
         if not self.plan.has_row_group(row_group):
-            raise UnknownRowGroupError(f"{method}() got unknown row group {row_group!r}")
+            raise UnknownRowGroupError(
+                f"{method}() got unknown row group {row_group!r} (expected a row group of the plan: "
+                f"{_plan_hint(self.plan)})"
+            )
         return row_group
 
     cdef _Group _group(self, row_group, str method):
@@ -852,16 +870,20 @@ cdef class TrackerCore:
 
     cdef object _rows(self, _Group g, rows, str method):
         """Validate a bulk row array: 1-D, integer dtype, every value in range."""
+        if isinstance(rows, np.ma.MaskedArray):  # its mask would be silently ignored
+            raise IndexTypeError(f"{method}() needs a plain array of row indices, not a masked array")
         try:
             arr = np.asarray(rows)
         except (TypeError, ValueError) as exc:  # a ragged nested list, say
             raise IndexTypeError(f"{method}() needs a 1-D array of row indices: {exc}") from None
         if arr.ndim != 1:
             raise IndexTypeError(f"{method}() needs a 1-D array of row indices, got {arr.ndim}-D")
-        if arr.size == 0:
-            return np.zeros(0, dtype=np.int64)
+        if arr.size == 0 and not isinstance(rows, np.ndarray):
+            return np.zeros(0, dtype=np.int64)  # an empty list or tuple has no dtype to check
         if arr.dtype.kind not in "iu":
             raise IndexTypeError(f"{method}() needs integer row indices, got dtype {arr.dtype}")
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.int64)
         lo = arr.min()
         hi = arr.max()
         if lo < 0 or hi >= g.n:
@@ -1330,6 +1352,12 @@ cdef class TrackerCore:
         else:
             if isinstance(columns, str):
                 raise InvalidArgumentError("add_root_tasks() needs a sequence of column names, not a single str")
+            try:
+                columns = list(columns)
+            except TypeError:
+                raise InvalidArgumentError(
+                    f"add_root_tasks() needs a sequence of column names or None, got {type(columns).__name__}"
+                ) from None
             for name in columns:
                 c = self._column(name, "add_root_tasks")
                 if not self.is_root[c] and not self.dd_compat:
@@ -1835,6 +1863,12 @@ cdef class TrackerCore:
             raise InvalidArgumentError(
                 f"is_row_group_complete() needs a sequence of column names, not the str {columns!r}"
             )
+        try:
+            columns = list(columns)
+        except TypeError:
+            raise InvalidArgumentError(
+                f"is_row_group_complete() needs a sequence of column names, got {type(columns).__name__}"
+            ) from None
         ids = [self._column(name, "is_row_group_complete") for name in columns]
         key = self._row_group_key(row_group, "is_row_group_complete")
         if isinstance(row_group_size, (bool, np.bool_)) or not isinstance(row_group_size, (int, np.integer)):
@@ -1986,13 +2020,54 @@ cdef class TrackerCore:
             heapq.heappush(self._heap, key)
             g.in_heap = True
 
-    def group_counts(self, row_group):
-        """(n_done, n_resolved) per column for an active group, as int32 arrays (copies)."""
-        cdef _Group g = self._existing_group(row_group, "progress")
-        if g is None:
-            return None
-        counts = np.asarray(g.counts)
-        return counts[: self.C].copy(), counts[self.C : 2 * self.C].copy()
+    def snapshot(self):
+        """The whole completion state at one instant, for a checkpoint.
+
+        Returns ``(groups, compacted, compacted_completed, compacted_dropped)`` where
+        *groups* lists ``(row_group, size, bits bytes, flags bytes)`` of every active group.
+        Nothing here runs Python code: the cyclic garbage collector (whose finalizers could
+        let another thread run) is paused while the copies are made, so no event of another
+        thread lands between two groups, or between a group's bits and its flags.
+        """
+        cdef _Group g
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            groups = [
+                (key, g.n, g.bits.tobytes(), g.flags.tobytes())
+                for key, g in self.groups.items()
+            ]
+            compacted = dict(self.compacted)
+            completed = self.compacted_completed.copy()
+            dropped = self.compacted_dropped.copy()
+        finally:
+            if collecting:
+                gc.enable()
+        return groups, compacted, completed, dropped
+
+    def progress_counts(self):
+        """Cells completed and rows dropped (not completed) per column, over every group.
+
+        Computed at one instant, like :meth:`snapshot`.
+        """
+        cdef _Group g
+        cdef int c
+        cdef int64_t[::1] done_view, dropped_view
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            completed = np.array(self.compacted_completed, dtype=np.int64)
+            dropped = np.array(self.compacted_dropped, dtype=np.int64)
+            done_view = completed
+            dropped_view = dropped
+            for g in self.groups.values():
+                for c in range(self.C):
+                    done_view[c] += g.n_done[c]
+                    dropped_view[c] += g.n_resolved[c] - g.n_done[c]
+        finally:
+            if collecting:
+                gc.enable()
+        return completed, dropped
 
     def total_ready(self):
         """Number of tasks in the frontier."""

@@ -27,13 +27,19 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cellfrontier.errors import CheckpointError
+from cellfrontier.errors import (
+    CheckpointError,
+    CheckpointFileError,
+    CheckpointNotFoundError,
+    InvalidArgumentError,
+)
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.row_groups import RowGroupPlan
 
@@ -76,33 +82,29 @@ def tracker_to_bytes(tracker: Any) -> bytes:
         plan_dict = (
             plan.to_dict() if isinstance(plan, RowGroupPlan) else RowGroupPlan.explicit(plan).to_dict()
         )
+        # One consistent instant of the state, even while other threads record events.
+        active, compacted, compacted_completed, compacted_dropped = core.snapshot()
         groups = []
-        for rg in sorted(core.groups):
-            group = core.groups[rg]
-            groups.append(
-                {
-                    "row_group": rg,
-                    "size": group.n,
-                    "bits": put(np.ascontiguousarray(group.bits, dtype="<u8").tobytes()),
-                    "flags": put(np.ascontiguousarray(group.flags, dtype="u1").tobytes()),
-                }
-            )
+        for rg, size, bits, flags in sorted(active, key=lambda entry: entry[0]):
+            if sys.byteorder != "little":  # the file stores the words little-endian
+                bits = np.frombuffer(bits, dtype=np.uint64).astype("<u8").tobytes()
+            groups.append({"row_group": rg, "size": size, "bits": put(bits), "flags": put(flags)})
         header = {
             "kind": "graph",
             "graph": tracker._graph.signature(),
             "column_order": list(core.names),
             "plan": plan_dict,
             "groups": groups,
-            "compacted": [[rg, size, put(packed)] for rg, (size, packed) in sorted(core.compacted.items())],
-            "compacted_completed": [int(x) for x in core.compacted_completed],
-            "compacted_dropped": [int(x) for x in core.compacted_dropped],
+            "compacted": [[rg, size, put(packed)] for rg, (size, packed) in sorted(compacted.items())],
+            "compacted_completed": [int(x) for x in compacted_completed],
+            "compacted_dropped": [int(x) for x in compacted_dropped],
         }
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     payload = struct.pack("<Q", len(head)) + head + bytes(blob)
     return _PREFIX.pack(MAGIC, FORMAT_VERSION, len(payload)) + payload + hashlib.sha256(payload).digest()
 
 
-def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None) -> Any:
+def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None, method: str = "from_bytes") -> Any:
     """Rebuild a tracker from :func:`tracker_to_bytes` output.
 
     With *graph*, the saved graph must be the same (same columns, strategies, edges and
@@ -110,11 +112,19 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None) -> Any:
     """
     from cellfrontier.tracker import CompletionTracker
 
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"{method}() needs bytes, got {type(data).__name__}")
+    if graph is not None and not isinstance(graph, ExecutionGraph):
+        raise InvalidArgumentError(
+            f"{method}() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
+        )
     header, blob = _parse(bytes(data))
+    if not isinstance(header, dict):
+        raise CheckpointError("checkpoint is malformed: its header is not an object")
     try:
         if header["kind"] == "plain":
             if graph is not None:
-                raise CheckpointError("from_bytes() got a graph, but the checkpoint has no graph")
+                raise CheckpointError(f"{method}() got a graph, but the checkpoint has no graph")
             tracker = CompletionTracker()
             plain = tracker._completion_only()
             plain.done = {
@@ -127,7 +137,10 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None) -> Any:
         saved_graph = ExecutionGraph.from_signature(header["graph"])
         if graph is not None:
             if graph.signature() != header["graph"]:
-                raise CheckpointError("load() got a graph that differs from the one in the checkpoint")
+                raise CheckpointError(
+                    f"{method}() got a graph that differs from the one in the checkpoint: "
+                    + _graph_difference(graph, saved_graph)
+                )
             saved_graph = graph
         if saved_graph.compile().names != tuple(header["column_order"]):
             raise CheckpointError("checkpoint column order does not match its graph")
@@ -150,7 +163,7 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None) -> Any:
         return tracker
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise CheckpointError(f"checkpoint is malformed: {exc}") from exc
 
 
@@ -164,6 +177,14 @@ def save_tracker(tracker: Any, path: str | os.PathLike[str]) -> None:
     data = tracker_to_bytes(tracker)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
+        # mkstemp creates the file private (0600); keep the mode of the checkpoint it replaces,
+        # or give a new one the usual 0644, so that a checkpoint reads like any other file.
+        try:
+            mode = target.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        if hasattr(os, "fchmod"):  # POSIX
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -190,8 +211,12 @@ def load_tracker(path: str | os.PathLike[str], graph: ExecutionGraph | None = No
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise CheckpointError(f"load() found no checkpoint at {os.fspath(path)!r}") from None
-    return tracker_from_bytes(data, graph)
+        raise CheckpointNotFoundError(f"load() found no checkpoint at {os.fspath(path)!r}") from None
+    except OSError as exc:
+        raise CheckpointFileError(f"load() cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    except TypeError as exc:
+        raise InvalidArgumentError(f"load() needs a path, got {type(path).__name__} {path!r}") from exc
+    return tracker_from_bytes(data, graph, method="load")
 
 
 def _parse(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -220,6 +245,27 @@ def _parse(data: bytes) -> tuple[dict[str, Any], bytes]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint header is unreadable: {exc}") from exc
     return header, payload[8 + head_len :]
+
+
+def _graph_difference(given: ExecutionGraph, saved: ExecutionGraph) -> str:
+    """What differs between two graphs, in a few words, for an error message."""
+    parts = []
+    given_cols, saved_cols = set(given.columns), set(saved.columns)
+    if given_cols != saved_cols:
+        only_given, only_saved = sorted(given_cols - saved_cols), sorted(saved_cols - given_cols)
+        parts.append(f"columns only given {only_given}, only saved {only_saved}")
+    else:
+        strategies = [c for c in given.columns if given.get_strategy(c) != saved.get_strategy(c)]
+        if strategies:
+            parts.append(f"strategies of {sorted(strategies)}")
+        edges = [
+            c
+            for c in given.columns
+            if set(given.get_upstream_columns(c)) != set(saved.get_upstream_columns(c))
+        ]
+        if edges:
+            parts.append(f"upstream columns of {sorted(edges)}")
+    return "; ".join(parts) or "side-effect aliases or column order"
 
 
 def _slice(blob: bytes, span: list[int]) -> bytes:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 __all__ = [
     "CellFrontierError",
     "CheckpointError",
+    "CheckpointFileError",
+    "CheckpointNotFoundError",
     "ColumnNameError",
     "CountTypeError",
     "DAGCircularDependencyError",
@@ -125,3 +127,11 @@ class NoGraphError(CellFrontierError, RuntimeError):
 
 class CheckpointError(CellFrontierError, ValueError):
     """A checkpoint that is truncated, corrupted, of an unknown version or for another graph."""
+
+
+class CheckpointFileError(CheckpointError, OSError):
+    """A checkpoint file that cannot be read (a directory, no permission, ...)."""
+
+
+class CheckpointNotFoundError(CheckpointFileError, FileNotFoundError):
+    """No checkpoint at the given path."""

@@ -146,6 +146,16 @@ class RowGroupPlan:
             return self._num_records - row_group * self._buffer_size
         return self._buffer_size
 
+    def describe(self) -> str:
+        """The plan's row-group ids in a few words, for error messages."""
+        if self._sizes is None:
+            return f"ids 0 .. {self._num_groups - 1}" if self._num_groups else "no row groups"
+        ids = sorted(self._sizes)
+        if not ids:
+            return "no row groups"
+        shown = ", ".join(str(rg) for rg in ids[:8])
+        return f"ids {shown}" + (f", ... ({len(ids)} groups)" if len(ids) > 8 else "")
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self._sizes is not None:
             yield from self._sizes.items()

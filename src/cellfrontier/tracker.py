@@ -75,7 +75,9 @@ class CompletionTracker:
         The graph is frozen from now on.
         """
         if not isinstance(graph, ExecutionGraph):
-            raise TypeError(f"with_graph() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}")
+            raise InvalidArgumentError(
+                f"with_graph() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
+            )
         tracker = cls.__new__(cls)
         tracker._graph = graph
         tracker._plan = as_row_group_plan(row_groups)
@@ -176,7 +178,7 @@ class CompletionTracker:
     def add_ready_tasks(self, tasks: Iterable[Task]) -> FrontierDelta:
         """Put tasks into the frontier (idempotent; all are validated before any is added)."""
         core = self._need_core("add_ready_tasks")
-        tasks = list(tasks)
+        tasks = _items(tasks, "add_ready_tasks", "tasks")
         for task in tasks:
             self._validate_task(task, "add_ready_tasks")
         added = [t for t in tasks if core.set_ready(t.column, t.row_group, t.row_index, True)]
@@ -185,7 +187,7 @@ class CompletionTracker:
     def mark_enqueued(self, tasks: Iterable[Task]) -> None:
         """Acknowledge handed-out tasks: they leave the frontier (unknown-but-valid ones are ignored)."""
         core = self._need_core("mark_enqueued")
-        tasks = list(tasks)
+        tasks = _items(tasks, "mark_enqueued", "tasks")
         for task in tasks:
             self._validate_task(task, "mark_enqueued")
         for task in tasks:
@@ -261,13 +263,14 @@ class CompletionTracker:
 
     def is_complete(self, slice_ref: SliceRef) -> bool:
         """Whether a cell is done (``row_index=None``: whether the batch was completed as a range)."""
+        _check_ref(slice_ref, "is_complete", "SliceRef")
         if self._core is None:
             return self._completion_only().is_done(slice_ref.column, slice_ref.row_group, slice_ref.row_index)
         return bool(self._core.is_done(slice_ref.column, slice_ref.row_group, slice_ref.row_index))
 
     def is_all_complete(self, refs: Iterable[SliceRef]) -> bool:
         """Whether every referenced cell or batch is done."""
-        return all(self.is_complete(ref) for ref in refs)
+        return all(self.is_complete(ref) for ref in _items(refs, "is_all_complete", "SliceRefs"))
 
     def is_dropped(self, row_group: int, row_index: int) -> bool:
         if self._core is None:
@@ -276,9 +279,14 @@ class CompletionTracker:
 
     def is_row_group_complete(self, row_group: int, row_group_size: int, all_columns: Iterable[str]) -> bool:
         """Whether every non-dropped row has every column in *all_columns* done (O(columns))."""
+        if isinstance(all_columns, str):
+            raise InvalidArgumentError(
+                f"is_row_group_complete() needs a sequence of column names, not the str {all_columns!r}"
+            )
+        columns = _items(all_columns, "is_row_group_complete", "column names")
         if self._core is None:
-            return self._completion_only().is_group_complete(row_group, row_group_size, list(all_columns))
-        return bool(self._core.group_resolved(row_group, row_group_size, list(all_columns)))
+            return self._completion_only().is_group_complete(row_group, row_group_size, columns)
+        return bool(self._core.group_resolved(row_group, row_group_size, columns))
 
     def is_column_complete_for_rg(self, column: str, row_group: int) -> bool:
         """Whether *column* is done for every non-dropped row of *row_group* (O(1))."""
@@ -289,6 +297,9 @@ class CompletionTracker:
     def is_frontier_task(self, task: Task) -> bool:
         """Whether *task* is ready and not yet handed out."""
         core = self._need_core("is_frontier_task")
+        _check_ref(task, "is_frontier_task", "Task")
+        if not hasattr(task, "task_type"):
+            raise InvalidArgumentError(f"is_frontier_task() needs a Task, got {type(task).__name__}")
         if task.row_index is not None and self._graph is not None:
             strategy = self._graph.get_strategy(task.column) if task.column in core.index else None
             if strategy is GenerationStrategy.FULL_COLUMN:
@@ -299,13 +310,7 @@ class CompletionTracker:
     def progress(self) -> dict[str, ColumnProgress]:
         """Per column: cells completed, rows dropped (not completed) and rows in the plan."""
         core = self._need_core("progress")
-        completed = np.array(core.compacted_completed, dtype=np.int64)
-        dropped = np.array(core.compacted_dropped, dtype=np.int64)
-        for row_group in list(core.groups):
-            counts = core.group_counts(row_group)
-            if counts is not None:
-                completed += counts[0]
-                dropped += counts[1] - counts[0]
+        completed, dropped = core.progress_counts()  # one instant, even with other threads
         num_records = getattr(self._plan, "num_records", None)  # O(1) on a RowGroupPlan
         total_rows = int(num_records) if num_records is not None else sum(size for _, size in self._plan)
         return {
@@ -343,7 +348,7 @@ class CompletionTracker:
         """Restore a tracker from :meth:`to_bytes` output."""
         from cellfrontier.checkpoint import tracker_from_bytes
 
-        return tracker_from_bytes(data, graph)
+        return tracker_from_bytes(data, graph, method="from_bytes")
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_tracker_from_bytes, (self.to_bytes(),))
@@ -378,7 +383,10 @@ class CompletionTracker:
         """Check a task's column, group and row (raises; never mutates)."""
         core = self._need_core(method)
         assert self._graph is not None
-        column = getattr(task, "column", None)
+        _check_ref(task, method, "Task")
+        if not hasattr(task, "task_type"):
+            raise InvalidArgumentError(f"{method}() needs a Task, got {type(task).__name__} {task!r}")
+        column = task.column
         if column not in core.index:
             raise UnknownColumnError(f"{method}() got a task for unknown column {column!r}")
         batch = self._graph.get_strategy(column) is GenerationStrategy.FULL_COLUMN
@@ -397,6 +405,24 @@ class CompletionTracker:
             raise RowGroupCompactedError(
                 f"add_ready_tasks() got {task!r}, whose row group was already compacted"
             )
+
+
+def _items(values: Any, method: str, what: str) -> list[Any]:
+    """*values* as a list, or the library's error for something that is not iterable."""
+    if isinstance(values, (str, bytes)):
+        raise InvalidArgumentError(f"{method}() needs an iterable of {what}, got {type(values).__name__}")
+    try:
+        return list(values)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"{method}() needs an iterable of {what}, got {type(values).__name__}"
+        ) from None
+
+
+def _check_ref(ref: Any, method: str, kind: str) -> None:
+    """Refuse an argument that is not a task or slice reference (it lacks their fields)."""
+    if not (hasattr(ref, "column") and hasattr(ref, "row_group") and hasattr(ref, "row_index")):
+        raise InvalidArgumentError(f"{method}() needs a {kind}, got {type(ref).__name__} {ref!r}")
 
 
 def _tracker_from_bytes(data: bytes) -> CompletionTracker:
