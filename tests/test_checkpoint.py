@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from cellfrontier import (
+    CellFrontierError,
     CheckpointError,
     CompletionTracker,
     ExecutionGraph,
@@ -252,16 +253,22 @@ def test_graphless_tracker_round_trips(tmp_path) -> None:
     tracker.mark_cell_complete("b", 2, 0)
     tracker.compact_row_group(2)
 
+    def answer(query, *args) -> object:
+        try:
+            return query(*args)
+        except CellFrontierError as exc:  # a row or size outside a group of known size
+            return type(exc).__name__
+
     def answers(t: CompletionTracker) -> list:
         out = []
         for rg in (0, 1, 2, 9):
             for col in ("a", "b", "seed"):
                 out.append(t.is_complete(SliceRef(col, rg, None)))
                 out.append(t.is_column_complete_for_rg(col, rg))
-                out.extend(t.is_complete(SliceRef(col, rg, r)) for r in range(260))
-            out.extend(t.is_dropped(rg, r) for r in range(260))
-            out.append(t.is_row_group_complete(rg, 250, ["seed"]))
-            out.append(t.is_row_group_complete(rg, 10, ["seed", "a"]))
+                out.extend(answer(t.is_complete, SliceRef(col, rg, r)) for r in range(260))
+            out.extend(answer(t.is_dropped, rg, r) for r in range(260))
+            out.append(answer(t.is_row_group_complete, rg, 250, ["seed"]))
+            out.append(answer(t.is_row_group_complete, rg, 10, ["seed", "a"]))
         return out
 
     expected = answers(tracker)

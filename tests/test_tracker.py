@@ -860,25 +860,48 @@ def test_completion_only_tracker() -> None:
     assert t.is_complete(SliceRef("a", 0, 3)) and not t.is_complete(SliceRef("a", 0, 2))
     assert not t.is_complete(SliceRef("b", 0, 3)) and not t.is_complete(SliceRef("a", 1, 3))
     assert not t.is_complete(SliceRef("a", 0))  # cells never make a batch
-    assert not t.is_column_complete_for_rg("a", 0)
-    t.mark_row_range_complete("f", 0, 3)
-    assert t.is_complete(SliceRef("f", 0)) and t.is_complete(SliceRef("f", 0, 2))
-    assert not t.is_complete(SliceRef("f", 0, 3))
-    assert t.is_column_complete_for_rg("f", 0)
+    assert not t.is_column_complete_for_rg("a", 0)  # the group's size is not known yet
+    with pytest.raises(SizeMismatchError, match="row 3"):
+        t.mark_row_range_complete("f", 0, 3)  # row 3 exists, so the group has more than 3 rows
+    t.mark_row_range_complete("f", 0, 4)  # the group's size is 4 from now on
+    assert t.is_complete(SliceRef("f", 0)) and t.is_complete(SliceRef("f", 0, 3))
+    assert t.is_column_complete_for_rg("f", 0) and not t.is_column_complete_for_rg("a", 0)
+    with pytest.raises(RowIndexError):
+        t.mark_cell_complete("a", 0, 4)
+    with pytest.raises(SizeMismatchError):
+        t.mark_row_range_complete("g", 0, 5)
+    with pytest.raises(SizeMismatchError):
+        t.is_row_group_complete(0, 3, ["a"])
     t.drop_row(0, 1)
     assert t.is_dropped(0, 1) and not t.is_dropped(0, 0)
     assert not t.is_row_group_complete(0, 4, ["a", "f"])
     t.mark_cell_complete("a", 0, 0)
     t.mark_cell_complete("a", 0, 2)
-    assert t.is_row_group_complete(0, 4, ["a"])
+    assert t.is_row_group_complete(0, 4, ["a"]) and t.is_column_complete_for_rg("a", 0)
     assert t.is_all_complete([SliceRef("a", 0, 0), SliceRef("f", 0)])
     assert not t.is_all_complete([SliceRef("a", 0, 0), SliceRef("a", 0, 1)])
-    assert t.nbytes >= 0
+    assert t.nbytes > 0
     t.compact_row_group(0)
     assert t.is_dropped(0, 1)
     assert t.is_row_group_complete(0, 4, ["a", "zzz"])
     with pytest.raises(RowGroupCompactedError):
         t.mark_cell_complete("a", 0, 1)
+
+
+def test_completion_only_tracker_counts_instead_of_scanning() -> None:
+    """A mark near the top of the row range costs its bitmap, not a copy per event."""
+    t = CompletionTracker()
+    t.mark_cell_complete("a", 0, 2**20)
+    size = t.nbytes
+    for row in range(1_000):
+        t.mark_cell_complete("a", 0, row)
+        t.drop_row(0, row + 5_000)
+    assert t.nbytes == size  # in place: no growth, no copies kept
+    t.mark_row_range_complete("f", 0, 2**20 + 1)
+    assert not t.is_row_group_complete(0, 2**20 + 1, ["a"])
+    assert t.is_row_group_complete(0, 2**20 + 1, ["f"])
+    t.mark_row_range_complete("a", 0, 2**20 + 1)
+    assert t.is_row_group_complete(0, 2**20 + 1, ["a", "f"])
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,11 @@ File layout (all integers little-endian)::
 The JSON header holds the graph (columns, strategies, edges, side-effect aliases), the
 row-group plan, and for every active row group the byte ranges of its bit and flag arrays in
 the blob (see ``_core.pyx``; counters are recomputed on load, never trusted); for every
-compacted group its size and packed
-dropped rows; and the per-column progress totals of compacted groups.  A tracker built
-without a graph stores its integer bitsets in the header instead.
+compacted group its size and packed dropped rows; and the per-column progress totals of
+compacted groups.  A tracker built without a graph stores, per row group, its size (once
+known), the rows recorded so far and the byte ranges of its dropped-row and per-column done
+bitmaps (see :mod:`cellfrontier.completion_only`).  Version 1 kept a graph-less tracker's
+bitmaps as integers in the header; it is still read.
 
 Resume semantics: the frontier is rebuilt from completion state on load, so tasks that had
 been handed out but not completed are ready again, and nothing completed is offered again.
@@ -53,7 +55,9 @@ __all__ = [
 ]
 
 MAGIC = b"CFRONTIR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 stores a graph-less tracker's bitmaps in the blob (version 1: integers in the header)."""
+READABLE_VERSIONS = (1, 2)
 _PREFIX = struct.Struct("<8sIQ")
 _DIGEST = 32
 
@@ -70,13 +74,26 @@ def tracker_to_bytes(tracker: Any) -> bytes:
     core = tracker._core
     if core is None:
         plain = tracker._plain
-        header: dict[str, Any] = {
-            "kind": "plain",
-            "done": {str(rg): {c: hex(v) for c, v in cols.items()} for rg, cols in plain.done.items()},
-            "dropped": {str(rg): hex(v) for rg, v in plain.dropped.items()},
-            "batches": {str(rg): sorted(v) for rg, v in plain.batches.items()},
-            "compacted": {str(rg): hex(v) for rg, v in plain.compacted.items()},
-        }
+        with plain._lock:  # one instant: mutations of the graph-less state hold this lock
+            header: dict[str, Any] = {
+                "kind": "plain",
+                "groups": [
+                    {
+                        "row_group": rg,
+                        "size": group.size,
+                        "extent": group.extent,
+                        "dropped": put(group.dropped.astype("<u8").tobytes()),
+                        "columns": [
+                            [c, put(w.astype("<u8").tobytes())] for c, w in sorted(group.done.items())
+                        ],
+                        "batches": sorted(group.batches),
+                    }
+                    for rg, group in sorted(plain.groups.items())
+                ],
+                "compacted": [
+                    [rg, rows, put(packed)] for rg, (rows, packed) in sorted(plain.compacted.items())
+                ],
+            }
     else:
         plan = tracker._plan
         plan_dict = (
@@ -118,22 +135,14 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None, method:
         raise InvalidArgumentError(
             f"{method}() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
         )
-    header, blob = _parse(bytes(data))
+    header, blob, version = _parse(bytes(data))
     if not isinstance(header, dict):
         raise CheckpointError("checkpoint is malformed: its header is not an object")
     try:
         if header["kind"] == "plain":
             if graph is not None:
                 raise CheckpointError(f"{method}() got a graph, but the checkpoint has no graph")
-            tracker = CompletionTracker()
-            plain = tracker._completion_only()
-            plain.done = {
-                int(rg): {c: int(v, 16) for c, v in cols.items()} for rg, cols in header["done"].items()
-            }
-            plain.dropped = {int(rg): int(v, 16) for rg, v in header["dropped"].items()}
-            plain.batches = {int(rg): set(v) for rg, v in header["batches"].items()}
-            plain.compacted = {int(rg): int(v, 16) for rg, v in header["compacted"].items()}
-            return tracker
+            return _plain_tracker(header, blob, version)
         saved_graph = ExecutionGraph.from_signature(header["graph"])
         if graph is not None:
             if graph.signature() != header["graph"]:
@@ -219,15 +228,67 @@ def load_tracker(path: str | os.PathLike[str], graph: ExecutionGraph | None = No
     return tracker_from_bytes(data, graph, method="load")
 
 
-def _parse(data: bytes) -> tuple[dict[str, Any], bytes]:
+def _plain_tracker(header: dict[str, Any], blob: bytes, version: int) -> Any:
+    """A graph-less tracker from its header (version 1 kept integer bitsets in the header)."""
+    from cellfrontier.completion_only import PlainGroup
+    from cellfrontier.tracker import CompletionTracker
+
+    tracker = CompletionTracker()
+    plain = tracker._completion_only()
+
+    def words(data: bytes, minimum: int) -> np.ndarray:
+        out = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+        return np.concatenate([out, np.zeros(max(minimum - out.size, 0), dtype=np.uint64)])
+
+    def from_int(value: str) -> bytes:
+        number = int(value, 16)
+        return number.to_bytes((number.bit_length() + 63) // 64 * 8, "little")
+
+    if version == 1:
+        groups: dict[int, PlainGroup] = {}
+        for rg, bits in header["dropped"].items():
+            groups.setdefault(int(rg), PlainGroup()).dropped = words(from_int(bits), 0)
+        for rg, cols in header["done"].items():
+            group = groups.setdefault(int(rg), PlainGroup())
+            for column, bits in cols.items():
+                group.done[str(column)] = words(from_int(bits), 0)
+        for rg, names in header["batches"].items():
+            groups.setdefault(int(rg), PlainGroup()).batches = {str(n) for n in names}
+        compacted = {int(rg): (int(v, 16).bit_length(), from_int(v)) for rg, v in header["compacted"].items()}
+    else:
+        groups = {}
+        for entry in header["groups"]:
+            size = entry["size"]
+            group = PlainGroup(None if size is None else int(size))
+            group.extent = int(entry["extent"])
+            group.dropped = words(_slice(blob, entry["dropped"]), 0)
+            for column, span in entry["columns"]:
+                group.done[str(column)] = words(_slice(blob, span), 0)
+            group.batches = {str(n) for n in entry["batches"]}
+            groups[int(entry["row_group"])] = group
+        compacted = {int(rg): (int(rows), _slice(blob, span)) for rg, rows, span in header["compacted"]}
+    for group in groups.values():
+        # Every bitmap of a group has the same number of words; counters are never trusted.
+        width = max([group.dropped.size, *(w.size for w in group.done.values())])
+        group.dropped = words(group.dropped.astype("<u8").tobytes(), width)
+        group.done = {c: words(w.astype("<u8").tobytes(), width) for c, w in group.done.items()}
+        group.recount()
+        if group.size is not None and (group.size < group.extent or width * 64 < group.size):
+            raise CheckpointError("checkpoint graph-less row group has inconsistent sizes")
+    plain.groups = groups
+    plain.compacted = compacted
+    return tracker
+
+
+def _parse(data: bytes) -> tuple[dict[str, Any], bytes, int]:
     if len(data) < _PREFIX.size + _DIGEST:
         raise CheckpointError(f"checkpoint is truncated ({len(data)} bytes)")
     magic, version, length = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise CheckpointError("not a cellfrontier checkpoint (bad magic bytes)")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"checkpoint format version {version} is not supported (expected {FORMAT_VERSION})"
+            f"checkpoint format version {version} is not supported (expected one of {READABLE_VERSIONS})"
         )
     end = _PREFIX.size + length
     if len(data) != end + _DIGEST:
@@ -244,7 +305,7 @@ def _parse(data: bytes) -> tuple[dict[str, Any], bytes]:
         header = json.loads(payload[8 : 8 + head_len].decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint header is unreadable: {exc}") from exc
-    return header, payload[8 + head_len :]
+    return header, payload[8 + head_len :], version
 
 
 def _graph_difference(given: ExecutionGraph, saved: ExecutionGraph) -> str:

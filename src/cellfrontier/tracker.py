@@ -5,8 +5,8 @@ With a graph (:meth:`CompletionTracker.with_graph`) the tracker owns a
 in O(fan-out) per event.  Every call validates its arguments completely before anything
 changes, so a call that raises leaves the state as it was; bulk calls are all-or-nothing.
 
-Without a graph (``CompletionTracker()``) it records completion state only, as integer
-bitsets per (row group, column); methods that need the frontier raise :class:`NoGraphError`.
+Without a graph (``CompletionTracker()``) it records completion state only, in the bitmaps of
+:mod:`cellfrontier.completion_only`; methods that need the frontier raise :class:`NoGraphError`.
 
 Concurrency: every mutation runs as one compiled call that holds the GIL from the first
 state change to the last, so calls from several threads never interleave inside an event
@@ -17,7 +17,6 @@ snapshots.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -25,12 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from cellfrontier._core import FrontierDelta, Task, TrackerCore
+from cellfrontier.completion_only import CompletionOnlyState
 from cellfrontier.errors import (
     IndexTypeError,
     InvalidArgumentError,
     NoGraphError,
     RowGroupCompactedError,
-    RowIndexError,
     StrategyMismatchError,
     UnknownColumnError,
 )
@@ -42,7 +41,6 @@ from cellfrontier.tasks import SliceRef
 __all__ = ["ColumnProgress", "CompletionTracker"]
 
 _EMPTY_DELTA = FrontierDelta()
-_MAX_ROWS = 2**31  # the largest row-group size a plan accepts, so the bound of a row index
 
 
 class ColumnProgress(NamedTuple):
@@ -64,7 +62,7 @@ class CompletionTracker:
         self._graph: ExecutionGraph | None = None
         self._plan: Any = None
         self._core: TrackerCore | None = None
-        self._plain: _CompletionOnly | None = _CompletionOnly()
+        self._plain: CompletionOnlyState | None = CompletionOnlyState()
 
     @classmethod
     def with_graph(cls, graph: ExecutionGraph, row_groups: Any) -> CompletionTracker:
@@ -368,7 +366,7 @@ class CompletionTracker:
             raise NoGraphError(f"{method}() needs a tracker built with CompletionTracker.with_graph()")
         return self._core
 
-    def _completion_only(self) -> _CompletionOnly:
+    def _completion_only(self) -> CompletionOnlyState:
         assert self._plain is not None
         return self._plain
 
@@ -428,118 +426,3 @@ def _check_ref(ref: Any, method: str, kind: str) -> None:
 def _tracker_from_bytes(data: bytes) -> CompletionTracker:
     """Unpickling hook (a module-level function, so pickle can find it)."""
     return CompletionTracker.from_bytes(data)
-
-
-class _CompletionOnly:
-    """Completion state without a graph: one Python-int bitset per (row group, column).
-
-    These are Python read-modify-write updates, which threads could interleave, so every
-    mutation holds ``_lock``: the same no-lost-update contract as the compiled core.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.done: dict[int, dict[str, int]] = {}
-        self.dropped: dict[int, int] = {}
-        self.batches: dict[int, set[str]] = {}
-        self.compacted: dict[int, int] = {}
-
-    @staticmethod
-    def _index(value: Any, what: str, method: str) -> int:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise IndexTypeError(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
-        value = int(value)
-        if what == "row index" and not 0 <= value < _MAX_ROWS:
-            # Without a plan nothing else bounds a row index, and a bitset grows to its size.
-            raise RowIndexError(f"{method}() got row index {value!r} outside 0 <= row_index < 2**31")
-        return value
-
-    @staticmethod
-    def _column(column: Any, method: str) -> str:
-        if not isinstance(column, str) or not column:
-            raise UnknownColumnError(f"{method}() needs a non-empty column name, got {column!r}")
-        return column
-
-    def _live(self, row_group: int, method: str) -> None:
-        if row_group in self.compacted:
-            raise RowGroupCompactedError(
-                f"{method}() got row group {row_group!r}, which was already compacted"
-            )
-
-    def mark_cell(self, column: str, row_group: int, row_index: int) -> FrontierDelta:
-        column = self._column(column, "mark_cell_complete")
-        row_group = self._index(row_group, "row group", "mark_cell_complete")
-        row_index = self._index(row_index, "row index", "mark_cell_complete")
-        with self._lock:
-            self._live(row_group, "mark_cell_complete")
-            group = self.done.setdefault(row_group, {})
-            group[column] = group.get(column, 0) | (1 << row_index)
-        return _EMPTY_DELTA
-
-    def mark_range(self, column: str, row_group: int, size: int) -> FrontierDelta:
-        column = self._column(column, "mark_row_range_complete")
-        row_group = self._index(row_group, "row group", "mark_row_range_complete")
-        size = self._index(size, "row index", "mark_row_range_complete")
-        with self._lock:
-            self._live(row_group, "mark_row_range_complete")
-            group = self.done.setdefault(row_group, {})
-            group[column] = group.get(column, 0) | ((1 << size) - 1)
-            self.batches.setdefault(row_group, set()).add(column)
-        return _EMPTY_DELTA
-
-    def drop(self, row_group: int, row_index: int) -> FrontierDelta:
-        row_group = self._index(row_group, "row group", "drop_row")
-        row_index = self._index(row_index, "row index", "drop_row")
-        with self._lock:
-            self._live(row_group, "drop_row")
-            self.dropped[row_group] = self.dropped.get(row_group, 0) | (1 << row_index)
-        return _EMPTY_DELTA
-
-    def is_done(self, column: str, row_group: int, row_index: int | None) -> bool:
-        column = self._column(column, "is_complete")
-        row_group = self._index(row_group, "row group", "is_complete")
-        if row_index is not None:
-            row_index = self._index(row_index, "row index", "is_complete")
-        if row_index is None:
-            return column in self.batches.get(row_group, ()) or row_group in self.compacted
-        if row_group in self.compacted:
-            return not (self.compacted[row_group] >> row_index) & 1
-        return bool((self.done.get(row_group, {}).get(column, 0) >> row_index) & 1)
-
-    def is_dropped(self, row_group: int, row_index: int) -> bool:
-        row_group = self._index(row_group, "row group", "is_dropped")
-        row_index = self._index(row_index, "row index", "is_dropped")
-        bits = self.compacted.get(row_group, self.dropped.get(row_group, 0))
-        return bool((bits >> row_index) & 1)
-
-    def is_group_complete(self, row_group: int, size: int, columns: list[str]) -> bool:
-        row_group = self._index(row_group, "row group", "is_row_group_complete")
-        size = self._index(size, "row index", "is_row_group_complete")
-        columns = [self._column(c, "is_row_group_complete") for c in columns]
-        if row_group in self.compacted:
-            return True
-        full = (1 << size) - 1
-        dropped = self.dropped.get(row_group, 0)
-        group = self.done.get(row_group, {})
-        return all((group.get(c, 0) | dropped) & full == full for c in columns)
-
-    def is_column_complete(self, column: str, row_group: int) -> bool:
-        # Without a plan the group's size is unknown: only a completed range proves completeness.
-        column = self._column(column, "is_column_complete_for_rg")
-        row_group = self._index(row_group, "row group", "is_column_complete_for_rg")
-        return column in self.batches.get(row_group, ()) or row_group in self.compacted
-
-    def compact(self, row_group: int) -> None:
-        row_group = self._index(row_group, "row group", "compact_row_group")
-        with self._lock:
-            if row_group in self.compacted:
-                return
-            self.compacted[row_group] = self.dropped.pop(row_group, 0)
-            self.done.pop(row_group, None)
-            self.batches.pop(row_group, None)
-
-    def nbytes(self) -> int:
-        bits = sum(v.bit_length() for g in self.done.values() for v in g.values())
-        bits += sum(v.bit_length() for v in self.dropped.values())
-        bits += sum(v.bit_length() for v in self.compacted.values())
-        return bits // 8
