@@ -1,7 +1,7 @@
 """Type stubs for the compiled core (``_core.pyx``)."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,7 @@ import numpy.typing as npt
 def stable_task_id(column: str, row_group: object, row_index: object, task_type: str) -> str:
     """``"task-"`` + the first 16 hex digits of SHA-1 of the four fields joined by NUL bytes."""
 
+@final
 class Task:
     """One unit of work: a cell (``row_index`` set) or a whole row group of a column."""
 
@@ -22,8 +23,9 @@ class Task:
     def task_type(self) -> str: ...
     def __init__(self, column: str, row_group: int, row_index: int | None, task_type: str) -> None: ...
     def __hash__(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
+@final
 class FrontierDelta:
     """Tasks added to and removed from the frontier by one mutation (built lazily)."""
 
@@ -40,6 +42,7 @@ class FrontierDelta:
     def empty(self) -> bool: ...
     def __bool__(self) -> bool: ...
 
+@final
 class _Group:
     @property
     def row_group(self) -> int: ...
