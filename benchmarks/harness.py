@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cellfrontier import CompletionTracker, SliceRef, drivers
+from cellfrontier import CompletionTracker, SliceRef, Task, drivers
 from cellfrontier.workloads import W10, W64, Workload, build_graph, row_groups
 
 FULL = os.environ.get("CELLFRONTIER_BENCH_FULL", "") not in ("", "0")
@@ -527,3 +527,69 @@ def measure_floors(rounds: int = 15) -> Floors:
     """Time both floors (best of ``rounds``)."""
     call, copy = (time_case(case, rounds) for case in floor_cases())
     return Floors(call=call, copy=copy)
+
+
+# --------------------------------------------------------------------------- per-event scaling
+
+SCALING_ROWS = (1_000, 65_536, 1_048_576)
+"""Row-group sizes at which single events are timed: the cost must not grow with them."""
+
+
+def scaling_cases(rows: int, ops: int = 500) -> list[MicroCase]:
+    """Single events in one row group of *rows* rows (W10 graph), the same work at every size.
+
+    The rows touched sit at the end of the group, where a scan from the first word would
+    cost the most: a cell completion, a dropped row, and handing out one task at a time.
+    """
+    graph = build_graph(W10)
+    targets = list(range(rows - ops, rows))
+
+    def seeded() -> Any:
+        tracker = CompletionTracker.with_graph(graph, [(0, rows)])
+        tracker.add_root_tasks(0, rows)
+        tracker.mark_row_range_complete("seed", 0, rows)
+        return tracker
+
+    def tail_ready() -> Any:
+        """Only the last *ops* topic cells are ready (the rest handed out)."""
+        tracker = seeded()
+        tracker.ready_rows("topic", 0, take=True)
+        tracker.ready_rows("meta", 0, take=True)
+        tracker.add_ready_tasks([Task("topic", 0, r, "cell") for r in targets])
+        return tracker
+
+    def mark_cell(t: Any) -> int:
+        f = t.mark_cell_complete
+        for row in targets:
+            f("topic", 0, row)
+        return ops
+
+    def drop_row(t: Any) -> int:
+        f = t.drop_row
+        for row in targets:
+            f(0, row)
+        return ops
+
+    def handout_1(t: Any) -> int:
+        f = t.pop_ready
+        for _ in targets:
+            f(1)
+        return ops
+
+    return [
+        MicroCase(
+            "mark_cell", "cellfrontier", ops, rows, seeded, mark_cell, f"mark a cell ({rows:,}-row group)"
+        ),
+        MicroCase(
+            "drop_row", "cellfrontier", ops, rows, seeded, drop_row, f"drop a row ({rows:,}-row group)"
+        ),
+        MicroCase(
+            "handout_1",
+            "cellfrontier",
+            ops,
+            rows,
+            tail_ready,
+            handout_1,
+            f"hand out 1 task ({rows:,}-row group)",
+        ),
+    ]

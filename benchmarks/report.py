@@ -25,11 +25,13 @@ from harness import (
     GRAPHLIB_MAX_ROWS,
     MEM_RUNNERS,
     ONE_MILLION,
+    SCALING_ROWS,
     data_designer_skip_reason,
     floor_cases,
     measure_floors,
     micro_cases,
     run_workload,
+    scaling_cases,
     time_case,
 )
 
@@ -154,6 +156,16 @@ def run_micro(dd_reason: str | None, rounds: int) -> dict[str, Any]:
     }
 
 
+def run_scaling(rounds: int) -> list[dict[str, Any]]:
+    """Single events in row groups of growing size: ns per event at each size."""
+    out = []
+    for rows in SCALING_ROWS:
+        for case in scaling_cases(rows):
+            _log(f"scaling {case.op} {rows:,} rows ...")
+            out.append({"op": case.op, "rows": rows, "seconds": time_case(case, rounds)})
+    return out
+
+
 # --------------------------------------------------------------------------- markdown
 
 
@@ -239,6 +251,22 @@ def micro_table(micro: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scaling_table(scaling: list[dict[str, Any]]) -> str:
+    """ns per event at each row-group size, and the largest size over the smallest."""
+    ops = list(dict.fromkeys(s["op"] for s in scaling))
+    sizes = sorted({s["rows"] for s in scaling})
+    header = ["event", *(f"{r:,} rows" for r in sizes), "largest ÷ smallest"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
+    ]
+    for op in ops:
+        ns = {s["rows"]: s["seconds"] * 1e9 for s in scaling if s["op"] == op}
+        cells = [f"{ns[r]:,.0f} ns" for r in sizes]
+        lines.append(f"| {op} | " + " | ".join(cells) + f" | {ns[sizes[-1]] / ns[sizes[0]]:.2f}x |")
+    return "\n".join(lines)
+
+
 def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with its measured figure and whether it is met."""
     res, mem, micro = data["workloads"], data["mem"], data["micro"]
@@ -296,6 +324,11 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     for o in micro["ops"]:
         if o["backend"] == "cellfrontier":
             add(f"op {o['op']} ≤ 10x its bitmap-copy floor", o["ratio_to_copy"], 10, False)
+    scaling = data.get("scaling", [])
+    for op in dict.fromkeys(s["op"] for s in scaling):
+        ns = {s["rows"]: s["seconds"] for s in scaling if s["op"] == op}
+        small, big = min(ns), max(ns)
+        add(f"{op}: cost at {big:,} rows ≤ 1.5x that at {small:,} rows", ns[big] / ns[small], 1.5, False)
     return out
 
 
@@ -318,6 +351,8 @@ def render(data: dict[str, Any]) -> str:
         mem_table(data["mem"]),
         "\n### Single operations\n",
         micro_table(data["micro"]),
+        "\n### Per-event cost against row-group size\n",
+        scaling_table(data.get("scaling", [])) if data.get("scaling") else "not run",
         "\n### Targets\n",
         targets_table(data["targets"]),
     ]
@@ -336,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per fast case below 1M rows (best kept)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write results")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["workloads", "mem", "micro"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["workloads", "mem", "micro", "scaling"])
     args = parser.parse_args(argv)
     dd_reason = data_designer_skip_reason()
     if dd_reason:
@@ -354,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "data_designer": dd_reason or "data-designer-engine 0.9.6",
     }
     data["micro"] = run_micro(dd_reason, rounds=7) if "micro" not in args.skip else {"ops": []}
+    data["scaling"] = run_scaling(rounds=5) if "scaling" not in args.skip else []
     data["workloads"] = run_workloads(args, dd_reason) if "workloads" not in args.skip else []
     data["mem"] = run_mem(args, dd_reason) if "mem" not in args.skip else []
     if "micro" in args.skip:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from conftest import skip_unavailable
-from harness import DD_BACKEND, Floors, MicroCase, floor_cases, micro_cases
+from harness import DD_BACKEND, SCALING_ROWS, Floors, MicroCase, floor_cases, micro_cases, scaling_cases
 
 OPS = ("mark_cell", "mark_range", "drop_row", "query_cell", "handout_1", "handout_1000")
 
@@ -47,3 +47,20 @@ def test_op(benchmark: Any, floors: Floors, dd_skip_reason: str | None, backend:
             "description": case.description,
         }
     )
+
+
+@pytest.mark.parametrize("rows", SCALING_ROWS)
+@pytest.mark.parametrize("op", ["mark_cell", "drop_row", "handout_1"])
+def test_event_cost_against_group_size(benchmark: Any, op: str, rows: int) -> None:
+    """One event in a row group of *rows* rows: compare the groups of one op across sizes."""
+    case = next(c for c in scaling_cases(rows) if c.op == op)
+    benchmark.group = f"scaling {op}"
+    benchmark.pedantic(case.run, setup=lambda: ((case.setup(),), {}), rounds=5, iterations=1)
+    if benchmark.stats is not None:
+        benchmark.extra_info.update(
+            {
+                "ns_per_op": benchmark.stats.stats.min / case.ops * 1e9,
+                "rows": rows,
+                "description": case.description,
+            }
+        )
