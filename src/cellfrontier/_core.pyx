@@ -1791,6 +1791,14 @@ cdef class TrackerCore:
         r = self._row(g, row_index, method)
         return bool(g.ready[c * g.nw + (r >> 6)] & ((<uint64_t>1) << (r & 63)))
 
+    def is_done_ref(self, ref):
+        """:meth:`is_done` for a slice reference (any object with the three fields)."""
+        try:
+            column, row_group, row_index = ref.column, ref.row_group, ref.row_index
+        except AttributeError:
+            raise InvalidArgumentError(f"is_complete() needs a SliceRef, got {type(ref).__name__} {ref!r}") from None
+        return self.is_done(column, row_group, row_index)
+
     def is_done(self, column, row_group, row_index):
         """Whether a cell (or, with ``row_index=None``, a batch) is complete."""
         cdef int c = self._column(column, "is_complete")

@@ -103,6 +103,7 @@ class CompletionTracker:
         self.pop_ready_batch = core.pop_ready_batch  # type: ignore[method-assign]
         self.ready_columns = core.ready_columns  # type: ignore[method-assign]
         self.add_root_tasks = core.add_roots  # type: ignore[method-assign]
+        self.is_complete = core.is_done_ref  # type: ignore[method-assign,assignment]
 
     # -- properties ---------------------------------------------------------------------
 
@@ -295,15 +296,18 @@ class CompletionTracker:
     def is_frontier_task(self, task: Task) -> bool:
         """Whether *task* is ready and not yet handed out."""
         core = self._need_core("is_frontier_task")
-        _check_ref(task, "is_frontier_task", "Task")
-        if not hasattr(task, "task_type"):
-            raise InvalidArgumentError(f"is_frontier_task() needs a Task, got {type(task).__name__}")
-        if task.row_index is not None and self._graph is not None:
-            strategy = self._graph.get_strategy(task.column) if task.column in core.index else None
+        try:
+            column, row_group, row_index = task.column, task.row_group, task.row_index
+            task_type = task.task_type
+        except AttributeError:
+            message = f"is_frontier_task() needs a Task, got {type(task).__name__}"
+            raise InvalidArgumentError(message) from None
+        if row_index is not None and self._graph is not None:
+            strategy = self._graph.get_strategy(column) if column in core.index else None
             if strategy is GenerationStrategy.FULL_COLUMN:
                 return False
-        ready = bool(core.is_ready(task.column, task.row_group, task.row_index))
-        return ready and task.task_type == self._task_type(task.column, task.row_index)
+        ready = bool(core.is_ready(column, row_group, row_index))
+        return ready and task_type == self._task_type(column, row_index)
 
     def progress(self) -> dict[str, ColumnProgress]:
         """Per column: cells completed, rows dropped (not completed) and rows in the plan."""
