@@ -1,11 +1,16 @@
 """The DataDesigner adapter inside DataDesigner's real async engine.
 
-* A full offline ``DatasetBuilder.build()`` (samplers, expressions, custom columns, dropped rows)
-  gives exactly the same dataset with DataDesigner's tracker and with ours installed.
+* A full offline ``DatasetBuilder.build()`` (samplers, expressions, custom columns, dropped rows,
+  a column whose first attempts time out and are retried), one row group at a time and three
+  at once, gives exactly the same dataset with DataDesigner's tracker and with ours installed.
 * ``AsyncTaskScheduler`` driven directly, with our tracker passed in, completes the same rows
-  with the same values and runs the same tasks as with DataDesigner's tracker.
+  with the same values and runs the same tasks as with DataDesigner's tracker; also with
+  retried timeouts (the scheduler re-adds those tasks with ``add_ready_tasks``) and with a
+  pre-batch step that drops rows once a group's seeds are done.
 * ``installed()`` puts DataDesigner's own bindings back when the block ends.
 """
+
+# ruff: noqa: E402 - DataDesigner is imported once the module knows it is installed
 
 from __future__ import annotations
 
@@ -23,12 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from dd_e2e_support import CONCURRENT_ROW_GROUPS, require_data_designer
 
-pytest.importorskip(
-    "data_designer.engine.dataset_builders.async_scheduler",
-    reason="NVIDIA DataDesigner (data-designer-engine) is not installed",
-    exc_type=ImportError,
-)
+require_data_designer("data_designer.engine.dataset_builders.async_scheduler")
 
 import data_designer.engine.dataset_builders.async_scheduler as dd_scheduler_module
 import data_designer.engine.dataset_builders.dataset_builder as dd_builder_module
@@ -45,9 +47,11 @@ from data_designer.engine.column_generators.generators.base import (
 )
 from data_designer.engine.dataset_builders.async_scheduler import AsyncTaskScheduler
 from data_designer.engine.dataset_builders.row_group_plan import CompactRowGroupPlan
+from data_designer.engine.dataset_builders.scheduling.completion import FrontierDelta
 from data_designer.engine.dataset_builders.utils.execution_graph import ExecutionGraph
 from data_designer.engine.dataset_builders.utils.row_group_buffer import RowGroupBufferManager
 from data_designer.engine.errors import DataDesignerError
+from data_designer.engine.models.errors import ModelTimeoutError
 from data_designer.engine.resources.resource_provider import ResourceProvider
 from data_designer.engine.storage.artifact_storage import ArtifactStorage
 
@@ -66,18 +70,26 @@ MUTATIONS = ("mark_cell_complete", "mark_row_range_complete", "drop_row")
 class BuildResult:
     """What one subprocess build produced: the dataset and the tracker call counts."""
 
-    def __init__(self, out_dir: Path) -> None:
-        self.df: pd.DataFrame = pd.read_pickle(out_dir / "dataset.pkl")
-        report = json.loads((out_dir / "calls.json").read_text())
+    def __init__(self, out_dir: Path, concurrent_row_groups: int, report: dict[str, Any]) -> None:
+        self.df: pd.DataFrame = pd.read_pickle(out_dir / f"dataset-rgs{concurrent_row_groups}.pkl")
         self.calls: dict[str, collections.Counter[str]] = {
             name: collections.Counter(counts) for name, counts in report["calls"].items()
         }
         self.builder_tracker: str = report["builder_tracker"]
+        self.timed_out: list[int] = report["timed_out"]
+
+
+def _read_builds(out_dir: Path) -> dict[int, BuildResult]:
+    report = json.loads((out_dir / "calls.json").read_text())
+    return {n: BuildResult(out_dir, n, report[str(n)]) for n in CONCURRENT_ROW_GROUPS}
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuildResult]:
-    """Build the dataset once per backend, both concurrently, each with ``PYTHONHASHSEED=0``."""
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, BuildResult]]:
+    """Build the datasets once per backend (both backends at once), with ``PYTHONHASHSEED=0``.
+
+    Maps backend -> ``max_concurrent_row_groups`` -> build.
+    """
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     for backend in ("reference", "cellfrontier"):
@@ -90,7 +102,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuildResult]:
             stderr=subprocess.STDOUT,
         )
         procs[backend] = (proc, out_dir)
-    results: dict[str, BuildResult] = {}
+    results: dict[str, dict[int, BuildResult]] = {}
     failures: list[str] = []
     for backend, (proc, out_dir) in procs.items():
         try:
@@ -101,37 +113,46 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuildResult]:
         if proc.returncode != 0:
             failures.append(f"{backend} build failed ({proc.returncode}):\n{output.decode(errors='replace')}")
         else:
-            results[backend] = BuildResult(out_dir)
+            results[backend] = _read_builds(out_dir)
     if failures:
         pytest.fail("\n\n".join(failures))
     return results
 
 
-def test_e2e_datasets_are_identical(builds: dict[str, BuildResult]) -> None:
-    reference, ours = builds["reference"].df, builds["cellfrontier"].df
+@pytest.mark.parametrize("concurrent", CONCURRENT_ROW_GROUPS, ids=lambda n: f"rgs{n}")
+def test_e2e_datasets_are_identical(builds: dict[str, dict[int, BuildResult]], concurrent: int) -> None:
+    reference, ours = builds["reference"][concurrent].df, builds["cellfrontier"][concurrent].df
     pd.testing.assert_frame_equal(ours, reference, check_exact=True)
     assert ours.equals(reference)
     # The run is meaningful: rows were dropped, the others kept, every column filled.
     assert 0 < len(reference) < 120
     assert not (reference["row_key"] % 17 == 5).any()
     assert not reference.isna().any().any()
+    assert (reference["checked"] == reference["label"].str.len()).all()
 
 
-def test_e2e_each_run_used_only_its_own_tracker(builds: dict[str, BuildResult]) -> None:
-    reference, ours = builds["reference"], builds["cellfrontier"]
+@pytest.mark.parametrize("concurrent", CONCURRENT_ROW_GROUPS, ids=lambda n: f"rgs{n}")
+def test_e2e_each_run_used_only_its_own_tracker(
+    builds: dict[str, dict[int, BuildResult]], concurrent: int
+) -> None:
+    reference, ours = builds["reference"][concurrent], builds["cellfrontier"][concurrent]
     assert reference.builder_tracker == ReferenceTracker.__module__
     assert ours.builder_tracker == adapter.CompletionTracker.__module__
     assert not reference.calls["cellfrontier"], "the reference run touched the adapter"
     assert not ours.calls["reference"], "the installed run still called DataDesigner's tracker"
 
 
-def test_e2e_adapter_saw_the_same_events(builds: dict[str, BuildResult]) -> None:
-    expected = builds["reference"].calls["reference"]
-    got = builds["cellfrontier"].calls["cellfrontier"]
+@pytest.mark.parametrize("concurrent", CONCURRENT_ROW_GROUPS, ids=lambda n: f"rgs{n}")
+def test_e2e_adapter_saw_the_same_events(builds: dict[str, dict[int, BuildResult]], concurrent: int) -> None:
+    reference, ours = builds["reference"][concurrent], builds["cellfrontier"][concurrent]
+    expected, got = reference.calls["reference"], ours.calls["cellfrontier"]
     assert got["with_graph"] == expected["with_graph"] == 1
-    for name in (*MUTATIONS, "add_root_tasks", "compact_row_group"):
+    for name in (*MUTATIONS, "add_root_tasks", "compact_row_group", "add_ready_tasks", "mark_enqueued"):
         assert got[name] > 0, name
         assert got[name] == expected[name], name
+    # Timed-out cells were retried (put back with add_ready_tasks), the same ones in both runs.
+    assert ours.timed_out == reference.timed_out
+    assert got["add_ready_tasks"] >= len(ours.timed_out) > 0
 
 
 # -- 2. AsyncTaskScheduler driven directly ---------------------------------------------------
@@ -181,6 +202,25 @@ class LabelGenerator(ColumnGeneratorCellByCell[_DemoConfig]):
         return data
 
 
+class FlakyLabelGenerator(LabelGenerator):
+    """``LabelGenerator`` whose first attempt times out on every third row.
+
+    A timeout is retryable: the scheduler defers the task and, in a salvage round, puts it back
+    into the tracker's frontier with ``add_ready_tasks`` and acknowledges it again by id.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timed_out: set[int] = set()
+
+    def generate(self, data: dict[str, Any]) -> dict[str, Any]:
+        seed = data["seed"]
+        if seed % 3 == 1 and seed not in self.timed_out:
+            self.timed_out.add(seed)
+            raise ModelTimeoutError(f"row with seed={seed} times out once")
+        return super().generate(data)
+
+
 class TotalGenerator(ColumnGeneratorFullColumn[_DemoConfig]):
     """Full column over the surviving rows of the group."""
 
@@ -209,12 +249,13 @@ GRAPH_SPEC: list[tuple[str, type, list[str]]] = [
 
 
 class SchedulerRun:
-    """Finalized row groups, executed tasks and mutation counts of one scheduler run."""
+    """Finalized row groups, executed tasks and tracker call counts of one scheduler run."""
 
     def __init__(self) -> None:
         self.frames: dict[int, pd.DataFrame] = {}
         self.tasks: list[tuple[str, int, int, str, str]] = []
         self.calls: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.totals: collections.Counter[str] = collections.Counter()
 
     def tasks_of(self, row_groups: set[int]) -> list[tuple[str, int, int, str, str]]:
         return [task for task in self.tasks if task[1] in row_groups]
@@ -226,31 +267,70 @@ class SchedulerRun:
         return sum(n for (method, _), n in self.calls.items() if method == name)
 
 
-def _count_mutations(tracker: Any, counter: collections.Counter[tuple[str, int]]) -> None:
-    """Shadow the tracker's mutation methods on the instance with per-row-group call counters."""
+def _count_calls(tracker: Any, run: SchedulerRun) -> None:
+    """Shadow the tracker's methods on the instance with call counters.
+
+    Mutations are counted per row group too (``run.calls``), everything in ``run.totals``.
+    """
 
     def counted(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         position = 0 if name == "drop_row" else 1  # where the row group is in the arguments
 
-        def wrapper(*args: Any) -> Any:
-            counter[name, args[position]] += 1
-            return method(*args)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            run.totals[name] += 1
+            if name in MUTATIONS:
+                run.calls[name, args[position]] += 1
+            return method(*args, **kwargs)
 
         return wrapper
 
-    for name in MUTATIONS:
+    for name in (*MUTATIONS, "add_ready_tasks", "mark_enqueued", "add_root_tasks"):
         setattr(tracker, name, counted(name, getattr(tracker, name)))
 
 
+def _pre_batch_drop(tracker: Any, buffers: RowGroupBufferManager) -> Callable[[int, int], FrontierDelta]:
+    """A pre-batch step that drops every seventh row once a group's seeds are done.
+
+    The scheduler's contract, as DataDesigner's builder uses it: the callback may drop rows
+    (in the buffers and in the tracker) and returns the frontier changes of those drops.
+    """
+
+    def on_seeds_complete(row_group: int, row_group_size: int) -> FrontierDelta:
+        deltas = []
+        for row in range(3, row_group_size, 7):
+            if not tracker.is_dropped(row_group, row):
+                buffers.drop_row(row_group, row)
+                deltas.append(tracker.drop_row(row_group, row))
+        return FrontierDelta(
+            added=tuple(t for d in deltas for t in d.added),
+            removed=tuple(t for d in deltas for t in d.removed),
+        )
+
+    return on_seeds_complete
+
+
 def run_scheduler(
-    tracker_class: type, num_records: int, buffer_size: int, concurrent_row_groups: int
+    tracker_class: type,
+    num_records: int,
+    buffer_size: int,
+    concurrent_row_groups: int,
+    *,
+    flaky: bool = False,
+    pre_batch_drops: bool = False,
 ) -> SchedulerRun:
-    """Run the demo graph through ``AsyncTaskScheduler`` with a tracker of *tracker_class*."""
+    """Run the demo graph through ``AsyncTaskScheduler`` with a tracker of *tracker_class*.
+
+    With *flaky*, ``label`` times out once on every third row (retried in salvage rounds);
+    with *pre_batch_drops*, a pre-batch step drops every seventh row of each group.
+    """
     result = SchedulerRun()
     with tempfile.TemporaryDirectory(prefix="cf-dd-sched-") as tmp:
         storage = ArtifactStorage(artifact_path=tmp)
         resources = ResourceProvider(artifact_storage=storage)
-        generators = {name: cls(_DemoConfig(name=name), resources) for name, cls, _ in GRAPH_SPEC}
+        classes = {name: cls for name, cls, _ in GRAPH_SPEC}
+        if flaky:
+            classes["label"] = FlakyLabelGenerator
+        generators = {name: cls(_DemoConfig(name=name), resources) for name, cls in classes.items()}
         graph = ExecutionGraph()
         for name, _, _ in GRAPH_SPEC:
             graph.add_column(name, generators[name].get_generation_strategy())
@@ -260,7 +340,7 @@ def run_scheduler(
         plan = CompactRowGroupPlan.fresh(num_records=num_records, buffer_size=buffer_size)
         tracker = tracker_class.with_graph(graph, plan)
         assert type(tracker) is tracker_class
-        _count_mutations(tracker, result.calls)
+        _count_calls(tracker, result)
         buffers = RowGroupBufferManager(storage)
 
         def on_finalize(row_group: int) -> None:
@@ -276,6 +356,7 @@ def run_scheduler(
                 buffer_manager=buffers,
                 max_concurrent_row_groups=concurrent_row_groups,
                 on_finalize_row_group=on_finalize,
+                on_seeds_complete=_pre_batch_drop(tracker, buffers) if pre_batch_drops else None,
                 disable_early_shutdown=True,
                 trace=True,
                 num_records=num_records,
@@ -344,6 +425,41 @@ def test_scheduler_reference_runs_drop_rows(reference_runs: dict[tuple[int, int,
     records, buffer, _ = SCHEDULER_CASES[-1]
     last_group = -(-records // buffer) - 1
     assert last_group not in reference_runs[SCHEDULER_CASES[-1]].frames
+
+
+def _kept_rows(num_records: int, buffer_size: int, pre_batch_drops: bool) -> int:
+    plan = CompactRowGroupPlan.fresh(num_records=num_records, buffer_size=buffer_size)
+    return sum(
+        1
+        for _, size in plan
+        for row in range(size)
+        if row % 5 != 0 and not (pre_batch_drops and row % 7 == 3)
+    )
+
+
+@pytest.mark.parametrize("pre_batch_drops", [False, True], ids=["retries", "retries+pre-batch-drops"])
+@pytest.mark.parametrize(
+    "case", [(40, 8, 3), (25, 12, 1)], ids=lambda c: "records{}-buffer{}-rgs{}".format(*c)
+)
+def test_scheduler_retries_and_pre_batch_drops_match_reference(
+    case: tuple[int, int, int], pre_batch_drops: bool
+) -> None:
+    """Timed-out tasks come back through add_ready_tasks + mark_enqueued; drops before a batch."""
+    options = {"flaky": True, "pre_batch_drops": pre_batch_drops}
+    expected = run_scheduler(ReferenceTracker, *case, **options)
+    with adapter.installed():
+        got = run_scheduler(adapter.CompletionTracker, *case, **options)
+    assert set(got.frames) == set(expected.frames)
+    for row_group, frame in expected.frames.items():
+        pd.testing.assert_frame_equal(got.frames[row_group], frame, check_exact=True, check_like=True)
+    kept = _kept_rows(case[0], case[1], pre_batch_drops)
+    assert sum(len(frame) for frame in got.frames.values()) == kept
+    assert got.total_calls("drop_row") == expected.total_calls("drop_row") == case[0] - kept
+    # The salvage path ran, on both trackers alike: every timed-out task was put back into the
+    # frontier (then acknowledged by id; how many acknowledgements batch together depends on
+    # thread timing, with either tracker).
+    assert got.totals["add_ready_tasks"] == expected.totals["add_ready_tasks"] > 0
+    assert got.totals["mark_enqueued"] > 0
 
 
 # -- 3. installed() restores DataDesigner's bindings -----------------------------------------

@@ -6,7 +6,9 @@
 ``Task``, ``SliceRef``, ``FrontierDelta``, ``ExecutionGraph`` and row-group plans.  Its state
 lives in cellfrontier's compiled bitmaps, run in DataDesigner-compatible mode so that the
 frontier evolves exactly as DataDesigner's does (tasks are re-checked on every event, a
-dropped row re-checks every full-column task, admitting a group adds all its root cells).
+dropped row re-checks every full-column task, admitting a group adds all its root cells), and
+deltas list their tasks in DataDesigner's order.  Without a graph (``CompletionTracker()`` or
+``with_graph(None, plan)``) it keeps plain sets, as DataDesigner does.
 
 :func:`install` makes DataDesigner's builder and scheduler use it::
 
@@ -15,12 +17,21 @@ dropped row re-checks every full-column task, admitting a group adds all its roo
     with cf_dd.installed():
         ...  # build datasets with DataDesigner's async engine, as usual
 
-Deliberate differences, where DataDesigner would silently corrupt its state: a row index
-that is not an integer in ``0 <= row_index < row_group_size`` raises ``RowIndexError`` /
-``IndexTypeError`` (``ValueError`` / ``TypeError`` subclasses) instead of being stored; an
-invalid call never leaves a partial change behind (DataDesigner's ``add_root_tasks`` adds the
-tasks of the columns before an unknown one); the graph is copied when the tracker is built
-(later changes to it are not seen).
+Deliberate differences, all where DataDesigner would store bad input silently or fail later:
+
+* a row index that is not an integer in ``0 <= row_index < row_group_size`` (without a graph:
+  not an integer ``>= 0``) raises ``RowIndexError`` / ``IndexTypeError`` (``ValueError`` /
+  ``TypeError`` subclasses) instead of being stored;
+* an invalid call never leaves a partial change behind: DataDesigner's ``add_root_tasks``
+  adds the tasks of the columns listed before an unknown one, then raises ``KeyError``; this
+  one raises the same ``KeyError`` and adds nothing;
+* an unknown row group raises ``UnknownRowGroupError``, which is the ``ValueError``
+  DataDesigner raises and also a ``KeyError``;
+* a graph with a cycle or an edge naming an unregistered column is refused by ``with_graph``
+  with DataDesigner's ``DAGCircularDependencyError`` (DataDesigner accepts it and raises that,
+  or ``KeyError``, at the first call that needs the column order);
+* the graph is copied by ``with_graph``: columns or edges added to it later are not seen
+  (DataDesigner's graph is fixed for the lifetime of a run).
 """
 
 from __future__ import annotations
@@ -37,15 +48,26 @@ try:
     from data_designer.engine.dataset_builders.scheduling.completion import FrontierDelta as DDFrontierDelta
     from data_designer.engine.dataset_builders.scheduling.task_model import SliceRef as DDSliceRef
     from data_designer.engine.dataset_builders.scheduling.task_model import Task as DDTask
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from data_designer.engine.dataset_builders.utils.errors import (
+        DAGCircularDependencyError as DDDAGCircularDependencyError,
+    )
+except ImportError as exc:  # exercised by a test that hides DataDesigner
     raise ImportError(
-        "cellfrontier.integrations.data_designer needs NVIDIA DataDesigner; "
-        "install it with: pip install 'cellfrontier[datadesigner]'"
+        "cellfrontier.integrations.data_designer needs NVIDIA DataDesigner (data-designer-engine "
+        "0.9.6), which is not importable here. Install the extra: "
+        "pip install 'cellfrontier[datadesigner]' (from a source checkout: pip install '.[datadesigner]')"
     ) from exc
 
 from cellfrontier._core import TrackerCore
 from cellfrontier._core import stable_task_id as _c_stable_task_id
-from cellfrontier.errors import CellFrontierError, UnknownRowGroupError
+from cellfrontier.errors import (
+    CellFrontierError,
+    DAGCircularDependencyError,
+    IndexTypeError,
+    RowIndexError,
+    UnknownColumnError,
+    UnknownRowGroupError,
+)
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.strategies import GenerationStrategy
 
@@ -56,12 +78,18 @@ ORIGINAL_STABLE_TASK_ID = _dd_resources.stable_task_id
 
 _new_object = object.__new__
 _EMPTY_DELTA = DDFrontierDelta()
+_NO_ROWS: frozenset[Any] = frozenset()
+_NO_COLUMNS: dict[str, Any] = {}
+_MISSING: Any = object()
 # Key of the stable id stored in a materialised task's __dict__ (invisible to the dataclass's
 # eq/hash/repr, and equal to what stable_task_id computes from the task's fields).
 _ID_KEY = "_cf_task_id"
 # The id registry is pruned of tasks of inactive row groups when it grows past this size and
 # past twice its size after the previous pruning: amortised O(1) per registered task.
 _REGISTRY_PRUNE_MIN = 65_536
+# Registry rows of the two full-column task kinds (see TrackerCore.set_task_class).
+_BATCH_ROW = -1
+_SCRATCH_ROW = -2
 
 
 def _dd_task(column: str, row_group: int, row_index: int | None, task_type: str) -> DDTask:
@@ -99,38 +127,100 @@ def memoized_stable_task_id(task: Any) -> str:
         return _compute_task_id(task)
 
 
+def _as_row(value: Any) -> int | None:
+    """The integer row a set lookup with *value* would find (``3.0`` and ``True`` find rows)."""
+    try:
+        row = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return row if row == value else None
+
+
+def _packed_bit(packed: bytes, row_index: Any) -> bool:
+    """Bit *row_index* of a little-endian packed mask, as DataDesigner answers for odd indices.
+
+    DataDesigner keeps a compacted group's dropped rows as such a mask: a negative or too large
+    index is not dropped, and an index it cannot split into byte and bit raises ``TypeError``.
+    """
+    byte, bit = divmod(row_index, 8)
+    if not 0 <= byte < len(packed):
+        return False
+    return bool(packed[byte] >> bit & 1)
+
+
+def _pack_rows(rows: Iterable[int]) -> bytes:
+    """Rows (integers >= 0) as a little-endian packed mask without trailing zero bytes."""
+    rows = list(rows)
+    packed = bytearray((max(rows) >> 3) + 1 if rows else 0)
+    for row in rows:
+        packed[row >> 3] |= 1 << (row & 7)
+    return bytes(packed)
+
+
+def _checked_row(row_index: Any) -> int:
+    """A row index a tracker without a graph may store: an integer >= 0."""
+    if type(row_index) is int and row_index >= 0:
+        return row_index
+    if isinstance(row_index, bool) or not isinstance(row_index, int):
+        raise IndexTypeError(f"row index must be an integer, got {row_index!r}")
+    if row_index < 0:
+        raise RowIndexError(f"row index must be >= 0, got {row_index!r}")
+    return int(row_index)
+
+
 class _LazyFrontierDelta(DDFrontierDelta):
     """DataDesigner's ``FrontierDelta`` whose task tuples are built on first access.
 
-    The compiled core makes these itself (``TrackerCore.set_delta_class``): ``__dict__`` holds
-    the core's own delta under ``_core_delta``, and the tuples once they were asked for.
+    The compiled core makes these itself (``TrackerCore.set_delta_class``) without running the
+    constructor: ``__dict__`` holds the core's own delta under ``_core_delta``, and the tuples
+    once they were asked for.  The constructor is for copies (``dataclasses.replace``): it
+    stores the given tuples, as DataDesigner's dataclass does.
+
+    The core lists tasks by column in topological order; DataDesigner lists the tasks a
+    completion adds by column name and the tasks a drop removes in the graph's column order.
+    A tracker whose orders differ hands out a subclass with ``_added_rank`` /
+    ``_removed_rank`` (column -> position) set, and its tuples are sorted on first access.
     """
+
+    _added_rank: dict[str, int] | None = None
+    _removed_rank: dict[str, int] | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _LazyFrontierDelta:
         return _new_object(cls)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # fields are set by the core
-        pass
+    def __init__(self, added: tuple[DDTask, ...] = (), removed: tuple[DDTask, ...] = ()) -> None:
+        self.__dict__.update(_added=added, _removed=removed)
 
     @property
     def added(self) -> tuple[DDTask, ...]:
-        cached = self.__dict__.get("_added")
-        if cached is None:
-            cached = self.__dict__["_core_delta"].added
-            self.__dict__["_added"] = cached
+        namespace = self.__dict__
+        cached = namespace.get("_added", _MISSING)
+        if cached is _MISSING:
+            cached = namespace["_core_delta"].added
+            rank = self._added_rank
+            if rank is not None and len(cached) > 1 and "_as_listed" not in namespace:
+                cached = tuple(sorted(cached, key=lambda task: rank[task.column]))
+            namespace["_added"] = cached
         return cached
 
     @property
     def removed(self) -> tuple[DDTask, ...]:
-        cached = self.__dict__.get("_removed")
-        if cached is None:
-            cached = self.__dict__["_core_delta"].removed
-            self.__dict__["_removed"] = cached
+        namespace = self.__dict__
+        cached = namespace.get("_removed", _MISSING)
+        if cached is _MISSING:
+            cached = namespace["_core_delta"].removed
+            rank = self._removed_rank
+            if rank is not None and len(cached) > 1:
+                cached = tuple(sorted(cached, key=lambda task: rank[task.column]))
+            namespace["_removed"] = cached
         return cached
 
     @property
     def empty(self) -> bool:
-        return bool(self.__dict__["_core_delta"].empty)
+        core_delta = self.__dict__.get("_core_delta")
+        if core_delta is None:
+            return not self.added and not self.removed
+        return bool(core_delta.empty)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DDFrontierDelta):
@@ -143,6 +233,37 @@ class _LazyFrontierDelta(DDFrontierDelta):
     def __repr__(self) -> str:
         return f"FrontierDelta(added={self.added!r}, removed={self.removed!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled and copied as DataDesigner's own class: a tracker's subclass is not importable.
+        return (DDFrontierDelta, (self.added, self.removed))
+
+
+def _delta_class(graph: Any, order: tuple[str, ...], batch: frozenset[str]) -> type[_LazyFrontierDelta]:
+    """The delta class whose tuples list tasks in DataDesigner's order for *graph*.
+
+    A completion adds tasks column by column in name order; a drop removes cell tasks in the
+    graph's column order.  The core uses *order* (topological) for both: a graph where that
+    already agrees needs no sorting at all.
+    """
+    position = {name: i for i, name in enumerate(order)}
+    added_rank: dict[str, int] | None = None
+    for column in order:
+        downstream = sorted(graph.get_downstream_columns(column), key=position.__getitem__)
+        if downstream != sorted(downstream):
+            added_rank = {name: i for i, name in enumerate(sorted(order))}
+            break
+    removed_rank: dict[str, int] | None = None
+    columns = list(graph.columns)
+    if [c for c in order if c not in batch] != [c for c in columns if c not in batch]:
+        removed_rank = {name: i for i, name in enumerate(columns)}
+    if added_rank is None and removed_rank is None:
+        return _LazyFrontierDelta
+    return type(
+        "_OrderedFrontierDelta",
+        (_LazyFrontierDelta,),
+        {"_added_rank": added_rank, "_removed_rank": removed_rank, "__module__": __name__},
+    )
+
 
 class CompletionTracker:
     """DataDesigner's tracker API over cellfrontier's compiled bitmaps."""
@@ -151,50 +272,64 @@ class CompletionTracker:
         self._graph: Any = None
         self._row_group_plan: Any = None
         self._core: TrackerCore | None = None
-        self._cf_graph: ExecutionGraph | None = None
         self._batch_columns: frozenset[str] = frozenset()
-        # Graph-less state: one int bitset per (row group, column), as DataDesigner keeps sets.
-        self._completed: dict[int, dict[str, int]] = {}
-        self._dropped: dict[int, int] = {}
-        self._batch_complete: dict[int, set[str]] = {}
-        self._compacted_dropped: dict[int, int] = {}
-        # Frontier entries the bitmaps cannot hold (foreign task types, unknown groups, ...).
-        self._extra: dict[DDTask, None] = {}
-        # id -> (row group, column id, row) for every task the core built (it computes the ids
-        # as it builds them), so that mark_enqueued acknowledges ids in one compiled call.
+        self._column_position: dict[str, int] = {}
+        self._lists_roots_as_built = True
+        # Without a graph: DataDesigner's own layout (row group -> column -> rows, as sets).
+        self._completed: dict[Any, dict[Any, set[Any]]] = {}
+        self._dropped: dict[Any, set[Any]] = {}
+        self._batch_complete: dict[Any, set[Any]] = {}
+        # Compacted row group -> its dropped rows as a little-endian packed mask.
+        self._compacted_dropped: dict[Any, bytes] = {}
+        # Frontier entries the bitmaps cannot hold (every entry without a graph; with one,
+        # foreign task types, unknown groups, ...): task -> its id, and id -> tasks.
+        self._extra: dict[DDTask, str] = {}
+        self._extra_ids: dict[str, list[DDTask]] = {}
+        # id -> (row group, column id, row) for every task the core holds under a known id
+        # (built by the core, or added with add_ready_tasks), so that mark_enqueued
+        # acknowledges ids in one compiled call.
         self._registry: dict[str, tuple[int, int, int]] = {}
         self._registry_limit = _REGISTRY_PRUNE_MIN
 
     @classmethod
     def with_graph(cls, graph: Any, row_groups: Any) -> CompletionTracker:
-        """Create a frontier-enabled tracker backed by an execution graph."""
+        """Create a frontier-enabled tracker backed by an execution graph (or none)."""
         tracker = cls()
         tracker._graph = graph
-        tracker._row_group_plan = normalize_row_group_plan(row_groups)
+        tracker._row_group_plan = plan = normalize_row_group_plan(row_groups)
+        if graph is None:
+            return tracker  # DataDesigner's graph-less tracker, with a plan for its queries
+        columns = list(graph.columns)
+        known = set(columns)
         cf_graph = ExecutionGraph()
-        for column in graph.columns:
+        for column in columns:
             cf_graph.add_column(column, graph.get_strategy(column))
-        for column in graph.columns:
-            for upstream in sorted(graph.get_upstream_columns(column)):
-                cf_graph.add_edge(upstream, column)
-        tracker._cf_graph = cf_graph
-        tracker._core = TrackerCore(cf_graph.compile(), tracker._row_group_plan, dd_compat=True)
+        try:
+            for column in columns:
+                for upstream in sorted(graph.get_upstream_columns(column)):
+                    cf_graph.add_edge(upstream, column)
+                for downstream in graph.get_downstream_columns(column):
+                    if downstream not in known:
+                        raise UnknownColumnError(f"edge {column!r} -> unregistered column {downstream!r}")
+            compiled = cf_graph.compile()
+        except (UnknownColumnError, DAGCircularDependencyError) as exc:
+            # DataDesigner accepts such a graph and fails when it first orders its columns.
+            raise DDDAGCircularDependencyError(
+                f"with_graph() cannot order the graph's columns: {exc}"
+            ) from exc
+        core = TrackerCore(compiled, plan, dd_compat=True)
+        batch = frozenset(c for c in columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN)
         # Tasks hold names and numbers only: they are built untracked by the cyclic GC.
-        tracker._core.set_task_class(DDTask, id_key=_ID_KEY, registry=tracker._registry, untrack=True)
-        tracker._core.set_delta_class(_LazyFrontierDelta, _EMPTY_DELTA)
-        tracker._batch_columns = frozenset(
-            c for c in cf_graph.columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN
-        )
+        core.set_task_class(DDTask, id_key=_ID_KEY, registry=tracker._registry, untrack=True)
+        delta_class = _delta_class(graph, compiled.names, batch)
+        core.set_delta_class(delta_class, _EMPTY_DELTA)
+        tracker._core = core
+        tracker._batch_columns = batch
+        tracker._column_position = {name: i for i, name in enumerate(columns)}
+        tracker._lists_roots_as_built = delta_class._added_rank is None
         return tracker
 
     # -- conversions --------------------------------------------------------------------
-
-    @staticmethod
-    def _with_extra_removed(delta: Any, extra_removed: tuple[DDTask, ...]) -> DDFrontierDelta:
-        """*delta* (from the core) plus frontier entries the bitmaps could not hold."""
-        if not extra_removed:
-            return delta
-        return DDFrontierDelta(added=tuple(delta.added), removed=tuple(delta.removed) + extra_removed)
 
     def _require_graph(self) -> TrackerCore:
         if self._core is None:
@@ -214,8 +349,8 @@ class CompletionTracker:
     def mark_cell_complete(self, column: str, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            group = self._completed.setdefault(row_group, {})
-            group[column] = group.get(column, 0) | (1 << _plain_index(row_index))
+            row = _checked_row(row_index)
+            self._completed.setdefault(row_group, {}).setdefault(column, set()).add(row)
             return _EMPTY_DELTA
         try:
             delta: Any = core.mark_cell(column, row_group, row_index)
@@ -223,14 +358,14 @@ class CompletionTracker:
             self._check_row_group_first(exc, row_group)
             raise
         if self._extra:
-            return self._with_extra_removed(delta, self._discard_extra(column, row_group, row_index, "cell"))
+            return self._with_extra_removed(delta, _dd_task(column, row_group, row_index, "cell"))
         return delta
 
     def mark_row_range_complete(self, column: str, row_group: int, row_group_size: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            group = self._completed.setdefault(row_group, {})
-            group[column] = (1 << row_group_size) - 1 if row_group_size > 0 else 0
+            rows = set(range(row_group_size))
+            self._completed.setdefault(row_group, {})[column] = rows
             self._batch_complete.setdefault(row_group, set()).add(column)
             return _EMPTY_DELTA
         try:
@@ -239,29 +374,38 @@ class CompletionTracker:
             self._check_row_group_first(exc, row_group)
             raise
         if self._extra:
-            return self._with_extra_removed(delta, self._discard_extra(column, row_group, None, "batch"))
+            return self._with_extra_removed(delta, _dd_task(column, row_group, None, "batch"))
         return delta
 
     def drop_row(self, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            self._dropped[row_group] = self._dropped.get(row_group, 0) | (1 << _plain_index(row_index))
+            self._dropped.setdefault(row_group, set()).add(_checked_row(row_index))
             return _EMPTY_DELTA
         try:
             delta: Any = core.drop_row(row_group, row_index)
         except CellFrontierError as exc:
             self._check_row_group_first(exc, row_group)
             raise
-        extra: tuple[DDTask, ...] = ()
-        if self._extra:
-            extra = tuple(
-                t
-                for t in list(self._extra)
-                if t.row_group == row_group and t.row_index == row_index and t.task_type == "cell"
-            )
-            for t in extra:
-                del self._extra[t]
-        return self._with_extra_removed(delta, extra)
+        if not self._extra:
+            return delta
+        # Cell tasks of graph columns for this row leave the frontier, wherever they are held;
+        # tasks of other names (aliases, unknown columns) stay, as in DataDesigner.
+        position = self._column_position
+        extra = [
+            t
+            for t in self._extra
+            if t.row_group == row_group
+            and t.row_index == row_index
+            and t.task_type == "cell"
+            and t.column in position
+        ]
+        if not extra:
+            return delta
+        for task in extra:
+            self._remove_extra(task)
+        removed = sorted([*delta.removed, *extra], key=lambda t: position[t.column])
+        return DDFrontierDelta(added=tuple(delta.added), removed=tuple(removed))
 
     def add_root_tasks(
         self, row_group: int, row_group_size: int, *, columns: tuple[str, ...] | None = None
@@ -283,20 +427,33 @@ class CompletionTracker:
             for name in names:
                 if name not in core.index:
                     raise KeyError(name)
-        return core.add_roots(row_group, row_group_size, names)
+        delta: Any = core.add_roots(row_group, row_group_size, names)
+        if not self._lists_roots_as_built and delta is not _EMPTY_DELTA:
+            delta.__dict__["_as_listed"] = True  # in the order of the columns, not by name
+        return delta
 
     def add_ready_tasks(self, tasks: list[DDTask] | tuple[DDTask, ...]) -> DDFrontierDelta:
         """Add ready tasks to the frontier idempotently."""
-        core = self._require_graph() if self._core is not None else None
+        core = self._core
+        registry = self._registry
         added: list[DDTask] = []
         for task in tasks:
             if core is not None and self._representable(task):
-                if core.set_ready(
-                    task.column, task.row_group, task.row_index, True, task.task_type == "from_scratch"
-                ):
+                row = task.row_index
+                scratch = task.task_type == "from_scratch"
+                if core.set_ready(task.column, task.row_group, row, True, scratch):
                     added.append(task)
-            elif task not in self._extra and not (core is not None and self._in_bits(task)):
-                self._extra[task] = None
+                # Registered under its id, so that acknowledging it (the scheduler's retry
+                # path) is one lookup instead of a scan of the whole frontier.
+                registry[_compute_task_id(task)] = (
+                    task.row_group,
+                    core.index[task.column],
+                    row if row is not None else (_SCRATCH_ROW if scratch else _BATCH_ROW),
+                )
+            elif task not in self._extra:
+                task_id = _compute_task_id(task)
+                self._extra[task] = task_id
+                self._extra_ids.setdefault(task_id, []).append(task)
                 added.append(task)
         return DDFrontierDelta(added=tuple(added), removed=())
 
@@ -306,18 +463,18 @@ class CompletionTracker:
         if not wanted:
             return
         core = self._core
-        # Tasks the core built are registered under their ids: one compiled call.
-        unmatched = core.unready_ids(wanted, self._registry) if core is not None else wanted
+        if core is None:
+            self._unready_extra_ids(wanted)
+            return
+        # Tasks the core holds under a known id: one compiled call.
+        unmatched: Iterable[str] = core.unready_ids(wanted, self._registry)
+        if self._extra:
+            unmatched = set(unmatched) - self._unready_extra_ids(wanted)
         if unmatched:
-            # Ids of tasks the core did not build (added with add_ready_tasks, say): compare
-            # them with the ids of the whole frontier, as DataDesigner's tracker does.
-            remaining = set(unmatched)
-            for task in self._core.ready_tasks() if self._core is not None else ():
-                if _compute_task_id(task) in remaining:
-                    self._unset(task)
-            for task in list(self._extra):
-                if _compute_task_id(task) in remaining:
-                    self._unset(task)
+            # Ids of tasks nobody listed since they became ready (built by the caller, say):
+            # listing the frontier registers every task in it, then the ids resolve.
+            core.ready_tasks()
+            core.unready_ids(unmatched, self._registry)
 
     def mark_complete(self, task: DDTask) -> None:
         """Compatibility hook for scheduler terminal accounting."""
@@ -328,41 +485,40 @@ class CompletionTracker:
             return
         core = self._core
         if core is None:
-            self._compacted_dropped[row_group] = self._dropped.pop(row_group, 0)
+            self._compacted_dropped[row_group] = _pack_rows(self._dropped.pop(row_group, ()))
             self._completed.pop(row_group, None)
             self._batch_complete.pop(row_group, None)
-            return
-        plan = self._row_group_plan
-        if not plan.has_row_group(row_group):
-            raise ValueError(
-                f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
-            )
-        group = core.groups.get(row_group)
-        dropped = 0
-        if group is not None:
-            words = group.bits[2 * len(core.names) * group.nw : (2 * len(core.names) + 1) * group.nw]
-            dropped = int.from_bytes(words.astype("<u8").tobytes(), "little")
-            core.compact(row_group)
-        self._compacted_dropped[row_group] = dropped
-        for t in [t for t in self._extra if t.row_group == row_group]:
-            del self._extra[t]
-        if len(self._registry) > self._registry_limit:
-            self._prune_registry()
+        else:
+            plan = self._row_group_plan
+            if not plan.has_row_group(row_group):
+                raise ValueError(
+                    f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
+                )
+            packed = b""
+            if row_group in core.groups:  # an untouched group has nothing to release
+                core.compact(row_group)
+                packed = core.compacted.get(row_group, (0, b""))[1]
+            self._compacted_dropped[row_group] = packed
+            if len(self._registry) > self._registry_limit:
+                self._prune_registry()
+        for task in [t for t in self._extra if t.row_group == row_group]:
+            self._remove_extra(task)
 
     # -- queries ------------------------------------------------------------------------
 
     def is_complete(self, ref: DDSliceRef) -> bool:
-        if ref.row_index is None or isinstance(ref.row_index, bool) or not isinstance(ref.row_index, int):
-            return False
         core = self._core
         if core is None:
-            return bool((self._completed.get(ref.row_group, {}).get(ref.column, 0) >> ref.row_index) & 1)
-        if ref.column not in core.index or ref.row_group not in core.groups:
+            return ref.row_index in self._completed.get(ref.row_group, _NO_COLUMNS).get(ref.column, _NO_ROWS)
+        row: int | None = ref.row_index
+        if type(row) is not int:
+            row = _as_row(row)
+            if row is None:
+                return False
+        group = core.groups.get(ref.row_group)
+        if group is None or ref.column not in core.index or not 0 <= row < group.n:
             return False
-        group = core.groups[ref.row_group]
-        if not 0 <= ref.row_index < group.n:
-            return False
-        return bool(core.is_done(ref.column, ref.row_group, ref.row_index))
+        return bool(core.is_done(ref.column, ref.row_group, row))
 
     def is_all_complete(self, cells: list[DDSliceRef]) -> bool:
         """Whether every cell is done; ``row_index=None`` asks for a completed range."""
@@ -377,27 +533,43 @@ class CompletionTracker:
     def is_column_complete_for_rg(self, column: str, row_group_index: int) -> bool:
         if self._is_batch_complete(column, row_group_index):
             return True
+        plan = self._row_group_plan
+        if plan is None or not plan.has_row_group(row_group_index):
+            return False
+        size = plan.row_group_size(row_group_index)
+        if size == 0:
+            return False
         core = self._core
         if core is None:
+            done = self._completed.get(row_group_index, _NO_COLUMNS).get(column, _NO_ROWS)
+            dropped = self._dropped.get(row_group_index, _NO_ROWS)
+            return all(row in done or row in dropped for row in range(size))
+        group = core.groups.get(row_group_index)
+        if group is None:
             return False
-        plan = self._row_group_plan
-        if not plan.has_row_group(row_group_index) or plan.row_group_size(row_group_index) == 0:
-            return False
-        if column not in core.index or row_group_index not in core.groups:
-            return False
-        return bool(core.column_resolved(column, row_group_index))
+        if column in core.index:
+            return bool(core.column_resolved(column, row_group_index))
+        # A name outside the graph is never completed: only dropping every row resolves it.
+        return bool(group.n_dropped_rows == group.n)
 
     def is_dropped(self, row_group: int, row_index: int) -> bool:
-        compacted = self._compacted_dropped.get(row_group)
-        if compacted is not None:
-            return isinstance(row_index, int) and row_index >= 0 and bool((compacted >> row_index) & 1)
+        packed = self._compacted_dropped.get(row_group)
+        if packed is not None:
+            return _packed_bit(packed, row_index)
         core = self._core
         if core is None:
-            return bool((self._dropped.get(row_group, 0) >> row_index) & 1)
+            return row_index in self._dropped.get(row_group, _NO_ROWS)
         group = core.groups.get(row_group)
-        if group is None or not isinstance(row_index, int) or not 0 <= row_index < group.n:
+        if group is None:
             return False
-        return bool(core.is_dropped(row_group, row_index))
+        row: int | None = row_index
+        if type(row) is not int:
+            row = _as_row(row)
+            if row is None:
+                return False
+        if not 0 <= row < group.n:
+            return False
+        return bool(core.is_dropped(row_group, row))
 
     def is_row_group_complete(self, row_group: int, row_group_size: int, all_columns: list[str]) -> bool:
         """All non-dropped rows have all columns done."""
@@ -417,7 +589,8 @@ class CompletionTracker:
         if self._core is None:
             return tuple(self._extra)
         tasks = self._core.ready_tasks()
-        tasks.extend(self._extra)
+        if self._extra:
+            tasks.extend(self._extra)
         return tuple(tasks)
 
     def get_ready_tasks(self, dispatched: set[DDTask], admitted_rgs: set[int] | None = None) -> list[DDTask]:
@@ -444,10 +617,36 @@ class CompletionTracker:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _with_extra_removed(self, delta: Any, task: DDTask) -> Any:
+        """*delta* (from the core), plus *task* if it was a frontier entry the bitmaps did not hold."""
+        if task not in self._extra:
+            return delta
+        self._remove_extra(task)
+        return DDFrontierDelta(added=tuple(delta.added), removed=(*delta.removed, task))
+
+    def _remove_extra(self, task: DDTask) -> None:
+        task_id = self._extra.pop(task)
+        same_id = self._extra_ids[task_id]
+        same_id.remove(task)
+        if not same_id:
+            del self._extra_ids[task_id]
+
+    def _unready_extra_ids(self, task_ids: set[str]) -> set[str]:
+        """Take the extra entries with these ids out of the frontier; returns the ids found."""
+        found: set[str] = set()
+        by_id = self._extra_ids
+        for task_id in task_ids:
+            tasks = by_id.pop(task_id, None)
+            if tasks is not None:
+                found.add(task_id)
+                for task in tasks:
+                    del self._extra[task]
+        return found
+
     def _is_batch_complete(self, column: str, row_group: int) -> bool:
         core = self._core
         if core is None:
-            return column in self._batch_complete.get(row_group, ())
+            return column in self._batch_complete.get(row_group, _NO_ROWS)
         if column not in core.index or row_group not in core.groups:
             return False
         return bool(core.is_done(column, row_group, None))
@@ -464,10 +663,12 @@ class CompletionTracker:
     def _representable(self, task: Any) -> bool:
         """Whether the bitmaps can hold *task* (known column and group, consistent type)."""
         core = self._core
+        row_group = task.row_group
         if (
             core is None
+            or type(row_group) is not int
             or task.column not in core.index
-            or not self._row_group_plan.has_row_group(task.row_group)
+            or not self._row_group_plan.has_row_group(row_group)
         ):
             return False
         batch = task.column in self._batch_columns
@@ -475,9 +676,8 @@ class CompletionTracker:
             index = task.row_index
             return (
                 not batch
-                and isinstance(index, int)
-                and not isinstance(index, bool)
-                and 0 <= index < self._row_group_plan.row_group_size(task.row_group)
+                and type(index) is int
+                and 0 <= index < self._row_group_plan.row_group_size(row_group)
             )
         return batch and task.row_index is None and task.task_type in ("batch", "from_scratch")
 
@@ -490,14 +690,6 @@ class CompletionTracker:
             )
         )
 
-    def _unset(self, task: Any) -> None:
-        if self._extra and task in self._extra:
-            del self._extra[task]
-        elif self._representable(task):
-            self._core.set_ready(  # type: ignore[union-attr]
-                task.column, task.row_group, task.row_index, False, task.task_type == "from_scratch"
-            )
-
     def _prune_registry(self) -> None:
         """Forget registered tasks of row groups that hold no detailed state any more.
 
@@ -509,25 +701,6 @@ class CompletionTracker:
         for task_id in [k for k, entry in registry.items() if entry[0] not in active]:
             del registry[task_id]
         self._registry_limit = max(_REGISTRY_PRUNE_MIN, 2 * len(registry))
-
-    def _discard_extra(
-        self, column: str, row_group: int, row_index: int | None, task_type: str
-    ) -> tuple[DDTask, ...]:
-        task = DDTask(column=column, row_group=row_group, row_index=row_index, task_type=task_type)
-        if task in self._extra:
-            del self._extra[task]
-            return (task,)
-        return ()
-
-
-def _plain_index(row_index: Any) -> int:
-    from cellfrontier.errors import IndexTypeError, RowIndexError
-
-    if isinstance(row_index, bool) or not isinstance(row_index, int):
-        raise IndexTypeError(f"row index must be an integer, got {row_index!r}")
-    if row_index < 0:
-        raise RowIndexError(f"row index must be >= 0, got {row_index!r}")
-    return row_index
 
 
 # -- installing into DataDesigner ---------------------------------------------------------
