@@ -1,105 +1,233 @@
-"""Worker process for ``test_crash_resume.py``: the W10 driver with checkpoints, killable anywhere.
+"""Worker process for ``test_crash_resume.py``: the W10 driver with one checkpoint file, killable anywhere.
 
-    python crash_worker.py DIR ATTEMPT ROWS EVERY [--die-in-save N | --die-after-log N |
-                                                   --die-at-task N | --sleep-in-save S]
+    python crash_worker.py DIR ATTEMPT ROWS SEED [--die-in-save N] [--die-at-task N]
 
-Resumes from the newest checkpoint in DIR (``ckpt-<id>-<attempt>-<parent>.cf``; the name
-records which attempt wrote it and which checkpoint that attempt had resumed from or saved
-before), or starts afresh.  Every tick it completes the whole frontier as the W10 driver does,
-then appends one line per task to ``DIR/log`` (``attempt base column row_group row action``,
-``base`` being the checkpoint the tick's work follows) with a single ``write`` and ``fsync``,
-then compacts and admits, and every EVERY ticks saves checkpoint ``<id>`` with
-``CompletionTracker.save``.  On success it prints a JSON summary and exits 0.
+Resumes from ``DIR/job.ckpt`` (the one path every save replaces, as a real job would use it)
+or starts afresh.  Each tick hands out the whole frontier with ``pop_ready`` and completes it
+as the W10 driver does.  At a random point inside every tick it saves while the rest of the
+tick's tasks are handed out and not completed, and every second tick it saves again at the
+tick boundary, so that a kill at a random moment often lands inside a save.
 
-The ``--die-*`` options make it SIGKILL itself at an exact moment (inside the N-th save between
-writing the temporary file and the rename; after the N-th tick's log is durable but before the
-save; after completing task N of the run, in the middle of a tick), and ``--sleep-in-save``
-stretches every save so that a kill from outside lands inside it.
+Everything the test checks goes to ``DIR/journal``, each batch of records in one ``write``
+followed by ``fsync``:
+
+* ``T attempt column row_group row action``: a completed task (``c`` cell, ``b`` batch,
+  ``d`` the cell that dropped its row), written before any save that contains it;
+* ``I attempt seq n sha256 size pending``: a save is about to start; it holds the attempt's
+  first ``n`` tasks, its bytes have this digest and size, and ``pending`` (JSON) lists the
+  tasks handed out but not completed;
+* ``C attempt seq``: that save returned.
+
+``--die-in-save N`` SIGKILLs the process inside its N-th save: before one of the OS calls the
+save makes (temporary file, ``fchmod``, a write that stops after a random number of bytes,
+``fsync``, rename, directory ``fsync`` ...) or just after it returns, before the ``C`` record.
+``--die-at-task N`` SIGKILLs it after its N-th completed task, mid tick.  The worker prints
+``ready`` once the state is loaded, the OS calls of a save it is about to kill
+(``steps ...``), ``kill ...`` right before killing itself, and a JSON summary when it finishes.
 """
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import json
 import os
-import re
+import random
 import signal
 import sys
-import time
 from pathlib import Path
 
 from cellfrontier import CompletionTracker
 from cellfrontier.workloads import W10, build_graph, row_groups
 
-CKPT = re.compile(r"ckpt-(\d+)-(\d+)-(\d+)\.cf$")
+CHECKPOINT = "job.ckpt"
+JOURNAL = "journal"
+# OS calls intercepted during a save: every one is a point where a kill can land.
+OS_CALLS = ("open", "fdopen", "fchmod", "write", "fsync", "replace", "rename", "close", "unlink")
 
 
-def die() -> None:
+def die(why: str) -> None:
+    print("kill", why, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def newest_checkpoint(directory: Path) -> tuple[int, Path | None]:
-    best: tuple[int, Path | None] = (0, None)
-    for path in directory.iterdir():
-        match = CKPT.match(path.name)
-        if match and int(match.group(1)) > best[0]:
-            best = (int(match.group(1)), path)
-    return best
+class Saboteur:
+    """Counts the OS calls of a save and SIGKILLs the process before a chosen one.
+
+    Patching the ``os`` functions (and ``open``/``fdopen`` results) instead of the checkpoint
+    module keeps the kill points independent of how ``save`` is written; the calls are only
+    intercepted while a save runs, so the journal's own writes are never counted.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.active = False
+        self.calls: list[str] = []
+        self.kill_at: int | None = None
+        for name in OS_CALLS:
+            if hasattr(os, name):
+                setattr(os, name, self._wrap(name, getattr(os, name)))
+        real_open = builtins.open
+
+        def patched_open(*args, **kwargs):
+            handle = real_open(*args, **kwargs)
+            return _File(self, handle) if self.active else handle
+
+        builtins.open = patched_open
+
+    def _wrap(self, name, real):
+        def call(*args, **kwargs):
+            if self.step(name):
+                if name == "write" and len(args) == 2 and len(args[1]):
+                    cut = self.rng.randrange(len(args[1]))
+                    real(args[0], bytes(args[1])[:cut])
+                    die(f"os.write after {cut} of {len(args[1])} bytes")
+                die(f"before os.{name}")
+            result = real(*args, **kwargs)
+            return _File(self, result) if name == "fdopen" and self.active else result
+
+        return call
+
+    def step(self, name: str) -> bool:
+        """Record one call of the running save; whether the process must die before it."""
+        if not self.active:
+            return False
+        self.calls.append(name)
+        return len(self.calls) - 1 == self.kill_at
+
+    def save(self, tracker: CompletionTracker, path: Path, kill: bool) -> None:
+        """``tracker.save(path)``, killed at a random call (or right after it) when *kill*."""
+        if kill:
+            steps = self.count_steps(tracker, path.with_name(".steps-probe"))
+            print("steps", ",".join(steps), flush=True)
+            writes = [i for i, name in enumerate(steps) if name.endswith("write")]
+            if writes and self.rng.random() < 0.4:  # half-written temporary files, often
+                self.kill_at = self.rng.choice(writes)
+            else:
+                self.kill_at = self.rng.randrange(len(steps) + 1)  # len(steps): after it returns
+        self.calls = []
+        self.active = True
+        try:
+            tracker.save(path)
+        finally:
+            self.active = False
+        if kill:
+            die(f"after save returned ({len(self.calls)} calls)")
+
+    def count_steps(self, tracker: CompletionTracker, probe: Path) -> list[str]:
+        self.calls, self.kill_at, self.active = [], None, True
+        try:
+            tracker.save(probe)
+        finally:
+            self.active = False
+        os.unlink(probe)
+        return self.calls
+
+
+class _File:
+    """A file object of the save whose writes and flushes are kill points."""
+
+    def __init__(self, saboteur: Saboteur, handle) -> None:
+        self._saboteur = saboteur
+        self._handle = handle
+
+    def write(self, data):
+        if self._saboteur.step("file.write"):
+            cut = self._saboteur.rng.randrange(len(data)) if len(data) else 0
+            self._handle.write(bytes(data)[:cut])
+            self._handle.flush()
+            die(f"file.write after {cut} of {len(data)} bytes")
+        return self._handle.write(data)
+
+    def flush(self):
+        if self._saboteur.step("file.flush"):
+            die("before file.flush")
+        return self._handle.flush()
+
+    def close(self):
+        if self._saboteur.step("file.close"):
+            die("before file.close")
+        return self._handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
 
 
 def main(argv: list[str]) -> int:
-    directory, attempt, rows, every = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
+    directory, attempt, rows, seed = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
     options = dict(zip(argv[4::2], argv[5::2], strict=True))
     die_in_save = int(options.get("--die-in-save", 0))
-    die_after_log = int(options.get("--die-after-log", 0))
     die_at_task = int(options.get("--die-at-task", 0))
-    sleep_in_save = float(options.get("--sleep-in-save", 0))
+    rng = random.Random(seed * 1_000 + attempt)
 
-    for stale in directory.glob(".ckpt-*.tmp"):  # left behind by a save that was killed
+    for stale in directory.glob(f".{CHECKPOINT}.*"):  # left behind by a save that was killed
         stale.unlink()
     graph = build_graph(W10)
     groups = row_groups(rows, W10.buffer_size)
     sizes = dict(groups)
     columns = list(W10.column_names)
-    base, path = newest_checkpoint(directory)
-    if path is None:
-        tracker = CompletionTracker.with_graph(graph, groups)
-    else:
-        tracker = CompletionTracker.load(path, graph)
+    path = directory / CHECKPOINT
+    tracker = (
+        CompletionTracker.load(path, graph) if path.exists() else CompletionTracker.with_graph(graph, groups)
+    )
     # The window is a function of the state: compacted groups are finished, active ones are in
     # the window, and pending ones follow in order (admission is in order).
     active = tracker.active_row_groups()
-    pending = [
+    waiting = [
         (rg, n) for rg, n in groups if rg not in active and not tracker.is_row_group_complete(rg, n, columns)
     ]
+    saboteur = Saboteur(rng)
+    journal = os.open(directory / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    unlogged: list[str] = []
+    own = saves = 0
 
-    def admit() -> None:
-        while len(active) < W10.window and pending:
-            rg, n = pending.pop(0)
+    def record(*lines: str) -> None:
+        unlogged.extend(lines)
+        os.write(journal, "".join(unlogged).encode())
+        os.fsync(journal)
+        unlogged.clear()
+
+    def save(pending) -> None:
+        nonlocal saves
+        saves += 1
+        data = tracker.to_bytes()  # the bytes save() writes (same format)
+        digest = hashlib.sha256(data).hexdigest()
+        handed_out = json.dumps(
+            [[t.column, t.row_group, t.row_index] for t in pending], separators=(",", ":")
+        )
+        record(f"I {attempt} {saves} {own} {digest} {len(data)} {handed_out}\n")
+        saboteur.save(tracker, path, kill=saves == die_in_save)
+        record(f"C {attempt} {saves}\n")
+
+    print("ready", flush=True)
+    ticks = 0
+    drop_column, drop_every, buffer = W10.drop_column, W10.drop_every, W10.buffer_size
+    while True:
+        # A checkpoint may hold a group that is complete but not yet compacted.
+        for rg in [rg for rg in active if tracker.is_row_group_complete(rg, sizes[rg], columns)]:
+            tracker.compact_row_group(rg)
+            active.remove(rg)
+        while len(active) < W10.window and waiting:
+            rg, n = waiting.pop(0)
             tracker.add_root_tasks(rg, n)
             active.append(rg)
-
-    saves = 0
-    real_replace = os.replace
-
-    def replace(src, dst):  # the rename at the heart of an atomic save
-        if saves == die_in_save:
-            die()
-        if sleep_in_save:
-            print("saving", flush=True)
-            time.sleep(sleep_in_save)
-        real_replace(src, dst)
-
-    os.replace = replace
-    admit()
-    log = os.open(directory / "log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    ticks = done = 0
-    drop_column, drop_every, buffer = W10.drop_column, W10.drop_every, W10.buffer_size
-    while active:
+        if not active:
+            break
+        if ticks and ticks % 2 == 0:
+            save(())
         tasks = tracker.pop_ready()
         if not tasks:
             raise RuntimeError(f"empty frontier while row groups {active} are active")
-        lines = []
-        for task in tasks:
+        save_at = rng.randrange(len(tasks))
+        for i, task in enumerate(tasks):
+            if i == save_at:
+                save(tasks[i:])
             rg, row = task.row_group, task.row_index
             if row is None:
                 tracker.mark_row_range_complete(task.column, rg, sizes[rg])
@@ -110,28 +238,18 @@ def main(argv: list[str]) -> int:
             else:
                 tracker.mark_cell_complete(task.column, rg, row)
                 action = "c"
-            lines.append(f"{attempt} {base} {task.column} {rg} {'-' if row is None else row} {action}\n")
-            done += 1
-            if done == die_at_task:
-                die()
-        os.write(log, "".join(lines).encode())
-        os.fsync(log)
+            unlogged.append(f"T {attempt} {task.column} {rg} {'-' if row is None else row} {action}\n")
+            own += 1
+            if own == die_at_task:
+                die(f"after task {own}, mid tick")
+        record()
         ticks += 1
-        if ticks == die_after_log:
-            die()
-        finished = [rg for rg in active if tracker.is_row_group_complete(rg, sizes[rg], columns)]
-        for rg in finished:
-            tracker.compact_row_group(rg)
-            active.remove(rg)
-        admit()
-        if ticks % every == 0:
-            saves += 1
-            new = newest_checkpoint(directory)[0] + 1
-            tracker.save(directory / f"ckpt-{new}-{attempt}-{base}.cf")
-            base = new
-    os.close(log)
+    save(())
+    os.close(journal)
     progress = {c: list(p) for c, p in tracker.progress().items()}
-    print(json.dumps({"attempt": attempt, "tasks": done, "ticks": ticks, "progress": progress}), flush=True)
+    print(
+        json.dumps({"attempt": attempt, "tasks": own, "ticks": ticks, "saves": saves, "progress": progress})
+    )
     return 0
 
 

@@ -132,11 +132,16 @@ class ReferenceTracker:
             raise SizeMismatchError(size)
 
     def _rows(self, rg: int, rows) -> list[int]:
-        arr = np.asarray(rows)
+        if isinstance(rows, np.ma.MaskedArray):  # its mask would be ignored
+            raise IndexTypeError(rows)
+        try:
+            arr = np.asarray(rows)
+        except (TypeError, ValueError):  # ragged
+            raise IndexTypeError(rows) from None
         if arr.ndim != 1:
             raise IndexTypeError(rows)
-        if arr.size == 0:
-            return []
+        if arr.size == 0 and not isinstance(rows, np.ndarray):
+            return []  # an empty list or tuple has no dtype; an empty array does
         if arr.dtype.kind not in "iu":
             raise IndexTypeError(rows)
         values = [int(v) for v in arr.tolist()]
@@ -394,6 +399,15 @@ class ReferenceTracker:
         present = {t[0] for t in self.frontier if t[1] == rg}
         return [c for c in self.graph.order if c in present]
 
+    def get_ready_tasks(self, dispatched, admitted_rgs=None) -> list[TaskTuple]:
+        """Ready tasks not in *dispatched* (tuples), of the admitted groups if given; nothing changes."""
+        try:
+            skip = set(dispatched)
+            allowed = None if admitted_rgs is None else set(admitted_rgs)
+        except TypeError:  # unhashable or not iterable
+            raise IndexTypeError(dispatched) from None
+        return [t for t in self.ready_frontier() if t not in skip and (allowed is None or t[1] in allowed)]
+
     def active_row_groups(self) -> list[int]:
         return sorted(self.active)
 
@@ -411,6 +425,21 @@ class ReferenceTracker:
         if row is None:
             return (column, rg) in self.batch_done
         return (column, rg, row) in self.done
+
+    def is_all_complete(self, refs) -> bool:
+        """``is_complete`` over *refs* in order, stopping at the first incomplete one."""
+        if isinstance(refs, (str, bytes)):
+            raise InvalidArgumentError(refs)
+        try:
+            refs = list(refs)
+        except TypeError:
+            raise InvalidArgumentError(refs) from None
+        for ref in refs:
+            if not all(hasattr(ref, a) for a in ("column", "row_group", "row_index")):
+                raise InvalidArgumentError(ref)
+            if not self.is_complete(ref.column, ref.row_group, ref.row_index):
+                return False
+        return True
 
     def is_dropped(self, rg, row) -> bool:
         rg = self._rg(rg)

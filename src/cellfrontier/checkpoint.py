@@ -18,7 +18,8 @@ bitmaps (see :mod:`cellfrontier.completion_only`).  Version 1 kept a graph-less 
 bitmaps as integers in the header; it is still read.
 
 Resume semantics: the frontier is rebuilt from completion state on load, so tasks that had
-been handed out but not completed are ready again, and nothing completed is offered again.
+been handed out but not completed are ready again (but those of rows dropped since: a dropped
+row's tasks are never ready), and nothing completed is offered again.
 Ready bits that were in the file (tasks put in with ``add_ready_tasks`` included) stay.
 """
 

@@ -305,7 +305,8 @@ class CompletionTracker:
         if row_index is not None and self._graph is not None:
             strategy = self._graph.get_strategy(column) if column in core.index else None
             if strategy is GenerationStrategy.FULL_COLUMN:
-                return False
+                core.is_ready(column, row_group, None)  # validates the row group, like any query
+                return False  # a full-column task has no row: such a task is never ready
         ready = bool(core.is_ready(column, row_group, row_index))
         return ready and task_type == self._task_type(column, row_index)
 
