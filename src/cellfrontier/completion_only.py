@@ -171,16 +171,25 @@ class CompletionOnlyState:
 
     # -- mutations ------------------------------------------------------------------------
 
+    def _group_for_row(self, row_group: int, row_index: Any, method: str) -> tuple[PlainGroup, int]:
+        """The live group a row event lands in (made on first touch, grown to hold the row).
+
+        Call with ``_lock`` held; validation comes first, so a refused call changes nothing.
+        """
+        group = self._live(row_group, method)
+        row = self._row(row_index, group, method)
+        if group is None:
+            group = self.groups[row_group] = PlainGroup()
+        group._grow(row + 1)
+        group.extent = max(group.extent, row + 1)
+        return group, row
+
     def mark_cell(self, column: Any, row_group: Any, row_index: Any) -> FrontierDelta:
         method = "mark_cell_complete"
         column = self._column(column, method)
         row_group = self._int(row_group, "row group", method)
         with self._lock:
-            group = self._live(row_group, method)
-            row = self._row(row_index, group, method)
-            if group is None:
-                group = self.groups[row_group] = PlainGroup()
-            group._grow(row + 1)
+            group, row = self._group_for_row(row_group, row_index, method)
             words = group.column_words(column)
             word, bit = row >> 6, _ONE << np.uint64(row & 63)
             if not words[word] & bit:
@@ -188,7 +197,6 @@ class CompletionOnlyState:
                 group.n_done[column] += 1
                 if group.dropped[word] & bit:
                     group.n_both[column] += 1
-            group.extent = max(group.extent, row + 1)
         return _EMPTY_DELTA
 
     def mark_range(self, column: Any, row_group: Any, size: Any) -> FrontierDelta:
@@ -217,11 +225,7 @@ class CompletionOnlyState:
         method = "drop_row"
         row_group = self._int(row_group, "row group", method)
         with self._lock:
-            group = self._live(row_group, method)
-            row = self._row(row_index, group, method)
-            if group is None:
-                group = self.groups[row_group] = PlainGroup()
-            group._grow(row + 1)
+            group, row = self._group_for_row(row_group, row_index, method)
             word, bit = row >> 6, _ONE << np.uint64(row & 63)
             if not group.dropped[word] & bit:
                 group.dropped[word] |= bit
@@ -229,7 +233,6 @@ class CompletionOnlyState:
                 for column, words in group.done.items():  # O(columns)
                     if words[word] & bit:
                         group.n_both[column] += 1
-            group.extent = max(group.extent, row + 1)
         return _EMPTY_DELTA
 
     def compact(self, row_group: Any) -> None:
