@@ -538,6 +538,7 @@ cdef class TrackerCore:
     cdef readonly object compacted_completed   # int64[C]: cells completed in compacted groups
     cdef readonly object compacted_dropped     # int64[C]: rows dropped (and not completed) there
     cdef list _heap                      # min-heap of row group ids that may hold ready tasks
+    cdef int64_t _compacted_bytes        # sum of the packed dropped rows kept in ``compacted``
     cdef int64_t* _added                 # (key, mask) pairs of the current event
     cdef Py_ssize_t _n_added             # entries (pairs)
     cdef Py_ssize_t _count_added         # tasks
@@ -918,6 +919,14 @@ cdef class TrackerCore:
                 return False
         return True
 
+    cdef inline void _unready_cell(self, _Group g, int c, Py_ssize_t w, uint64_t bit, int64_t r) noexcept:
+        """Take cell (c, r) out of the frontier if it is there, recording the removal."""
+        if g.ready[c * g.nw + w] & bit:
+            g.ready[c * g.nw + w] &= ~bit
+            g.n_ready[c] -= 1
+            g.total_ready -= 1
+            self._rec_removed(c, r)
+
     cdef void _check_batch(self, _Group g, int d) noexcept:
         """Make full-column task *d* ready if every dependency is satisfied."""
         cdef int32_t k
@@ -961,19 +970,11 @@ cdef class TrackerCore:
         cdef int d
         if g.done[c * nw + w] & bit:
             # Done already; a copy put back with add_ready_tasks() still leaves the frontier.
-            if g.ready[c * nw + w] & bit:
-                g.ready[c * nw + w] &= ~bit
-                g.n_ready[c] -= 1
-                g.total_ready -= 1
-                self._rec_removed(c, r)
+            self._unready_cell(g, c, w, bit, r)
             return
         g.done[c * nw + w] |= bit
         g.n_done[c] += 1
-        if g.ready[c * nw + w] & bit:
-            g.ready[c * nw + w] &= ~bit
-            g.n_ready[c] -= 1
-            g.total_ready -= 1
-            self._rec_removed(c, r)
+        self._unready_cell(g, c, w, bit, r)
         if g.dropped[w] & bit:
             return  # already counted as resolved; a dropped row unblocks no cell
         g.n_resolved[c] += 1
@@ -1086,11 +1087,7 @@ cdef class TrackerCore:
         if newly:
             g.n_dropped += 1
         for c in range(self.C):
-            if g.ready[c * nw + w] & bit:
-                g.ready[c * nw + w] &= ~bit
-                g.n_ready[c] -= 1
-                g.total_ready -= 1
-                self._rec_removed(c, r)
+            self._unready_cell(g, c, w, bit, r)
             if newly and not (g.done[c * nw + w] & bit):
                 g.n_resolved[c] += 1
                 # Only a column that just became fully resolved can unblock a full-column task.
@@ -1178,11 +1175,7 @@ cdef class TrackerCore:
             g.n_done[c] += 1
             if not (g.dropped[w] & bit):
                 g.n_resolved[c] += 1
-        if g.ready[c * nw + w] & bit:
-            g.ready[c * nw + w] &= ~bit
-            g.n_ready[c] -= 1
-            g.total_ready -= 1
-            self._rec_removed(c, r)
+        self._unready_cell(g, c, w, bit, r)
         for k in range(self.down_ptr[c], self.down_ptr[c + 1]):
             d = self.down_idx[k]
             if self.is_batch[d]:
@@ -1227,11 +1220,7 @@ cdef class TrackerCore:
                 if not (g.done[c * nw + w] & bit):
                     g.n_resolved[c] += 1
         for c in range(self.C):
-            if g.ready[c * nw + w] & bit:
-                g.ready[c * nw + w] &= ~bit
-                g.n_ready[c] -= 1
-                g.total_ready -= 1
-                self._rec_removed(c, r)
+            self._unready_cell(g, c, w, bit, r)
         for c in range(self.C):
             if self.is_batch[c]:
                 self._check_batch(g, c)
@@ -1918,7 +1907,7 @@ cdef class TrackerCore:
         if g is None:
             size = self.plan.row_group_size(key)
             if size == 0 or self.dd_compat:
-                self.compacted[key] = (size, b"")
+                self._set_compacted(key, size, b"")
                 return
             if not abandon:
                 raise InvalidArgumentError(self._incomplete_message(key, size))
@@ -1926,7 +1915,7 @@ cdef class TrackerCore:
             dropped = self.compacted_dropped + size
             if key in self.groups or key in self.compacted:
                 return  # another thread touched or compacted it meanwhile
-            self.compacted[key] = (size, every_row)
+            self._set_compacted(key, size, every_row)
             self.compacted_dropped = dropped
             return
         if not self.dd_compat:
@@ -1947,9 +1936,30 @@ cdef class TrackerCore:
         if self.groups.get(key) is not g:
             return  # another thread compacted it meanwhile
         del self.groups[key]
-        self.compacted[key] = entry
+        self._set_compacted(key, entry[0], entry[1])
         self.compacted_completed = completed
         self.compacted_dropped = dropped
+        if len(self._heap) > 2 * len(self.groups) + 64:
+            # Ids of released groups leave the heap lazily, when pop_ready meets them; a driver
+            # that only uses the bulk calls never does, so drop them here (amortised O(1)).
+            live = [k for k in self._heap if k in self.groups]
+            heapq.heapify(live)
+            self._heap = live
+
+    cdef void _set_compacted(self, key, size, bytes packed):
+        """Record a compacted group, keeping :attr:`nbytes` O(active groups)."""
+        self.compacted[key] = (size, packed)
+        self._compacted_bytes += len(packed)
+
+    def restore_compacted(self, row_group, size, packed):
+        """Record a group compacted before a checkpoint (nothing in the input is trusted)."""
+        key = self._row_group_key(row_group, "restore_compacted")
+        if self.plan.row_group_size(key) != size or key in self.groups or key in self.compacted:
+            raise ValueError(f"restore_compacted() got row group {key!r}, which does not fit the plan")
+        packed = bytes(packed)
+        if len(packed) > (size + 7) // 8:
+            raise ValueError(f"restore_compacted() got too many dropped rows for row group {key!r}")
+        self._set_compacted(key, size, packed)
 
     cdef int64_t _open_rows(self, _Group g, uint64_t* mask) noexcept:
         """Rows neither dropped nor done in every column (into *mask* when not NULL)."""
@@ -2092,6 +2102,4 @@ cdef class TrackerCore:
         cdef int64_t total = self.compacted_completed.nbytes + self.compacted_dropped.nbytes
         for g in self.groups.values():
             total += g.bits.nbytes + g.counts.nbytes + g.flags.nbytes
-        for size, packed in self.compacted.values():
-            total += len(packed)
-        return total
+        return total + self._compacted_bytes

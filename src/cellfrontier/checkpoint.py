@@ -167,7 +167,7 @@ def tracker_from_bytes(data: bytes, graph: ExecutionGraph | None = None, method:
         for rg, size, span in header["compacted"]:
             if not plan.has_row_group(rg) or plan.row_group_size(rg) != size or rg in core.groups:
                 raise CheckpointError(f"checkpoint compacted row group {rg!r} does not fit the plan")
-            core.compacted[rg] = (size, _slice(blob, span))
+            core.restore_compacted(rg, size, _slice(blob, span))
         core.compacted_completed[:] = header["compacted_completed"]
         core.compacted_dropped[:] = header["compacted_dropped"]
         return tracker
