@@ -497,6 +497,7 @@ def test_save_keeps_the_mode_of_the_checkpoint_it_replaces(tmp_path) -> None:
 def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
     """A checkpoint is one instant: never a group both active and compacted, never torn."""
     import threading
+    import time
 
     graph = ExecutionGraph()
     graph.add_column("seed", "full_column")
@@ -510,6 +511,8 @@ def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
 
     def worker() -> None:
         for rg, size in plan:
+            if rg % 50 == 0:
+                time.sleep(0)  # hand the GIL over so that snapshots land mid-run
             tracker.add_root_tasks(rg, size)
             tracker.mark_row_range_complete("seed", rg, size)
             tracker.mark_cells_complete("a", rg, np.arange(size))
@@ -521,7 +524,7 @@ def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
     thread.start()
     loaded = 0
     try:
-        while not stop.is_set():
+        while not stop.is_set() or loaded == 0:
             restored = CompletionTracker.from_bytes(tracker.to_bytes())
             progress = restored.progress()
             # Along the chain, at any instant: nothing runs before its upstream is done.
