@@ -927,6 +927,27 @@ cdef class TrackerCore:
             g.total_ready -= 1
             self._rec_removed(c, r)
 
+    cdef inline void _acknowledge(self, _Group g, int64_t c, int64_t r) noexcept:
+        """Take a handed-out task out of the frontier without recording a removal.
+
+        *r* is a row, ``-1`` for a batch task or ``-2`` (``SCRATCH_ENTRY``) for a
+        from-scratch task; the caller has checked *c* and *r* against *g*.
+        """
+        cdef uint8_t* flag
+        cdef uint64_t bit
+        if r < 0:
+            flag = g.scratch_ready if r == SCRATCH_ENTRY else g.batch_ready
+            if flag[c]:
+                flag[c] = 0
+                g.n_ready[c] -= 1
+                g.total_ready -= 1
+        else:
+            bit = (<uint64_t>1) << (r & 63)
+            if g.ready[c * g.nw + (r >> 6)] & bit:
+                g.ready[c * g.nw + (r >> 6)] &= ~bit
+                g.n_ready[c] -= 1
+                g.total_ready -= 1
+
     cdef void _check_batch(self, _Group g, int d) noexcept:
         """Make full-column task *d* ready if every dependency is satisfied."""
         cdef int32_t k
@@ -1453,21 +1474,8 @@ cdef class TrackerCore:
                     )
                 r = self._row(g, t.row_index, "mark_enqueued")
                 checked.append((g, c, r))
-        cdef uint8_t* flag
-        cdef uint64_t bit
         for g, c, r in checked:
-            if r < 0:
-                flag = g.scratch_ready if r == -2 else g.batch_ready
-                if flag[c]:
-                    flag[c] = 0
-                    g.n_ready[c] -= 1
-                    g.total_ready -= 1
-            else:
-                bit = (<uint64_t>1) << (r & 63)
-                if g.ready[c * g.nw + (r >> 6)] & bit:
-                    g.ready[c * g.nw + (r >> 6)] &= ~bit
-                    g.n_ready[c] -= 1
-                    g.total_ready -= 1
+            self._acknowledge(g, c, r)
 
     def unready_ids(self, task_ids, dict registry):
         """Take the tasks registered under *task_ids* out of *registry* and out of the frontier.
@@ -1480,8 +1488,6 @@ cdef class TrackerCore:
         cdef _Group g
         cdef int64_t c, r
         cdef int overflow = 0
-        cdef uint8_t* flag
-        cdef uint64_t bit
         for task_id in task_ids:
             entry = registry.pop(task_id, None)
             if type(entry) is not tuple or len(<tuple>entry) != 3:
@@ -1503,19 +1509,11 @@ cdef class TrackerCore:
                 if not self.is_batch[c]:
                     missing.append(task_id)
                     continue
-                flag = g.scratch_ready if r == SCRATCH_ENTRY else g.batch_ready
-                if flag[c]:
-                    flag[c] = 0
-                    g.n_ready[c] -= 1
-                    g.total_ready -= 1
+                self._acknowledge(g, c, r)
             elif self.is_batch[c]:
                 missing.append(task_id)
             else:
-                bit = (<uint64_t>1) << (r & 63)
-                if g.ready[c * g.nw + (r >> 6)] & bit:
-                    g.ready[c * g.nw + (r >> 6)] &= ~bit
-                    g.n_ready[c] -= 1
-                    g.total_ready -= 1
+                self._acknowledge(g, c, r)
         return missing
 
     def rebuild_frontier(self, row_group):
