@@ -497,7 +497,6 @@ def test_save_keeps_the_mode_of_the_checkpoint_it_replaces(tmp_path) -> None:
 def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
     """A checkpoint is one instant: never a group both active and compacted, never torn."""
     import threading
-    import time
 
     graph = ExecutionGraph()
     graph.add_column("seed", "full_column")
@@ -508,11 +507,13 @@ def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
     plan = RowGroupPlan.uniform(num_records=4_000 * 8, buffer_size=8)
     tracker = CompletionTracker.with_graph(graph, plan)
     stop = threading.Event()
+    snapshot_taken = threading.Event()
+    halfway = len(plan) // 2
 
     def worker() -> None:
         for rg, size in plan:
-            if rg % 50 == 0:
-                time.sleep(0)  # hand the GIL over so that snapshots land mid-run
+            if rg == halfway:  # make sure snapshots land while the run is under way
+                snapshot_taken.wait(timeout=60)
             tracker.add_root_tasks(rg, size)
             tracker.mark_row_range_complete("seed", rg, size)
             tracker.mark_cells_complete("a", rg, np.arange(size))
@@ -524,13 +525,15 @@ def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
     thread.start()
     loaded = 0
     try:
-        while not stop.is_set() or loaded == 0:
+        while not stop.is_set():
             restored = CompletionTracker.from_bytes(tracker.to_bytes())
             progress = restored.progress()
             # Along the chain, at any instant: nothing runs before its upstream is done.
             assert progress["seed"].completed >= progress["a"].completed >= progress["judge"].completed
             loaded += 1
+            snapshot_taken.set()
     finally:
+        snapshot_taken.set()  # never leave the worker waiting on a failed loop
         thread.join()
     assert loaded > 0
     final = CompletionTracker.from_bytes(tracker.to_bytes())
