@@ -35,7 +35,9 @@ class GroupBuffers:
         self.row_group = row_group
         self.size = size
         self.base = base
-        self.columns: dict[str, list[Any]] = columns if columns is not None else {n: [None] * size for n in names}
+        self.columns: dict[str, list[Any]] = (
+            columns if columns is not None else {n: [None] * size for n in names}
+        )
         self.dropped: set[int] = set()
         self.outstanding = 0
         """Tasks of this group handed out by the tracker and not yet completed or dropped."""

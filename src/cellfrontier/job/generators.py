@@ -25,12 +25,19 @@ from typing import Any, TypeVar
 
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import GeneratorMappingError
-from cellfrontier.job.kernels import CellKernel, RowBuilder, make_cell_kernel, make_row_builder, make_row_store
+from cellfrontier.job.kernels import (
+    CellKernel,
+    RowBuilder,
+    make_cell_kernel,
+    make_row_builder,
+    make_row_store,
+)
 from cellfrontier.strategies import GenerationStrategy
 
 __all__ = [
     "ASYNC",
     "BLOCKING",
+    "BlockingGenerator",
     "DEFAULT_ASYNC_CAP",
     "DEFAULT_BLOCKING_BATCH",
     "DEFAULT_BLOCKING_CAP",
@@ -54,19 +61,25 @@ DEFAULT_BLOCKING_CAP = 4
 DEFAULT_BLOCKING_BATCH = 64
 """Most rows one thread-pool hand-off of a blocking cell column carries."""
 
-_MARK = "__cellfrontier_blocking__"
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _BlockingCall:
-    """Carries the blocking mark for callables that refuse new attributes (builtins, slots)."""
+class BlockingGenerator:
+    """A plain generator marked to run on the thread pool (what :func:`blocking` returns).
 
-    __slots__ = ("__wrapped__", "batch_size")
+    A wrapper rather than an attribute set on the function, so that marking a function for
+    one job leaves the function itself unchanged for every other use.
+    """
+
+    __slots__ = ("__dict__", "__wrapped__", "batch_size")
 
     def __init__(self, fn: Callable[..., Any], batch_size: int) -> None:
         self.__wrapped__ = fn
         self.batch_size = batch_size
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            value = getattr(fn, name, None)
+            if value is not None:
+                self.__dict__[name] = value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__wrapped__(*args, **kwargs)
@@ -81,13 +94,14 @@ def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -
     Use it for a function that waits (network, disk, a subprocess) rather than computes, so
     that it does not hold up the event loop.  Ready rows go to the pool in batches of at most
     *batch_size* (spread evenly over the free threads); ``concurrency[column]`` is the number of
-    batches in flight, i.e. the threads busy with that column.  Usable bare (``@blocking``) or
-    with arguments (``@blocking(batch_size=1)``).
+    batches in flight, i.e. the threads busy with that column.  Usable bare (``@blocking``),
+    with arguments (``@blocking(batch_size=1)``) or as a call (``blocking(fn)``), which
+    returns a marked wrapper and leaves *fn* itself unchanged.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GeneratorMappingError(f"blocking() needs an integer batch_size >= 1, got {batch_size!r}")
 
-    def mark(target: F) -> F:
+    def mark(target: F) -> BlockingGenerator:
         if not callable(target):
             raise GeneratorMappingError(f"blocking() needs a callable, got {type(target).__name__}")
         if _is_async(target):
@@ -95,24 +109,20 @@ def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -
                 f"blocking() got the async function {_name(target)}; async generators run on the "
                 "event loop and need no mark"
             )
-        try:
-            setattr(target, _MARK, batch_size)
-        except (AttributeError, TypeError):
-            return _BlockingCall(target, batch_size)  # type: ignore[return-value]
-        return target
+        if isinstance(target, BlockingGenerator):
+            target = target.__wrapped__
+        return BlockingGenerator(target, batch_size)
 
     return mark if fn is None else mark(fn)
 
 
 def is_blocking(fn: Any) -> bool:
     """Whether *fn* was marked with :func:`blocking`."""
-    return isinstance(fn, _BlockingCall) or getattr(fn, _MARK, None) is not None
+    return isinstance(fn, BlockingGenerator)
 
 
 def _blocking_batch(fn: Any) -> int:
-    if isinstance(fn, _BlockingCall):
-        return fn.batch_size
-    return int(getattr(fn, _MARK))
+    return int(fn.batch_size)
 
 
 def _is_async(fn: Any) -> bool:
@@ -135,7 +145,7 @@ def generator_identity(fn: Any) -> str:
     Two different lambdas defined at the same place share a name; the manifest cannot tell
     them apart, so give generators that must not be swapped distinct names.
     """
-    target = fn.__wrapped__ if isinstance(fn, _BlockingCall) else fn
+    target = fn.__wrapped__ if isinstance(fn, BlockingGenerator) else fn
     if isinstance(target, functools.partial):
         return f"partial({generator_identity(target.func)})"
     module = getattr(target, "__module__", None)

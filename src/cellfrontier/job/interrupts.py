@@ -10,6 +10,7 @@ thread (Python does not allow it): there, signals keep their previous behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from typing import Any
 
 __all__ = ["StopSignals"]
 
-_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+_SIGNALS = tuple(
+    s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None
+)
 
 
 class StopSignals:
@@ -43,10 +46,8 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in _SIGNALS:
-                try:
+                with contextlib.suppress(ValueError, OSError):
                     self.previous[signum] = signal.signal(signum, self._handle)
-                except (ValueError, OSError):
-                    pass
         return self
 
     def restore(self) -> None:

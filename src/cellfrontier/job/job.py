@@ -103,14 +103,20 @@ class Job:
         log_interval: float = 10.0,
     ) -> None:
         if not isinstance(graph, ExecutionGraph):
-            raise InvalidArgumentError(f"Job() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}")
+            raise InvalidArgumentError(
+                f"Job() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
+            )
         self.graph = graph
         self.num_records = _positive_int(num_records, "num_records", 0)
         self.buffer_size = _positive_int(buffer_size, "buffer_size")
         self.max_active_row_groups = (
-            None if max_active_row_groups is None else _positive_int(max_active_row_groups, "max_active_row_groups")
+            None
+            if max_active_row_groups is None
+            else _positive_int(max_active_row_groups, "max_active_row_groups")
         )
-        self.max_concurrency = None if max_concurrency is None else _positive_int(max_concurrency, "max_concurrency")
+        self.max_concurrency = (
+            None if max_concurrency is None else _positive_int(max_concurrency, "max_concurrency")
+        )
         self.retries = _positive_int(retries, "retries", 0)
         self.retry_backoff = _non_negative(retry_backoff, "retry_backoff")
         self.max_retry_backoff = _non_negative(max_retry_backoff, "max_retry_backoff")
@@ -119,10 +125,14 @@ class Job:
         self.keep_errors = _positive_int(keep_errors, "keep_errors", 0)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_interval = _non_negative(checkpoint_interval, "checkpoint_interval")
-        self.checkpoint_every = None if checkpoint_every is None else _positive_int(checkpoint_every, "checkpoint_every")
+        self.checkpoint_every = (
+            None if checkpoint_every is None else _positive_int(checkpoint_every, "checkpoint_every")
+        )
         self.memory_budget = _positive_int(memory_budget, "memory_budget")
         if progress is not None and not callable(progress):
-            raise InvalidArgumentError(f"Job() needs a callable progress callback, got {type(progress).__name__}")
+            raise InvalidArgumentError(
+                f"Job() needs a callable progress callback, got {type(progress).__name__}"
+            )
         self.progress = progress
         self.progress_bar = progress_bar
         self.progress_interval = _non_negative(progress_interval, "progress_interval")
@@ -204,7 +214,7 @@ class Job:
     def __repr__(self) -> str:
         return (
             f"Job(columns={len(self.graph.columns)}, num_records={self.num_records:,}, "
-            f"buffer_size={self.buffer_size}, output_dir={str(self.output_dir) if self.output_dir else None!r})"
+            f"buffer_size={self.buffer_size}, output_dir={self.output_dir and str(self.output_dir)!r})"
         )
 
 

@@ -42,7 +42,7 @@ def make_row_builder(inputs: Sequence[str]) -> RowBuilder:
     """A function building the row mapping of one cell from the group's column lists."""
     fetch = "".join(f"    u{i} = columns[{name!r}]\n" for i, name in enumerate(inputs))
     source = f"def build(columns, r, base):\n{fetch}    return {_display(inputs, lambda i: f'u{i}')}\n"
-    return _compile(source, "build")  # type: ignore[no-any-return]
+    return _compile(source, "build")
 
 
 def make_row_store(outputs: Sequence[str]) -> Callable[[Mapping[str, list[Any]], int, Any], bool]:
@@ -54,7 +54,7 @@ def make_row_store(outputs: Sequence[str]) -> Callable[[Mapping[str, list[Any]],
     """
     if len(outputs) == 1:
         source = f"def store(columns, r, v):\n    columns[{outputs[0]!r}][r] = v\n    return True\n"
-        return _compile(source, "store")  # type: ignore[no-any-return]
+        return _compile(source, "store")
     lines = ["def store(columns, r, v):", "    try:"]
     lines += [f"        columns[{name!r}][r] = v[{name!r}]" for name in outputs]
     lines += [
@@ -62,7 +62,7 @@ def make_row_store(outputs: Sequence[str]) -> Callable[[Mapping[str, list[Any]],
         "        return False",
         f"    return len(v) == {len(outputs)}",
     ]
-    return _compile("\n".join(lines) + "\n", "store")  # type: ignore[no-any-return]
+    return _compile("\n".join(lines) + "\n", "store")
 
 
 def make_cell_kernel(inputs: Sequence[str], outputs: Sequence[str]) -> CellKernel:
@@ -95,4 +95,4 @@ def make_cell_kernel(inputs: Sequence[str], outputs: Sequence[str]) -> CellKerne
             f"        if len(v) != {len(outputs)}:",
             "            bad(r, v)",
         ]
-    return _compile("\n".join(lines) + "\n", "kernel")  # type: ignore[no-any-return]
+    return _compile("\n".join(lines) + "\n", "kernel")

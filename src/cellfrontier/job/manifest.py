@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import OutputDirError
@@ -101,7 +101,11 @@ def prepare_output_dir(layout: OutputLayout, fingerprint: Mapping[str, Any]) -> 
             )
         layout.create()
         payload = json.dumps(fingerprint, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        replace_atomically(layout.manifest_path, lambda handle: handle.write(payload))
+
+        def write(handle: BinaryIO) -> None:
+            handle.write(payload)
+
+        replace_atomically(layout.manifest_path, write)
         return False
     differences = _differences(found, fingerprint)
     if differences:

@@ -18,6 +18,7 @@ pyarrow is imported only here and only when needed: the base install stays numpy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,10 +102,8 @@ class OutputLayout:
         for entry in os.scandir(self.data_dir):
             match = _TEMP_PART.match(entry.name)
             if match and first <= int(match.group(1)) < stop:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
 
     def checkpoints(self) -> dict[tuple[int, int], Path]:
         """Every shard checkpoint in the directory, by ``(first, stop)``."""

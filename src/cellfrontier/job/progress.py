@@ -51,7 +51,7 @@ class JobProgress:
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
@@ -104,7 +104,8 @@ class ProgressReporter:
     def _draw(self, progress: JobProgress, final: bool) -> None:
         width = 24
         filled = int(width * progress.fraction)
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * progress.fraction:5.1f}% {progress.describe()}"
+        bar = "#" * filled + "." * (width - filled)
+        line = f"\r[{bar}] {100 * progress.fraction:5.1f}% {progress.describe()}"
         self.stream.write(line + ("\n" if final else ""))
         self.stream.flush()
         self.drawn = not final

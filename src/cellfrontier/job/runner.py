@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import heapq
 import inspect
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +106,9 @@ class ShardRunner:
         self.output_names: list[str] = [name for p in self.plans for name in p.outputs]
         self.row_plan = RowGroupPlan.uniform(job.num_records, job.buffer_size)
         self.layout = OutputLayout(Path(job.output_dir)) if job.output_dir is not None else None
-        self.rows_total = max(0, min(job.num_records, self.stop * job.buffer_size) - self.first * job.buffer_size)
+        self.rows_total = max(
+            0, min(job.num_records, self.stop * job.buffer_size) - self.first * job.buffer_size
+        )
         self.retry = RetryPolicy(job.retries, job.retry_backoff, job.max_retry_backoff)
 
         off_loop = [p for p in self.plans if p.kind != INLINE]
@@ -244,7 +247,9 @@ class ShardRunner:
         self.next_checkpoint_at = time.monotonic() + job.checkpoint_interval
         if self.plans and any(p.kind == BLOCKING for p in self.plans):
             workers = max(1, min(sum(p.cap for p in self.plans if p.kind == BLOCKING), self.global_cap))
-            self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="cellfrontier-blocking")
+            self.pool = concurrent.futures.ThreadPoolExecutor(
+                workers, thread_name_prefix="cellfrontier-blocking"
+            )
         if self.layout is not None:
             self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cellfrontier-writer")
 
@@ -398,7 +403,8 @@ class ShardRunner:
 
     def _stall_message(self) -> str:
         stuck = {
-            rg: (self.tracker.ready_columns(rg), g.outstanding, g.finished) for rg, g in sorted(self.groups.items())
+            rg: (self.tracker.ready_columns(rg), g.outstanding, g.finished)
+            for rg, g in sorted(self.groups.items())
         }
         return f"the job cannot progress: nothing is ready or running, but row groups remain: {stuck}"
 
@@ -491,10 +497,8 @@ class ShardRunner:
     def _write_done(self, future: concurrent.futures.Future[int]) -> None:
         loop = self.loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:
-                pass
 
     def _collect_writes(self) -> None:
         for rg in [rg for rg, future in self.writes.items() if future.done()]:
@@ -544,20 +548,22 @@ class ShardRunner:
     def _check_not_awaitable(
         self, plan: ColumnPlan, group: GroupBuffers, rows: Sequence[int], failures: Sequence[tuple[int, Any]]
     ) -> None:
+        """Refuse a plain generator that returned awaitables (checked on its first batch only)."""
         failed = {row for row, _ in failures}
+        values = group.columns[plan.outputs[0]]
         for row in rows:
             if row in failed:
                 continue
-            value = group.columns[plan.outputs[0]][row]
-            if inspect.isawaitable(value):
-                if inspect.iscoroutine(value):
-                    value.close()
-                raise GeneratorOutputError(
-                    f"the generator of {plan.name!r} returned an awaitable; declare it `async def` "
-                    "so that the job awaits it"
-                )
-            plan.checked_result = True
-            return
+            if not inspect.isawaitable(values[row]):
+                plan.checked_result = True
+                return
+            for other in rows:  # close them all, so none warns that it was never awaited
+                if inspect.iscoroutine(values[other]):
+                    values[other].close()
+            raise GeneratorOutputError(
+                f"the generator of {plan.name!r} returned an awaitable; declare it `async def` "
+                "so that the job awaits it"
+            )
 
     def _run_one_inline(self, plan: ColumnPlan, group: GroupBuffers, row: int) -> None:
         """A retried inline cell (one row)."""
@@ -612,7 +618,8 @@ class ShardRunner:
                 got = sorted(result) if isinstance(result, Mapping) else type(result).__name__
                 raise GeneratorOutputError(
                     f"the generator of full column {plan.name!r} must return a mapping with exactly the "
-                    f"keys {list(plan.outputs)} (the column and its side-effect aliases) at {where}, got {got}"
+                    f"keys {list(plan.outputs)} (the column and its side-effect aliases) at {where}, "
+                    f"got {got}"
                 )
             by_output = dict(result)
         for name, values in by_output.items():
@@ -633,14 +640,16 @@ class ShardRunner:
             if len(live) == group.size:
                 buffer[:] = values
             else:
-                for row, value in zip(live, values):
+                for row, value in zip(live, values, strict=True):
                     buffer[row] = value
         self.tracker.mark_row_range_complete(plan.name, group.row_group, group.size)
         self.tasks += 1
         if self.attempts:
             self.attempts.pop((plan.index, group.row_group, None), None)
 
-    def _output_error(self, plan: ColumnPlan, group: GroupBuffers, row: int, value: Any) -> GeneratorOutputError:
+    def _output_error(
+        self, plan: ColumnPlan, group: GroupBuffers, row: int, value: Any
+    ) -> GeneratorOutputError:
         got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
         return GeneratorOutputError(
             f"the generator of {plan.name!r} must return a mapping with exactly the keys "
@@ -728,7 +737,11 @@ class ShardRunner:
                 room = free
             if room <= 0:
                 continue
-            started = self._start_async(plan, queue, room) if plan.kind is ASYNC else self._start_blocking(plan, queue, room)
+            started = (
+                self._start_async(plan, queue, room)
+                if plan.kind is ASYNC
+                else self._start_blocking(plan, queue, room)
+            )
             free -= started
 
     def _start_async(self, plan: ColumnPlan, queue: deque[list[Any]], room: int) -> int:
@@ -784,7 +797,7 @@ class ShardRunner:
             elif self.fatal is None:
                 self.fatal = self._output_error(plan, group, row, value)
         finally:
-            self.async_tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self.async_tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             self._finish_call(plan, group)
 
     async def _async_batch(self, plan: ColumnPlan, group: GroupBuffers) -> None:
@@ -802,7 +815,7 @@ class ShardRunner:
                 if self.fatal is None:
                     self.fatal = exc
         finally:
-            self.async_tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self.async_tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             self._finish_call(plan, group)
 
     def _start_blocking(self, plan: ColumnPlan, queue: deque[list[Any]], room: int) -> int:
@@ -872,10 +885,8 @@ class ShardRunner:
     def _wake_from_thread(self) -> None:
         loop = self.loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (the job was stopping)
                 loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:  # the loop closed meanwhile (the job was stopping)
-                pass
 
     def _collect_chunks(self) -> None:
         chunks = self.finished_chunks
@@ -957,10 +968,8 @@ class ShardRunner:
             self._release(rg, rows)
         if isinstance(exc, (StaleShardError, OutputDirError, CheckpointError)):
             return
-        try:
+        with contextlib.suppress(StaleShardError):
             self._checkpoint()
-        except StaleShardError:
-            pass
 
     def _close_pools(self) -> None:
         if self.pool is not None:
@@ -972,7 +981,6 @@ class ShardRunner:
 
     def _progress(self, now: float) -> JobProgress:
         elapsed = max(1e-9, now - self.started)
-        job = self.job
         cells = sum(1 for p in self.plans if not p.batch)
         batches = len(self.plans) - cells
         rows_total = self.rows_total
@@ -1012,4 +1020,3 @@ class ShardRunner:
             columns=tuple(self.output_names),
             memory=self.memory if self.layout is None else None,
         )
-

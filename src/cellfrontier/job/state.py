@@ -30,7 +30,13 @@ from typing import Any
 from cellfrontier.errors import CheckpointError
 from cellfrontier.job.files import replace_atomically
 
-__all__ = ["CHECKPOINT_VERSION", "ShardCheckpoint", "load_checkpoint", "read_checkpoint_header", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "ShardCheckpoint",
+    "load_checkpoint",
+    "read_checkpoint_header",
+    "save_checkpoint",
+]
 
 _MAGIC = b"CFJOBCK\n"
 CHECKPOINT_VERSION = 1

@@ -20,7 +20,7 @@ summary    full_column   code, label, total      ``f"{len(code)}:{label}:{total}
 final      cell_by_cell  summary, sig, order_id  ``f"{summary}|{sig}|{order_id}"``
 =========  ============  ======================  ========================================
 
-Row groups of 1,000 rows, at most 3 active, no drops: 7 cell tasks per row plus 6 full-column
+Row groups of 1,000 rows, at most 3 active, no drops: 7 cell tasks per row plus 5 full-column
 tasks per group.  J12-LAT is the same job whose cell generators are ``async`` and first wait
 ``latency * (0.5 + u)`` seconds (``u`` uniform in [0, 1) from a generator seeded by the row
 index: 25-75 ms, mean 50 ms), with at most 256 calls in flight per column and 1,024 in all;
@@ -165,7 +165,8 @@ def gen_sig(row: Mapping[str, Any]) -> int:
 
 
 def gen_summary(batch: Mapping[str, list[Any]]) -> list[str]:
-    return [f"{len(c)}:{lab}:{t}" for c, lab, t in zip(batch["code"], batch["label"], batch["total"])]
+    columns = zip(batch["code"], batch["label"], batch["total"], strict=True)
+    return [f"{len(code)}:{label}:{total}" for code, label, total in columns]
 
 
 def gen_final(row: Mapping[str, Any]) -> str:
@@ -233,7 +234,7 @@ def j12_lat_generators(latency: float = 0.050) -> dict[str, Callable[..., Any]]:
 
 
 def j12_task_count(rows: int, buffer_size: int = 1000) -> int:
-    """Tasks of J12 at *rows*: 7 cells per row plus 6 full-column tasks per row group."""
+    """Tasks of J12 at *rows*: 7 cells per row plus 5 full-column tasks per row group."""
     groups = -(-rows // buffer_size)
     return len(CELL_COLUMNS) * rows + (len(J12_COLUMNS) - len(CELL_COLUMNS)) * groups
 
@@ -440,7 +441,9 @@ def run_job_workload(
     if backend == "floor" and workload.latency is not None:
         raise ValueError("the floor backend runs J12 only (it calls plain generators in one loop)")
     with tempfile.TemporaryDirectory(prefix="cellfrontier-job-") as temp:
-        target = Path(output_dir) if output_dir is not None else (Path(temp) / "out" if use_temp_dir else None)
+        target = (
+            Path(output_dir) if output_dir is not None else (Path(temp) / "out" if use_temp_dir else None)
+        )
         if target is not None:  # import outside the timing: the first import of pyarrow costs ~0.2 s
             from cellfrontier.job.output import require_pyarrow
 
@@ -467,7 +470,12 @@ def run_job_workload(
             job = Job(build_j12_graph(), workload.generators(latency), rows, **options)
             result = job.run()
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-            tasks, records, dropped, peak = result.tasks, result.records, result.dropped, result.peak_active_row_groups
+            tasks, records, dropped, peak = (
+                result.tasks,
+                result.records,
+                result.dropped,
+                result.peak_active_row_groups,
+            )
             output = result
         if check:
             if backend == "floor" and output is None:
