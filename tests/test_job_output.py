@@ -213,3 +213,26 @@ def test_base_install_needs_no_pyarrow_without_output_dir() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert "pip install 'cellfrontier[job]'" in out.stdout
+
+
+def test_collector_settings_are_tuned_during_the_run_and_restored() -> None:
+    import gc
+
+    seen: list[tuple[tuple[int, ...], int]] = []
+    generators = j12_generators()
+    h = generators["h"]
+
+    def watching_h(row: dict[str, Any]) -> int:
+        if not seen:
+            seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        return h(row)
+
+    generators["h"] = watching_h
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    Job(build_j12_graph(), generators, 1200, progress_bar=False).run()
+    assert seen[0][0][0] == 50_000 and seen[0][1] > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    seen.clear()
+    Job(build_j12_graph(), generators, 1200, progress_bar=False, tune_gc=False).run()
+    assert seen[0] == (before, 0)

@@ -75,6 +75,9 @@ class Job:
       seconds; ``progress_bar``: True/False forces the stderr bar on or off, None (default)
       draws it on a terminal and logs to ``cellfrontier.job`` every ``log_interval`` seconds
       otherwise.
+    - ``tune_gc``: while the job runs, freeze the objects that exist at its start and raise the
+      collector's young-generation threshold (see :mod:`cellfrontier.job.gctuning`); restored
+      when it returns.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class Job:
         progress_bar: bool | None = None,
         progress_interval: float = 0.5,
         log_interval: float = 10.0,
+        tune_gc: bool = True,
     ) -> None:
         if not isinstance(graph, ExecutionGraph):
             raise InvalidArgumentError(
@@ -137,6 +141,7 @@ class Job:
         self.progress_bar = progress_bar
         self.progress_interval = _non_negative(progress_interval, "progress_interval")
         self.log_interval = _non_negative(log_interval, "log_interval")
+        self.tune_gc = bool(tune_gc)
         self.generators = dict(generators) if isinstance(generators, Mapping) else generators
         self.concurrency = dict(concurrency or {})
         self._plans: list[ColumnPlan] | None = resolve_generators(graph, self.generators, self.concurrency)

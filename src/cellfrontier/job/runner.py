@@ -64,6 +64,7 @@ from cellfrontier.job.errors import (
     StaleShardError,
 )
 from cellfrontier.job.failures import GeneratorFailure, RetryPolicy
+from cellfrontier.job.gctuning import tuned_gc
 from cellfrontier.job.generators import ASYNC, BLOCKING, INLINE, ColumnPlan
 from cellfrontier.job.interrupts import StopSignals
 from cellfrontier.job.manifest import prepare_output_dir
@@ -86,6 +87,9 @@ __all__ = ["ShardRunner"]
 
 _MAX_QUEUED_WRITES = 4
 """Finished groups waiting for the writer thread before admission pauses (bounds memory)."""
+_WRITER_THREADS = 2
+"""Threads writing finished groups: a write is mostly Parquet encoding and fsync, which release
+the GIL, so two overlap one another's disk waits and the loop's computing."""
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
 
@@ -186,7 +190,8 @@ class ShardRunner:
         signals.on_signal = self._on_signal
         self.stop_signal = signals.received
         try:
-            await self._loop(reporter)
+            with tuned_gc(job.tune_gc):
+                await self._loop(reporter)
         except BaseException as exc:
             await self._abort(exc)
             if isinstance(exc, _Stopped):
@@ -251,7 +256,9 @@ class ShardRunner:
                 workers, thread_name_prefix="cellfrontier-blocking"
             )
         if self.layout is not None:
-            self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cellfrontier-writer")
+            self.writer = concurrent.futures.ThreadPoolExecutor(
+                _WRITER_THREADS, thread_name_prefix="cellfrontier-writer"
+            )
 
     def _finished_in_tracker(self, rg: int, active: set[int]) -> bool:
         """Whether the tracker holds *rg* as compacted (finished and released)."""

@@ -245,12 +245,13 @@ def check_j12_output(data: Mapping[str, list[Any]], rows: int) -> None:
     if row_ids != list(range(rows)):
         missing = sorted(set(range(rows)) - set(row_ids))[:5]
         raise AssertionError(f"rows differ from 0..{rows - 1}: {len(row_ids)} rows, first missing {missing}")
-    for name, _, _ in J12_COLUMNS:
-        values = data[name]
-        for i in range(rows):
-            expected = j12_expected_row(i)[name]
-            if values[i] != expected or type(values[i]) is not type(expected):
-                raise AssertionError(f"column {name!r} row {i}: {values[i]!r} != {expected!r}")
+    columns = [(name, data[name]) for name, _, _ in J12_COLUMNS]
+    for i in range(rows):
+        expected = j12_expected_row(i)
+        for name, values in columns:
+            value = values[i]
+            if value != expected[name] or type(value) is not type(expected[name]):
+                raise AssertionError(f"column {name!r} row {i}: {value!r} != {expected[name]!r}")
 
 
 # -- workloads ---------------------------------------------------------------------------
