@@ -57,9 +57,12 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure_in_subprocess(workload: str, rows: int, backend: str = "job", timeout: float = 1800) -> dict[str, Any]:
+def measure_in_subprocess(
+    workload: str, rows: int, backend: str = "job", timeout: float = 1800
+) -> dict[str, Any]:
     """Run one workload in a fresh interpreter; its figures plus RSS baseline, peak and growth."""
-    command = [sys.executable, str(Path(__file__).resolve()), "run", workload, str(rows), "--backend", backend]
+    script = str(Path(__file__).resolve())
+    command = [sys.executable, script, "run", workload, str(rows), "--backend", backend]
     out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -114,9 +117,9 @@ def report(full: bool) -> None:
         lat = measure_in_subprocess("J12-LAT", LAT_ROWS)
         results["lat"] = lat
         print(
-            f"\nJ12-LAT {LAT_ROWS:,} rows: {lat['seconds']:.1f} s, {lat['cell_tasks_per_second']:,.0f} cell "
-            f"tasks/s = {100 * lat['utilization']:.1f}% of {lat['ceiling']:,.0f}; CPU {lat['cpu_us_per_task']:.1f} "
-            f"us/task; peak active groups {lat['peak_active_row_groups']}; "
+            f"\nJ12-LAT {LAT_ROWS:,} rows: {lat['seconds']:.1f} s, {lat['cell_tasks_per_second']:,.0f} "
+            f"cell tasks/s = {100 * lat['utilization']:.1f}% of {lat['ceiling']:,.0f}; "
+            f"CPU {lat['cpu_us_per_task']:.1f} us/task; peak active groups {lat['peak_active_row_groups']}; "
             f"RSS growth {lat['rss_growth'] / 2**20:.1f} MiB"
         )
     print("\n```\n" + profile_j12() + "```")
@@ -124,7 +127,9 @@ def report(full: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one run in this process, JSON figures on stdout")
     run.add_argument("workload")

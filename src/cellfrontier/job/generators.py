@@ -37,11 +37,11 @@ from cellfrontier.strategies import GenerationStrategy
 __all__ = [
     "ASYNC",
     "BLOCKING",
-    "BlockingGenerator",
     "DEFAULT_ASYNC_CAP",
     "DEFAULT_BLOCKING_BATCH",
     "DEFAULT_BLOCKING_CAP",
     "INLINE",
+    "BlockingGenerator",
     "ColumnPlan",
     "blocking",
     "generator_identity",
@@ -109,9 +109,8 @@ def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -
                 f"blocking() got the async function {_name(target)}; async generators run on the "
                 "event loop and need no mark"
             )
-        if isinstance(target, BlockingGenerator):
-            target = target.__wrapped__
-        return BlockingGenerator(target, batch_size)
+        inner = target.__wrapped__ if isinstance(target, BlockingGenerator) else target
+        return BlockingGenerator(inner, batch_size)
 
     return mark if fn is None else mark(fn)
 
