@@ -204,3 +204,27 @@ def test_retries_with_backoff_still_finish() -> None:
     generators["label"] = _asynchronous(flaky)
     result = _job(generators, 1200, retries=1, retry_backoff=0.01).run()
     assert (result.records, result.errors) == (1200, 3)
+
+
+def test_queued_cells_of_a_dropped_row_are_not_called() -> None:
+    generators = j12_generators()
+    code, label = generators["code"], generators["label"]
+    label_rows: list[int] = []
+
+    async def failing_code(row: dict[str, Any]) -> str:
+        await asyncio.sleep(0)
+        if row["_row"] % 100 == 50:
+            raise ValueError("no code")
+        return code(row)
+
+    async def slow_label(row: dict[str, Any]) -> str:  # one at a time: its queue lags behind code's
+        label_rows.append(row["_row"])
+        await asyncio.sleep(0)
+        return label(row)
+
+    generators["code"], generators["label"] = failing_code, slow_label
+    result = _job(generators, 1000, concurrency={"label": 1}).run()
+    failing = set(range(50, 1000, 100))
+    assert (result.records, result.dropped) == (990, 10)
+    assert not failing & set(label_rows)
+    assert len(label_rows) == 990

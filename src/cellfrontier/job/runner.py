@@ -148,6 +148,8 @@ class ShardRunner:
         self.stop_signal: int | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = 0.0
 
         self.tasks = 0
         self.calls = 0
@@ -203,6 +205,9 @@ class ShardRunner:
             raise
         finally:
             signals.on_signal = None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             self._close_pools()
         self._checkpoint(final=True)
         now = time.perf_counter()
@@ -397,16 +402,30 @@ class ShardRunner:
         return max(0.0, timeout)
 
     async def _wait(self, timeout: float) -> None:
+        """Sleep until a completion, a write, a signal, or *timeout* seconds (a due timer).
+
+        The timer is kept across waits while it is due no later than needed: re-arming one
+        per wait would push a timer into the loop's heap per round, next to the thousands of
+        sleeps of the calls in flight.  A timer that fires early only wakes a round early.
+        """
         loop = self.loop
         assert loop is not None
+        due = loop.time() + timeout
+        if self.timer is None or self.timer_due > due:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_at(due, self._timer_fired)
+            self.timer_due = due
         waiter = loop.create_future()
         self.waiter = waiter
-        handle = loop.call_later(timeout, self._wake)
         try:
             await waiter
         finally:
-            handle.cancel()
             self.waiter = None
+
+    def _timer_fired(self) -> None:
+        self.timer = None
+        self._wake()
 
     def _stall_message(self) -> str:
         stuck = {
@@ -704,7 +723,9 @@ class ShardRunner:
             _, _, index, group, row = heapq.heappop(heap)
             plan = self.plans[index]
             group.outstanding -= 1
-            if plan.kind is INLINE:
+            if row is not None and row in group.dropped:  # dropped meanwhile: nothing to retry
+                self.attempts.pop((index, group.row_group, row), None)
+            elif plan.kind is INLINE:
                 if row is None:
                     self._run_batch_inline(plan, group)
                 else:
@@ -752,10 +773,15 @@ class ShardRunner:
             free -= started
 
     def _start_async(self, plan: ColumnPlan, queue: deque[list[Any]], room: int) -> int:
+        """Start up to *room* queued calls of an async column, one task each.
+
+        A queued cell whose row was dropped meanwhile (another column's call failed for good)
+        is skipped rather than called: its value would be discarded.
+        """
         create = self.loop.create_task  # type: ignore[union-attr]
         add = self.async_tasks.add
         cell = self._async_cell
-        started = 0
+        started = taken = 0
         while started < room and queue:
             entry = queue[0]
             group, rows, pos = entry
@@ -763,19 +789,26 @@ class ShardRunner:
                 queue.popleft()
                 add(create(self._async_batch(plan, group)))
                 started += 1
+                taken += 1
                 continue
             take = min(room - started, len(rows) - pos)
+            dropped = group.dropped
             for row in rows[pos : pos + take]:
+                if dropped and row in dropped:
+                    group.outstanding -= 1
+                    self.dirty[group.row_group] = group
+                    continue
                 add(create(cell(plan, group, row)))
-            started += take
+                started += 1
+            taken += take
             if pos + take == len(rows):
                 queue.popleft()
             else:
                 entry[2] = pos + take
         self.inflight[plan.index] += started
         self.inflight_total += started
-        self.queued_by[plan.index] -= started
-        self.queued -= started
+        self.queued_by[plan.index] -= taken
+        self.queued -= taken
         self.calls += started
         return started
 
