@@ -10,7 +10,7 @@ of a cell the tracker does not report as done is never read.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["GroupBuffers"]
@@ -51,7 +51,7 @@ class GroupBuffers:
         dropped = self.dropped
         return [r for r in range(self.size) if r not in dropped]
 
-    def live_values(self, name: str, live: list[int] | None = None) -> list[Any]:
+    def live_values(self, name: str, live: Sequence[int] | None = None) -> list[Any]:
         """The values of column *name* on the live rows (the buffer itself when nothing was dropped)."""
         values = self.columns[name]
         if not self.dropped:

@@ -510,9 +510,14 @@ class ShardRunner:
         estimate = group.estimate_bytes()
         if estimate > self.bytes_per_group:
             self.bytes_per_group = estimate
-        live = group.live_rows()
-        data = {name: list(group.live_values(name, live)) for name in self.output_names}
-        data[ROW_COLUMN] = [group.base + r for r in live]
+        live: Sequence[int] = range(group.size)
+        if group.dropped:
+            live = group.live_rows()
+            data = {name: group.live_values(name, live) for name in self.output_names}
+            data[ROW_COLUMN] = [group.base + r for r in live]
+        else:  # the group's buffers are final: hand them over as they are
+            data = dict(group.columns)
+            data[ROW_COLUMN] = list(range(group.base, group.base + group.size))
         if self.writer is not None and self.layout is not None:
             self.writes[rg] = self.writer.submit(write_group_file, self.layout, rg, self.output_names, data)
             self.writes[rg].add_done_callback(self._write_done)
@@ -610,9 +615,14 @@ class ShardRunner:
         if self.attempts:
             self.attempts.pop((plan.index, group.row_group, row), None)
 
-    def _batch_input(self, plan: ColumnPlan, group: GroupBuffers) -> tuple[dict[str, Any], list[int]]:
+    def _batch_input(self, plan: ColumnPlan, group: GroupBuffers) -> tuple[dict[str, Any], Sequence[int]]:
+        """A full-column call's argument (copies: the generator may keep or change its lists)."""
+        if not group.dropped:
+            batch: dict[str, Any] = {name: list(group.columns[name]) for name in plan.inputs}
+            batch[ROW_COLUMN] = list(range(group.base, group.base + group.size))
+            return batch, range(group.size)
         live = group.live_rows()
-        batch: dict[str, Any] = {name: list(group.live_values(name, live)) for name in plan.inputs}
+        batch = {name: group.live_values(name, live) for name in plan.inputs}
         batch[ROW_COLUMN] = [group.base + r for r in live]
         return batch, live
 
@@ -634,7 +644,7 @@ class ShardRunner:
             )
         self._store_batch(plan, group, live, result)
 
-    def _store_batch(self, plan: ColumnPlan, group: GroupBuffers, live: list[int], result: Any) -> None:
+    def _store_batch(self, plan: ColumnPlan, group: GroupBuffers, live: Sequence[int], result: Any) -> None:
         """Put a full-column result into the buffers (checked first) and mark the batch done."""
         where = f"row group {group.row_group}"
         if len(plan.outputs) == 1:
@@ -911,7 +921,7 @@ class ShardRunner:
         error: BaseException | None = None
         result: Any = None
         failures: list[tuple[int | None, Exception]] = []
-        live: list[int] = []
+        live: Sequence[int] = []
         try:
             batch, live = self._batch_input(plan, group)
             result = plan.fn(batch)
