@@ -220,3 +220,12 @@ def test_a_finished_job_runs_nothing_again(tmp_path: Path) -> None:
     again = Job(build_j12_graph(), j12_generators(), ROWS, output_dir=out).run()
     assert (again.tasks, again.records, again.dropped) == (0, ROWS, 0)
     assert again.table().equals(first.table())
+
+
+def test_a_manifest_write_killed_midway_does_not_block_the_directory(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".cellfrontier-job.json.abc123.tmp").write_text("{")
+    result = Job(build_j12_graph(), j12_generators(), 1500, output_dir=out).run()
+    assert result.records == 1500
+    assert not list(out.glob(".*.tmp"))

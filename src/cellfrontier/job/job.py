@@ -145,7 +145,6 @@ class Job:
         self.generators = dict(generators) if isinstance(generators, Mapping) else generators
         self.concurrency = dict(concurrency or {})
         self._plans: list[ColumnPlan] | None = resolve_generators(graph, self.generators, self.concurrency)
-        self._checkpoint_hook: Callable[[Path], None] | None = None
 
     # -- shape of the job ----------------------------------------------------------------
 
@@ -167,7 +166,6 @@ class Job:
         # The resolved plans hold generated code; a copy (another process) resolves its own.
         state = dict(self.__dict__)
         state["_plans"] = None
-        state["_checkpoint_hook"] = None
         return state
 
     def _shard(self, row_groups: range | None) -> range:

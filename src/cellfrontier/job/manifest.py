@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import OutputDirError
-from cellfrontier.job.files import replace_atomically
+from cellfrontier.job.files import TEMP_SUFFIX, replace_atomically
 from cellfrontier.job.output import OutputLayout
 
 __all__ = ["MANIFEST_FORMAT", "job_fingerprint", "prepare_output_dir"]
@@ -94,6 +94,9 @@ def prepare_output_dir(layout: OutputLayout, fingerprint: Mapping[str, Any]) -> 
         raise OutputDirError(f"output_dir {str(root)!r} exists and is not a directory")
     found = read_manifest(layout)
     if found is None:
+        if root.is_dir():  # a manifest write killed midway leaves only its temporary file
+            for leftover in root.glob(f".{layout.manifest_path.name}.*{TEMP_SUFFIX}"):
+                leftover.unlink(missing_ok=True)
         if root.is_dir() and any(root.iterdir()):
             raise OutputDirError(
                 f"output_dir {str(root)!r} is not empty and holds no cellfrontier job manifest; "

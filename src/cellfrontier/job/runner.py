@@ -996,9 +996,6 @@ class ShardRunner:
         self.next_checkpoint_at = time.monotonic() + self.job.checkpoint_interval
         if self.job.checkpoint_every is not None:
             self.next_checkpoint_tasks = self.tasks + self.job.checkpoint_every
-        hook = self.job._checkpoint_hook
-        if hook is not None:
-            hook(path)
 
     async def _abort(self, exc: BaseException) -> None:
         """Stop everything in flight, keep what is durable, then checkpoint (unless stale)."""
