@@ -17,9 +17,25 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cellfrontier import CompletionTracker, SliceRef
 from cellfrontier.job import OutputLayout, load_checkpoint
 from cellfrontier.simulate.job_workloads import J12_COLUMNS, build_j12_graph, j12_generators
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_pyarrow = pytest.mark.skipif(
+    not _has_pyarrow(), reason="needs pyarrow: pip install 'cellfrontier[job]'"
+)
+"""For tests that write or read Parquet (``output_dir``, ``table()``)."""
 
 BUFFER = 1000
 CELL = {name for name, strategy, _ in J12_COLUMNS if strategy == "cell_by_cell"}

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from job_support import needs_pyarrow
+
 from cellfrontier import Job, blocking
 from cellfrontier.job import AdmissionView, CapsAdmission, FixedAdmission, MemoryBoundAdmission
 from cellfrontier.simulate.job_workloads import (
@@ -95,6 +97,7 @@ def test_blocking_caps_hold() -> None:
     assert inflight.peak["code"] <= 3 and inflight.peak["sig"] <= 2 and inflight.peak["*"] <= 5
 
 
+@needs_pyarrow
 def test_inline_jobs_compute_one_group_at_a_time_by_default(tmp_path) -> None:
     result = Job(build_j12_graph(), j12_generators(), 5500, output_dir=tmp_path / "o").run()
     assert result.peak_active_row_groups == 1

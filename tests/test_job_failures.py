@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from job_support import needs_pyarrow
+
 from cellfrontier import (
     ErrorRateExceededError,
     ExecutionGraph,
@@ -72,6 +74,7 @@ def test_retries_recover_failed_calls(asynchronous: bool) -> None:
     assert data["bucket"][3] == j12_expected_row(3)["bucket"]
 
 
+@needs_pyarrow
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_rows_are_dropped_when_retries_are_spent(tmp_path, asynchronous: bool) -> None:
     generators = j12_generators()
@@ -120,6 +123,7 @@ def test_a_full_column_failure_drops_the_groups_live_rows() -> None:
     assert rows == list(range(1000)) + list(range(2000, 2500))
 
 
+@needs_pyarrow
 def test_too_many_failures_stop_the_job_after_checkpointing(tmp_path) -> None:
     generators = j12_generators()
     calls: Counter[str] = Counter()
@@ -145,6 +149,7 @@ def test_error_rate_under_the_threshold_lets_the_job_finish() -> None:
     assert result.dropped == 250 and result.records == 2250
 
 
+@needs_pyarrow
 def test_wrong_length_from_a_full_column_is_a_clear_error(tmp_path) -> None:
     generators = j12_generators()
     summary = generators["summary"]

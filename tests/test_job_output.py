@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from job_support import needs_pyarrow
+
 from cellfrontier import ExecutionGraph, Job, JobProgress, RunningLoopError, blocking
 from cellfrontier.simulate.job_workloads import (
     build_j12_graph,
@@ -19,13 +21,12 @@ from cellfrontier.simulate.job_workloads import (
     j12_task_count,
 )
 
-pa = pytest.importorskip("pyarrow")
 
 SIZES = (1, 999, 1000, 2500)  # one row, one short group, one full group, a last short group
 
 
 @pytest.mark.parametrize("rows", SIZES)
-@pytest.mark.parametrize("where", ["memory", "output_dir"])
+@pytest.mark.parametrize("where", ["memory", pytest.param("output_dir", marks=needs_pyarrow)])
 def test_j12_equals_the_formulas(tmp_path, rows: int, where: str) -> None:
     output_dir = tmp_path / "out" if where == "output_dir" else None
     result = Job(build_j12_graph(), j12_generators(), rows, output_dir=output_dir, progress_bar=False).run()
@@ -34,7 +35,10 @@ def test_j12_equals_the_formulas(tmp_path, rows: int, where: str) -> None:
     check_j12_output(result.to_pydict(row_index=True), rows)
 
 
+@needs_pyarrow
 def test_table_keeps_types_and_row_order(tmp_path) -> None:
+    import pyarrow as pa
+
     result = Job(
         build_j12_graph(), j12_generators(), 2500, output_dir=tmp_path / "out", progress_bar=False
     ).run()
@@ -48,6 +52,7 @@ def test_table_keeps_types_and_row_order(tmp_path) -> None:
     assert set(result.table().column_names) == {name for name in build_j12_graph().columns}
 
 
+@needs_pyarrow
 def test_zero_rows(tmp_path) -> None:
     result = Job(
         build_j12_graph(), j12_generators(), 0, output_dir=tmp_path / "out", progress_bar=False
@@ -81,6 +86,7 @@ def test_blocking_generators_run_on_the_pool_and_give_the_same_output() -> None:
     assert threads and all(name.startswith("cellfrontier-blocking") for name in threads)
 
 
+@needs_pyarrow
 def test_mixed_async_blocking_and_inline(tmp_path) -> None:
     generators = j12_lat_generators(0.0)
     generators["total"] = blocking(j12_generators()["total"])
@@ -135,6 +141,7 @@ def _alias_generators(seen: dict[str, set[str]], async_answer: bool = False) -> 
     }
 
 
+@needs_pyarrow
 @pytest.mark.parametrize("async_answer", [False, True])
 def test_side_effect_aliases_are_outputs_and_inputs(tmp_path, async_answer: bool) -> None:
     seen: dict[str, set[str]] = {}
@@ -186,7 +193,10 @@ def test_run_async_inside_a_loop_and_run_refused_there() -> None:
     assert asyncio.run(main()) == 1200
 
 
+@needs_pyarrow
 def test_a_shard_runs_only_its_row_groups(tmp_path) -> None:
+    import pyarrow as pa
+
     out = tmp_path / "out"
     first = Job(build_j12_graph(), j12_generators(), 4500, output_dir=out).run(row_groups=range(0, 2))
     second = Job(build_j12_graph(), j12_generators(), 4500, output_dir=out).run(row_groups=range(2, 5))
