@@ -9,7 +9,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
 from job_support import needs_pyarrow
 
 from cellfrontier import Job, blocking

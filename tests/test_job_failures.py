@@ -7,7 +7,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
 from job_support import needs_pyarrow
 
 from cellfrontier import (

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 import pytest
-
 from job_support import needs_pyarrow
 
 from cellfrontier import ExecutionGraph, Job, JobProgress, RunningLoopError, blocking
@@ -20,7 +19,6 @@ from cellfrontier.simulate.job_workloads import (
     j12_lat_generators,
     j12_task_count,
 )
-
 
 SIZES = (1, 999, 1000, 2500)  # one row, one short group, one full group, a last short group
 
@@ -144,6 +142,8 @@ def _alias_generators(seen: dict[str, set[str]], async_answer: bool = False) -> 
 @needs_pyarrow
 @pytest.mark.parametrize("async_answer", [False, True])
 def test_side_effect_aliases_are_outputs_and_inputs(tmp_path, async_answer: bool) -> None:
+    import pyarrow as pa
+
     seen: dict[str, set[str]] = {}
     job = Job(
         _alias_graph(),
