@@ -23,6 +23,21 @@ from cellfrontier.errors import (
     UnknownRowGroupError,
 )
 from cellfrontier.graph import ExecutionGraph
+from cellfrontier.job import (
+    ErrorRateExceededError,
+    GeneratorFailure,
+    GeneratorMappingError,
+    GeneratorOutputError,
+    Job,
+    JobInterruptedError,
+    JobProgress,
+    JobResult,
+    MissingDependencyError,
+    OutputDirError,
+    RunningLoopError,
+    StaleShardError,
+    blocking,
+)
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.strategies import GenerationStrategy
 from cellfrontier.tasks import SliceRef, TaskResult, TaskTrace
@@ -39,25 +54,38 @@ __all__ = [
     "CountTypeError",
     "DAGCircularDependencyError",
     "DuplicateColumnError",
+    "ErrorRateExceededError",
     "ExecutionGraph",
     "FrontierDelta",
     "GenerationStrategy",
+    "GeneratorFailure",
+    "GeneratorMappingError",
+    "GeneratorOutputError",
     "GraphError",
     "GraphFrozenError",
     "IndexTypeError",
     "InvalidArgumentError",
+    "Job",
+    "JobInterruptedError",
+    "JobProgress",
+    "JobResult",
+    "MissingDependencyError",
     "NoGraphError",
+    "OutputDirError",
     "RowGroupCompactedError",
     "RowGroupPlan",
     "RowIndexError",
+    "RunningLoopError",
     "SizeMismatchError",
     "SliceRef",
+    "StaleShardError",
     "StrategyMismatchError",
     "Task",
     "TaskResult",
     "TaskTrace",
     "UnknownColumnError",
     "UnknownRowGroupError",
+    "blocking",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,56 @@
+"""Errors raised by :class:`cellfrontier.Job`.
+
+Like every error of the library, each derives from :class:`~cellfrontier.CellFrontierError`
+and from the built-in a caller would naturally catch.
+"""
+
+from __future__ import annotations
+
+from cellfrontier.errors import CellFrontierError
+
+__all__ = [
+    "ErrorRateExceededError",
+    "GeneratorMappingError",
+    "GeneratorOutputError",
+    "JobInterruptedError",
+    "MissingDependencyError",
+    "OutputDirError",
+    "RunningLoopError",
+    "StaleShardError",
+]
+
+
+class GeneratorMappingError(CellFrontierError, ValueError, TypeError):
+    """The generators mapping does not fit the graph (missing, unknown, alias or non-callable)."""
+
+
+class GeneratorOutputError(CellFrontierError, ValueError):
+    """A generator returned something of the wrong shape (length, missing alias keys, a coroutine).
+
+    A programming error, not a failure of one call: the job stops (after checkpointing)
+    instead of retrying or dropping rows.
+    """
+
+
+class OutputDirError(CellFrontierError, ValueError):
+    """The output directory belongs to another job, or is not empty and not a job's at all."""
+
+
+class ErrorRateExceededError(CellFrontierError, RuntimeError):
+    """Too many generator calls failed; the job stopped after checkpointing."""
+
+
+class StaleShardError(CellFrontierError, RuntimeError):
+    """Another attempt wrote this shard's checkpoint since this one started: it stops without writing."""
+
+
+class JobInterruptedError(CellFrontierError, RuntimeError):
+    """The job stopped on a signal whose previous handler did not raise (its checkpoint is saved)."""
+
+
+class RunningLoopError(CellFrontierError, RuntimeError):
+    """``Job.run()`` was called from inside a running event loop (use ``await job.run_async()``)."""
+
+
+class MissingDependencyError(CellFrontierError, ImportError):
+    """An optional dependency (pyarrow) is needed and not installed."""

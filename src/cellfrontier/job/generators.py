@@ -1,0 +1,273 @@
+"""Resolving a job's generators: one per column, checked against the graph and classified.
+
+Each column of the graph gets exactly one generator; a side-effect alias gets its values from
+its producer's generator.  A generator runs in one of three ways, decided once here:
+
+- ``inline``: a plain function, called on the event-loop thread in batches (all ready rows of
+  a column in a row group at once), with no per-call thread hop or task object;
+- ``async``: an ``async def`` function (or an object whose ``__call__`` is one), run as one
+  asyncio task per call under the concurrency caps;
+- ``blocking``: a plain function the user marked with :func:`blocking` because it waits (a
+  synchronous HTTP client, a subprocess); it runs on a thread pool in batches of ready rows.
+
+A function that returns an awaitable without being declared ``async def`` is not recognised
+as async (checking every result would cost time on every call); the first batch of such a
+column raises :class:`GeneratorOutputError` saying so.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cellfrontier.graph import ExecutionGraph
+from cellfrontier.job.errors import GeneratorMappingError
+from cellfrontier.job.kernels import (
+    CellKernel,
+    RowBuilder,
+    make_cell_kernel,
+    make_row_builder,
+    make_row_store,
+)
+from cellfrontier.strategies import GenerationStrategy
+
+__all__ = [
+    "ASYNC",
+    "BLOCKING",
+    "DEFAULT_ASYNC_CAP",
+    "DEFAULT_BLOCKING_BATCH",
+    "DEFAULT_BLOCKING_CAP",
+    "INLINE",
+    "BlockingGenerator",
+    "ColumnPlan",
+    "blocking",
+    "generator_identity",
+    "is_blocking",
+    "output_columns",
+    "resolve_generators",
+]
+
+INLINE = "inline"
+ASYNC = "async"
+BLOCKING = "blocking"
+
+DEFAULT_ASYNC_CAP = 64
+"""Calls in flight per async column when ``concurrency`` does not name it."""
+DEFAULT_BLOCKING_CAP = 4
+"""Batches in flight (pool threads busy) per blocking column when ``concurrency`` does not name it."""
+DEFAULT_BLOCKING_BATCH = 64
+"""Most rows one thread-pool hand-off of a blocking cell column carries."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BlockingGenerator:
+    """A plain generator marked to run on the thread pool (what :func:`blocking` returns).
+
+    A wrapper rather than an attribute set on the function, so that marking a function for
+    one job leaves the function itself unchanged for every other use.
+    """
+
+    __slots__ = ("__dict__", "__wrapped__", "batch_size")
+
+    def __init__(self, fn: Callable[..., Any], batch_size: int) -> None:
+        self.__wrapped__ = fn
+        self.batch_size = batch_size
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            value = getattr(fn, name, None)
+            if value is not None:
+                self.__dict__[name] = value
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"blocking({self.__wrapped__!r})"
+
+
+def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -> Any:
+    """Mark a plain generator as blocking: it runs on the job's thread pool, not inline.
+
+    Use it for a function that waits (network, disk, a subprocess) rather than computes, so
+    that it does not hold up the event loop.  Ready rows go to the pool in batches of at most
+    *batch_size* (spread evenly over the free threads); ``concurrency[column]`` is the number of
+    batches in flight, i.e. the threads busy with that column.  Usable bare (``@blocking``),
+    with arguments (``@blocking(batch_size=1)``) or as a call (``blocking(fn)``), which
+    returns a marked wrapper and leaves *fn* itself unchanged.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise GeneratorMappingError(f"blocking() needs an integer batch_size >= 1, got {batch_size!r}")
+
+    def mark(target: F) -> BlockingGenerator:
+        if not callable(target):
+            raise GeneratorMappingError(f"blocking() needs a callable, got {type(target).__name__}")
+        if _is_async(target):
+            raise GeneratorMappingError(
+                f"blocking() got the async function {_name(target)}; async generators run on the "
+                "event loop and need no mark"
+            )
+        inner = target.__wrapped__ if isinstance(target, BlockingGenerator) else target
+        return BlockingGenerator(inner, batch_size)
+
+    return mark if fn is None else mark(fn)
+
+
+def is_blocking(fn: Any) -> bool:
+    """Whether *fn* was marked with :func:`blocking`."""
+    return isinstance(fn, BlockingGenerator)
+
+
+def _blocking_batch(fn: Any) -> int:
+    return int(fn.batch_size)
+
+
+def _is_async(fn: Any) -> bool:
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - an object with an async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+
+def generator_identity(fn: Any) -> str:
+    """A stable name for a generator, recorded in the job's manifest (``module:qualname``).
+
+    Two different lambdas defined at the same place share a name; the manifest cannot tell
+    them apart, so give generators that must not be swapped distinct names.
+    """
+    target = fn.__wrapped__ if isinstance(fn, BlockingGenerator) else fn
+    if isinstance(target, functools.partial):
+        return f"partial({generator_identity(target.func)})"
+    module = getattr(target, "__module__", None)
+    qualname = getattr(target, "__qualname__", None)
+    if module is None or qualname is None:  # an instance: its class names it
+        module, qualname = type(target).__module__, type(target).__qualname__
+    return f"{module}:{qualname}"
+
+
+def output_columns(graph: ExecutionGraph) -> dict[str, tuple[str, ...]]:
+    """For each column, the names its generator produces: itself, then its live aliases.
+
+    An alias that is also a real column's name is inert (the real column wins), so it is not
+    an output.
+    """
+    columns = set(graph.columns)
+    aliases: dict[str, list[str]] = {}
+    for alias, producer in sorted(graph.side_effects.items()):
+        if alias not in columns:
+            aliases.setdefault(producer, []).append(alias)
+    return {name: (name, *aliases.get(name, ())) for name in graph.get_topological_order()}
+
+
+@dataclass(eq=False)
+class ColumnPlan:
+    """Everything the runner needs to run one column, resolved once before any work."""
+
+    name: str
+    index: int
+    batch: bool
+    kind: str
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    cap: int
+    blocking_batch: int
+    depth: int
+    identity: str
+    build_row: RowBuilder = field(repr=False)
+    store_row: Callable[..., bool] = field(repr=False)
+    kernel: CellKernel | None = field(repr=False)
+    checked_result: bool = False
+
+    @property
+    def inline(self) -> bool:
+        return self.kind == INLINE
+
+
+def resolve_generators(
+    graph: ExecutionGraph,
+    generators: Mapping[str, Callable[..., Any]],
+    concurrency: Mapping[str, int] | None,
+) -> list[ColumnPlan]:
+    """Check *generators* against *graph* and return one plan per column, in topological order.
+
+    Every problem is reported before any work starts: a column without a generator, a name
+    that is not a column, a side-effect alias given its own generator, something not callable,
+    or a concurrency cap that is not a positive integer or names an unknown column.
+    """
+    if not isinstance(generators, Mapping):
+        raise GeneratorMappingError(
+            f"Job() needs generators as a mapping of column name to callable, got {type(generators).__name__}"
+        )
+    order = graph.get_topological_order()
+    known = set(order)
+    aliases = graph.side_effects
+    problems: list[str] = []
+    for name in generators:
+        if name in known:
+            continue
+        if name in aliases:
+            problems.append(
+                f"{name!r} is a side-effect alias produced by {aliases[name]!r}; its values come from "
+                f"the generator of {aliases[name]!r} (return a mapping with both keys)"
+            )
+        else:
+            problems.append(f"{name!r} is not a column of the graph")
+    missing = [name for name in order if name not in generators]
+    if missing:
+        problems.append(f"no generator for column(s) {', '.join(map(repr, missing))}")
+    for name in order:
+        if name in generators and not callable(generators[name]):
+            problems.append(f"the generator of {name!r} is not callable ({type(generators[name]).__name__})")
+    caps = dict(concurrency or {})
+    for name, cap in caps.items():
+        if name not in known:
+            problems.append(f"concurrency names {name!r}, which is not a column of the graph")
+        elif isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            problems.append(f"concurrency[{name!r}] must be an integer >= 1, got {cap!r}")
+    if problems:
+        raise GeneratorMappingError("Job() got an unusable generators mapping: " + "; ".join(problems))
+
+    outputs = output_columns(graph)
+    depth: dict[str, int] = {}
+    plans: list[ColumnPlan] = []
+    for index, name in enumerate(order):
+        fn = generators[name]
+        ups = graph.get_upstream_columns(name)
+        depth[name] = 1 + max((depth[u] for u in ups), default=0)
+        inputs = tuple(out for up in order if up in ups for out in outputs[up])
+        batch = graph.get_strategy(name) is GenerationStrategy.FULL_COLUMN
+        if _is_async(fn):
+            kind, default_cap = ASYNC, DEFAULT_ASYNC_CAP
+        elif is_blocking(fn):
+            kind, default_cap = BLOCKING, DEFAULT_BLOCKING_CAP
+        else:
+            kind, default_cap = INLINE, 1
+        plans.append(
+            ColumnPlan(
+                name=name,
+                index=index,
+                batch=batch,
+                kind=kind,
+                fn=fn,
+                inputs=inputs,
+                outputs=outputs[name],
+                cap=int(caps.get(name, default_cap)),
+                blocking_batch=_blocking_batch(fn) if kind == BLOCKING else 0,
+                depth=depth[name],
+                identity=generator_identity(fn),
+                build_row=make_row_builder(inputs),
+                store_row=make_row_store(outputs[name]),
+                kernel=None if batch else make_cell_kernel(inputs, outputs[name]),
+            )
+        )
+    return plans

@@ -1,0 +1,282 @@
+"""``Job``: run a whole generation job over the tracker, and ``JobResult``, what it produced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cellfrontier.errors import InvalidArgumentError
+from cellfrontier.graph import ExecutionGraph
+from cellfrontier.job.errors import RunningLoopError
+from cellfrontier.job.failures import GeneratorFailure
+from cellfrontier.job.generators import ColumnPlan, resolve_generators
+from cellfrontier.job.interrupts import StopSignals
+from cellfrontier.job.manifest import job_fingerprint
+from cellfrontier.job.output import ROW_COLUMN, OutputLayout, read_tables, require_pyarrow, table_from_columns
+from cellfrontier.job.progress import JobProgress
+
+__all__ = ["Job", "JobResult"]
+
+
+def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise InvalidArgumentError(f"Job() needs an integer {what}, got {type(value).__name__} {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise InvalidArgumentError(f"Job() needs {what} >= {minimum}, got {value!r}")
+    return number
+
+
+def _non_negative(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise InvalidArgumentError(f"Job() needs a number >= 0 for {what}, got {value!r}")
+    return float(value)
+
+
+class Job:
+    """A generation job: a graph, one generator per column, and how many rows to make.
+
+    ``generators`` maps every column of *graph* to a callable.  A ``cell_by_cell`` column's
+    generator is called as ``fn(row)``, where ``row`` maps each upstream column (and its
+    side-effect aliases) to that row's value and ``"_row"`` to the global row index; it returns
+    the value, or a mapping ``{column: value, alias: value}`` when the column has side-effect
+    aliases.  A ``full_column`` generator is called as ``fn(batch)``, where ``batch`` maps each
+    upstream column to the list of its values on the group's live rows and ``"_row"`` to their
+    global indices (a root column gets only ``"_row"``); it returns one value per live row, in
+    order (or a mapping of column to such a sequence).  Plain functions run inline on the
+    event-loop thread, in batches; ``async def`` functions run concurrently under the caps;
+    plain functions that wait on I/O should be marked with :func:`cellfrontier.blocking` so
+    they run on a thread pool.
+
+    Options (keyword-only):
+
+    - ``buffer_size``: rows per row group (the unit of admission, output and release).
+    - ``max_active_row_groups``: a fixed admission window; by default admission is adaptive
+      (groups are admitted while the caps have idle slots, bounded by ``memory_budget``).
+    - ``concurrency``: column -> most calls in flight (async) or batches in flight (blocking);
+      defaults: 64 per async column, 4 per blocking column.  ``max_concurrency`` caps the
+      whole job.  Inline columns run one call at a time by construction.
+    - ``retries`` / ``retry_backoff`` / ``max_retry_backoff``: a failing call is retried up to
+      ``retries`` times, ``retry_backoff * 2**(n-1)`` seconds apart (0 retries at once), then
+      its row is dropped (all live rows of the group for a full column).
+    - ``max_error_rate`` / ``min_error_sample``: once at least ``min_error_sample`` calls ran,
+      a share of failed calls above ``max_error_rate`` stops the job with
+      :class:`ErrorRateExceededError` (after checkpointing).  ``keep_errors`` failures are kept
+      with their tracebacks in the result.
+    - ``output_dir``: finished row groups are written there as Parquet (needs pyarrow), the
+      job checkpoints every ``checkpoint_interval`` seconds (and every ``checkpoint_every``
+      completed tasks when set) and on Ctrl-C / SIGTERM, and running the same job on the same
+      directory resumes it.  Without it, the output stays in memory.
+    - ``progress``: a callback receiving :class:`JobProgress` every ``progress_interval``
+      seconds; ``progress_bar``: True/False forces the stderr bar on or off, None (default)
+      draws it on a terminal and logs to ``cellfrontier.job`` every ``log_interval`` seconds
+      otherwise.
+    - ``tune_gc``: while the job runs, freeze the objects that exist at its start and raise the
+      collector's young-generation threshold (see :mod:`cellfrontier.job.gctuning`); restored
+      when it returns.
+    """
+
+    def __init__(
+        self,
+        graph: ExecutionGraph,
+        generators: Mapping[str, Callable[..., Any]],
+        num_records: int,
+        *,
+        buffer_size: int = 1000,
+        max_active_row_groups: int | None = None,
+        concurrency: Mapping[str, int] | None = None,
+        max_concurrency: int | None = None,
+        retries: int = 0,
+        retry_backoff: float = 0.5,
+        max_retry_backoff: float = 30.0,
+        max_error_rate: float = 0.25,
+        min_error_sample: int = 200,
+        keep_errors: int = 5,
+        output_dir: str | os.PathLike[str] | None = None,
+        checkpoint_interval: float = 5.0,
+        checkpoint_every: int | None = None,
+        memory_budget: int = 512 * 2**20,
+        progress: Callable[[JobProgress], None] | None = None,
+        progress_bar: bool | None = None,
+        progress_interval: float = 0.5,
+        log_interval: float = 10.0,
+        tune_gc: bool = True,
+    ) -> None:
+        if not isinstance(graph, ExecutionGraph):
+            raise InvalidArgumentError(
+                f"Job() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
+            )
+        self.graph = graph
+        self.num_records = _positive_int(num_records, "num_records", 0)
+        self.buffer_size = _positive_int(buffer_size, "buffer_size")
+        self.max_active_row_groups = (
+            None
+            if max_active_row_groups is None
+            else _positive_int(max_active_row_groups, "max_active_row_groups")
+        )
+        self.max_concurrency = (
+            None if max_concurrency is None else _positive_int(max_concurrency, "max_concurrency")
+        )
+        self.retries = _positive_int(retries, "retries", 0)
+        self.retry_backoff = _non_negative(retry_backoff, "retry_backoff")
+        self.max_retry_backoff = _non_negative(max_retry_backoff, "max_retry_backoff")
+        self.max_error_rate = _non_negative(max_error_rate, "max_error_rate")
+        self.min_error_sample = _positive_int(min_error_sample, "min_error_sample", 0)
+        self.keep_errors = _positive_int(keep_errors, "keep_errors", 0)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.checkpoint_interval = _non_negative(checkpoint_interval, "checkpoint_interval")
+        self.checkpoint_every = (
+            None if checkpoint_every is None else _positive_int(checkpoint_every, "checkpoint_every")
+        )
+        self.memory_budget = _positive_int(memory_budget, "memory_budget")
+        if progress is not None and not callable(progress):
+            raise InvalidArgumentError(
+                f"Job() needs a callable progress callback, got {type(progress).__name__}"
+            )
+        self.progress = progress
+        self.progress_bar = progress_bar
+        self.progress_interval = _non_negative(progress_interval, "progress_interval")
+        self.log_interval = _non_negative(log_interval, "log_interval")
+        self.tune_gc = bool(tune_gc)
+        self.generators = dict(generators) if isinstance(generators, Mapping) else generators
+        self.concurrency = dict(concurrency or {})
+        self._plans: list[ColumnPlan] | None = resolve_generators(graph, self.generators, self.concurrency)
+
+    # -- shape of the job ----------------------------------------------------------------
+
+    @property
+    def num_row_groups(self) -> int:
+        """Row groups of the job: ids ``0 .. num_row_groups - 1``."""
+        return -(-self.num_records // self.buffer_size)
+
+    def _column_plans(self) -> list[ColumnPlan]:
+        if self._plans is None:
+            self._plans = resolve_generators(self.graph, self.generators, self.concurrency)
+        return self._plans
+
+    def _fingerprint(self) -> dict[str, Any]:
+        identities = {plan.name: plan.identity for plan in self._column_plans()}
+        return job_fingerprint(self.graph, identities, self.num_records, self.buffer_size)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The resolved plans hold generated code; a copy (another process) resolves its own.
+        state = dict(self.__dict__)
+        state["_plans"] = None
+        return state
+
+    def _shard(self, row_groups: range | None) -> range:
+        total = self.num_row_groups
+        if row_groups is None:
+            return range(total)
+        if not isinstance(row_groups, range) or row_groups.step != 1:
+            raise InvalidArgumentError(f"run() needs row_groups as a range with step 1, got {row_groups!r}")
+        if not 0 <= row_groups.start <= row_groups.stop <= total:
+            raise InvalidArgumentError(f"run() got row_groups {row_groups!r} outside range(0, {total})")
+        return row_groups
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self, *, row_groups: range | None = None) -> JobResult:
+        """Run the job (or the shard ``row_groups``, a contiguous range of row-group ids) to the end.
+
+        Blocks.  From inside a running event loop use ``await job.run_async()`` instead.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RunningLoopError(
+                "Job.run() cannot be called from a running event loop; use `await job.run_async()`"
+            )
+        shard = self._shard(row_groups)
+        with StopSignals() as signals:
+            return asyncio.run(self._run_shard(shard, signals))
+
+    async def run_async(self, *, row_groups: range | None = None) -> JobResult:
+        """Run the job on the current event loop (see :meth:`run`).
+
+        Ctrl-C / SIGTERM (when running in the main thread): the job checkpoints, then hands
+        the signal to the handler that was installed before it; if that handler returns
+        (asyncio's own Ctrl-C handler cancels the main task and returns), the job raises
+        :class:`JobInterruptedError`.
+        """
+        shard = self._shard(row_groups)
+        with StopSignals() as signals:
+            return await self._run_shard(shard, signals)
+
+    async def _run_shard(self, shard: range, signals: StopSignals) -> JobResult:
+        from cellfrontier.job.runner import ShardRunner
+
+        return await ShardRunner(self, shard).run(signals)
+
+    def __repr__(self) -> str:
+        return (
+            f"Job(columns={len(self.graph.columns)}, num_records={self.num_records:,}, "
+            f"buffer_size={self.buffer_size}, output_dir={self.output_dir and str(self.output_dir)!r})"
+        )
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a run produced.
+
+    ``records`` and ``dropped`` count the rows of the run's row groups in the output (so a
+    resumed run counts the rows written before it too); ``tasks`` are the tasks completed by
+    this run (cells plus full-column batches), ``errors`` the generator calls that raised.
+    ``seconds`` is wall time and ``cpu_seconds`` the process's CPU time over the run.
+    ``peak_active_row_groups`` is the most groups computing at once; ``peak_held_row_groups``
+    adds the finished ones still waiting for their file to be written (their buffers are
+    held until then).
+    """
+
+    records: int
+    dropped: int
+    tasks: int
+    seconds: float
+    cpu_seconds: float
+    errors: int
+    error_samples: tuple[GeneratorFailure, ...]
+    peak_active_row_groups: int
+    peak_held_row_groups: int
+    row_groups: range
+    resumed: bool
+    output_dir: Path | None
+    columns: tuple[str, ...]
+    memory: dict[int, dict[str, list[Any]]] | None = field(default=None, repr=False)
+
+    def to_pydict(self, *, row_index: bool = False) -> dict[str, list[Any]]:
+        """The output as ``{column: values}`` in global row order (needs pyarrow with output_dir)."""
+        names = ([ROW_COLUMN] if row_index else []) + list(self.columns)
+        if self.memory is not None:
+            out: dict[str, list[Any]] = {name: [] for name in names}
+            for rg in sorted(self.memory):
+                data = self.memory[rg]
+                for name in names:
+                    out[name].extend(data[name])
+            return out
+        table = self.table(row_index=row_index)
+        return {name: table.column(name).to_pylist() for name in names}
+
+    def table(self, *, row_index: bool = False) -> Any:
+        """The output rows as a ``pyarrow.Table`` in global row order (dropped rows absent).
+
+        One column per graph column and side-effect alias, plus ``_row`` (global row indices)
+        first when *row_index*.  Needs pyarrow (``pip install 'cellfrontier[job]'``).
+        """
+        pa, _ = require_pyarrow("JobResult.table()")
+        names = ([ROW_COLUMN] if row_index else []) + list(self.columns)
+        if self.memory is not None:
+            return table_from_columns(names, self.to_pydict(row_index=True))
+        assert self.output_dir is not None
+        layout = OutputLayout(self.output_dir)
+        written = layout.written_groups(self.row_groups.start, self.row_groups.stop)
+        tables = read_tables(written[rg] for rg in sorted(written))
+        if not tables:
+            return pa.table({name: pa.array([], type=pa.null()) for name in names})
+        table = pa.concat_tables(tables, promote_options="permissive")
+        return table.select(names)

@@ -1,0 +1,1 @@
+"""Reference workloads and the drivers that run them (``cellfrontier simulate``)."""
