@@ -1,7 +1,7 @@
 """Worker process for ``test_crash_resume.py``: the W10 driver with one checkpoint file, killable anywhere.
 
     python crash_worker.py DIR ATTEMPT ROWS SEED [--die-in-save K:CALL[:mid]] [--die-mid-tick K]
-    python crash_worker.py --probe DIR
+    python crash_worker.py --probe DIR ROWS
 
 Resumes from ``DIR/job.ckpt`` (the one path every save replaces, as a real job would use it)
 or starts afresh.  Each tick hands out the whole frontier with ``pop_ready`` and completes it
@@ -25,17 +25,18 @@ arguments and the state it resumes from:
 
 * ``--die-in-save K:CALL[:mid]`` SIGKILLs the process inside the first save that starts once
   the attempt has completed ``K`` tasks (the last save of a run qualifies unless ``:mid`` asks
-  for a save taken mid tick, with tasks handed out), right before
-  the save's OS call number ``CALL`` (0-based: temporary file, ``fchmod``, a write that stops
-  after a seeded number of bytes, ``fsync``, rename, directory ``fsync`` ...) or, when
-  ``CALL`` is the number of calls, right after the save returns, before the ``C`` record;
+  for a save taken mid tick, with tasks handed out), right before the save's OS call number
+  ``CALL`` (0-based: temporary file, ``fchmod``, a write that stops after a seeded number of
+  bytes, ``fsync``, rename, directory ``fsync`` ...) or, when ``CALL`` is the number of calls,
+  right after the save returns, before the ``C`` record;
 * ``--die-mid-tick K`` SIGKILLs it after the first completed task, from the ``K``-th on, that
   leaves tasks of its tick handed out and not completed.
 
-A worker that ends without reaching its kill point exits with status 3.  ``--probe`` prints
-the OS calls of one save (``steps ...``) and exits.  Otherwise the worker prints ``ready`` once
-the state is loaded, the OS calls of a save it is about to kill (``steps ...``), ``kill ...``
-right before killing itself, and a JSON summary when it finishes.
+A worker that ends without reaching its kill point (or whose save has no call ``CALL``) exits
+with status 3.  ``--probe`` prints the OS calls of one save (``steps ...``) and exits.
+Otherwise the worker prints ``ready`` once the state is loaded, the OS calls of a save it is
+about to kill (``steps ...``), ``kill ...`` right before killing itself, and a JSON summary
+when it finishes.
 """
 
 from __future__ import annotations
