@@ -1,15 +1,17 @@
 """Worker process for ``test_crash_resume.py``: the W10 driver with one checkpoint file, killable anywhere.
 
-    python crash_worker.py DIR ATTEMPT ROWS SEED [--die-in-save N] [--die-at-task N]
+    python crash_worker.py DIR ATTEMPT ROWS SEED [--die-in-save K:CALL[:mid]] [--die-mid-tick K]
+    python crash_worker.py --probe DIR ROWS
 
 Resumes from ``DIR/job.ckpt`` (the one path every save replaces, as a real job would use it)
 or starts afresh.  Each tick hands out the whole frontier with ``pop_ready`` and completes it
-as the W10 driver does.  At a random point inside every tick it saves while the rest of the
+as the W10 driver does.  At a seeded point inside every tick it saves while the rest of the
 tick's tasks are handed out and not completed, and every second tick it saves again at the
-tick boundary, so that a kill at a random moment often lands inside a save.
+tick boundary.
 
 Everything the test checks goes to ``DIR/journal``, each batch of records in one ``write``
-followed by ``fsync``:
+(no ``fsync``: what a ``write`` handed to the kernel survives a SIGKILL of the process, and the
+test kills processes, not the machine):
 
 * ``T attempt column row_group row action``: a completed task (``c`` cell, ``b`` batch,
   ``d`` the cell that dropped its row), written before any save that contains it;
@@ -18,12 +20,23 @@ followed by ``fsync``:
   tasks handed out but not completed;
 * ``C attempt seq``: that save returned.
 
-``--die-in-save N`` SIGKILLs the process inside its N-th save: before one of the OS calls the
-save makes (temporary file, ``fchmod``, a write that stops after a random number of bytes,
-``fsync``, rename, directory ``fsync`` ...) or just after it returns, before the ``C`` record.
-``--die-at-task N`` SIGKILLs it after its N-th completed task, mid tick.  The worker prints
-``ready`` once the state is loaded, the OS calls of a save it is about to kill
-(``steps ...``), ``kill ...`` right before killing itself, and a JSON summary when it finishes.
+Kill points are chosen by step, never by clock, so where a worker dies depends only on its
+arguments and the state it resumes from:
+
+* ``--die-in-save K:CALL[:mid]`` SIGKILLs the process inside the first save that starts once
+  the attempt has completed ``K`` tasks (the last save of a run qualifies unless ``:mid`` asks
+  for a save taken mid tick, with tasks handed out), right before the save's OS call number
+  ``CALL`` (0-based: temporary file, ``fchmod``, a write that stops after a seeded number of
+  bytes, ``fsync``, rename, directory ``fsync`` ...) or, when ``CALL`` is the number of calls,
+  right after the save returns, before the ``C`` record;
+* ``--die-mid-tick K`` SIGKILLs it after the first completed task, from the ``K``-th on, that
+  leaves tasks of its tick handed out and not completed.
+
+A worker that ends without reaching its kill point (or whose save has no call ``CALL``) exits
+with status 3.  ``--probe`` prints the OS calls of one save (``steps ...``) and exits.
+Otherwise the worker prints ``ready`` once the state is loaded, the OS calls of a save it is
+about to kill (``steps ...``), ``kill ...`` right before killing itself, and a JSON summary
+when it finishes.
 """
 
 from __future__ import annotations
@@ -60,10 +73,11 @@ class Saboteur:
     """
 
     def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
+        self.rng = rng  # how much of a write lands before the kill
         self.active = False
         self.calls: list[str] = []
         self.kill_at: int | None = None
+        self.seq = 0
         for name in OS_CALLS:
             if hasattr(os, name):
                 setattr(os, name, self._wrap(name, getattr(os, name)))
@@ -81,8 +95,8 @@ class Saboteur:
                 if name == "write" and len(args) == 2 and len(args[1]):
                     cut = self.rng.randrange(len(args[1]))
                     real(args[0], bytes(args[1])[:cut])
-                    die(f"os.write after {cut} of {len(args[1])} bytes")
-                die(f"before os.{name}")
+                    self.die(f"os.write after {cut} of {len(args[1])} bytes")
+                self.die(f"before os.{name}")
             result = real(*args, **kwargs)
             return _File(self, result) if name == "fdopen" and self.active else result
 
@@ -95,24 +109,25 @@ class Saboteur:
         self.calls.append(name)
         return len(self.calls) - 1 == self.kill_at
 
-    def save(self, tracker: CompletionTracker, path: Path, kill: bool) -> None:
-        """``tracker.save(path)``, killed at a random call (or right after it) when *kill*."""
-        if kill:
+    def die(self, what: str) -> None:
+        die(f"in save {self.seq} call {len(self.calls) - 1} {what}")
+
+    def save(self, tracker: CompletionTracker, path: Path, seq: int, kill_at: int | None) -> None:
+        """``tracker.save(path)``, killed before its OS call *kill_at* (or right after it)."""
+        self.seq = seq
+        if kill_at is not None:
             steps = self.count_steps(tracker, path.with_name(".steps-probe"))
             print("steps", ",".join(steps), flush=True)
-            writes = [i for i, name in enumerate(steps) if name.endswith("write")]
-            if writes and self.rng.random() < 0.4:  # half-written temporary files, often
-                self.kill_at = self.rng.choice(writes)
-            else:
-                self.kill_at = self.rng.randrange(len(steps) + 1)  # len(steps): after it returns
-        self.calls = []
-        self.active = True
+            if kill_at > len(steps):
+                print(f"save {seq} makes {len(steps)} OS calls, no call {kill_at}", file=sys.stderr)
+                raise SystemExit(3)
+        self.calls, self.kill_at, self.active = [], kill_at, True
         try:
             tracker.save(path)
         finally:
             self.active = False
-        if kill:
-            die(f"after save returned ({len(self.calls)} calls)")
+        if kill_at is not None:
+            die(f"in save {seq} call {len(self.calls)} after the save returned")
 
     def count_steps(self, tracker: CompletionTracker, probe: Path) -> list[str]:
         self.calls, self.kill_at, self.active = [], None, True
@@ -136,17 +151,17 @@ class _File:
             cut = self._saboteur.rng.randrange(len(data)) if len(data) else 0
             self._handle.write(bytes(data)[:cut])
             self._handle.flush()
-            die(f"file.write after {cut} of {len(data)} bytes")
+            self._saboteur.die(f"file.write after {cut} of {len(data)} bytes")
         return self._handle.write(data)
 
     def flush(self):
         if self._saboteur.step("file.flush"):
-            die("before file.flush")
+            self._saboteur.die("before file.flush")
         return self._handle.flush()
 
     def close(self):
         if self._saboteur.step("file.close"):
-            die("before file.close")
+            self._saboteur.die("before file.close")
         return self._handle.close()
 
     def __enter__(self):
@@ -159,11 +174,25 @@ class _File:
         return getattr(self._handle, name)
 
 
+def probe(directory: Path, rows: int) -> int:
+    """Print the OS calls that one save of a fresh W10 tracker makes, one kill point each."""
+    tracker = CompletionTracker.with_graph(build_graph(W10), row_groups(rows, W10.buffer_size))
+    tracker.seed_frontier()
+    print("steps", ",".join(Saboteur(random.Random(0)).count_steps(tracker, directory / CHECKPOINT)))
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[0] == "--probe":
+        return probe(Path(argv[1]), int(argv[2]))
     directory, attempt, rows, seed = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
     options = dict(zip(argv[4::2], argv[5::2], strict=True))
-    die_in_save = int(options.get("--die-in-save", 0))
-    die_at_task = int(options.get("--die-at-task", 0))
+    # (tasks completed before the save, OS call of the save to die before, mid-tick saves only)
+    in_save = None
+    if "--die-in-save" in options:
+        first, call, *mid = options["--die-in-save"].split(":")
+        in_save = (int(first), int(call), mid == ["mid"])
+    mid_tick = int(options["--die-mid-tick"]) if "--die-mid-tick" in options else None
     rng = random.Random(seed * 1_000 + attempt)
 
     for stale in directory.glob(f".{CHECKPOINT}.*"):  # left behind by a save that was killed
@@ -190,7 +219,6 @@ def main(argv: list[str]) -> int:
     def record(*lines: str) -> None:
         unlogged.extend(lines)
         os.write(journal, "".join(unlogged).encode())
-        os.fsync(journal)
         unlogged.clear()
 
     def save(pending) -> None:
@@ -202,7 +230,9 @@ def main(argv: list[str]) -> int:
             [[t.column, t.row_group, t.row_index] for t in pending], separators=(",", ":")
         )
         record(f"I {attempt} {saves} {own} {digest} {len(data)} {handed_out}\n")
-        saboteur.save(tracker, path, kill=saves == die_in_save)
+        qualifies = in_save is not None and own >= in_save[0] and (bool(pending) or not in_save[2])
+        kill_at = in_save[1] if qualifies else None
+        saboteur.save(tracker, path, saves, kill_at)
         record(f"C {attempt} {saves}\n")
 
     print("ready", flush=True)
@@ -240,12 +270,15 @@ def main(argv: list[str]) -> int:
                 action = "c"
             unlogged.append(f"T {attempt} {task.column} {rg} {'-' if row is None else row} {action}\n")
             own += 1
-            if own == die_at_task:
-                die(f"after task {own}, mid tick")
+            if mid_tick is not None and own >= mid_tick and i < len(tasks) - 1:
+                die(f"mid tick after task {own} with {len(tasks) - 1 - i} tasks handed out")
         record()
         ticks += 1
     save(())
     os.close(journal)
+    if in_save is not None or mid_tick is not None:
+        print(f"the run ended after {own} tasks and {saves} saves, before its kill point", file=sys.stderr)
+        return 3
     progress = {c: list(p) for c, p in tracker.progress().items()}
     print(
         json.dumps({"attempt": attempt, "tasks": own, "ticks": ticks, "saves": saves, "progress": progress})

@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -494,47 +495,122 @@ def test_save_keeps_the_mode_of_the_checkpoint_it_replaces(tmp_path) -> None:
     assert path.stat().st_mode & 0o777 == 0o640
 
 
-def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
-    """A checkpoint is one instant: never a group both active and compacted, never torn."""
-    import threading
+class _Stops:
+    """Stops a worker thread at given steps until the checking thread has looked at it there.
 
+    The worker calls :meth:`reached` at each step and waits; the checker polls :meth:`waiting`
+    between its own actions and calls :meth:`release` once done, so the states the checker
+    sees at the stops depend on the steps alone, never on how the threads are scheduled.  The
+    timeout is a safety net for a checker that died, never reached on a healthy run.
+    """
+
+    def __init__(self) -> None:
+        self._arrived = threading.Event()
+        self._released = threading.Event()
+        self._abandoned = False
+        self.step: object = None
+
+    def reached(self, step: object) -> None:
+        self.step = step
+        self._released.clear()
+        if self._abandoned:  # checked after the clear, so an abandon() cannot be missed
+            return
+        self._arrived.set()
+        if not self._released.wait(timeout=600):
+            raise TimeoutError(f"nobody looked at the worker stopped at {step!r}")
+
+    def waiting(self) -> object | None:
+        """The step the worker is stopped at, once; ``None`` when it is not stopped."""
+        if not self._arrived.is_set():
+            return None
+        self._arrived.clear()
+        return self.step
+
+    def release(self) -> None:
+        self._released.set()
+
+    def abandon(self) -> None:
+        """Let the worker run through every later stop (the checker has stopped checking)."""
+        self._abandoned = True
+        self._released.set()
+
+
+def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
+    """A checkpoint is one instant: never a group both active and compacted, never torn.
+
+    The worker runs each row group through every event and compacts it; a checker snapshots
+    and restores the tracker all along.  At two groups (the second, and one half way) the
+    worker stops after each event until the checker has restored a snapshot of exactly that
+    state, so snapshots land inside the run, with a group active and others compacted, on
+    every run; between the stops the checker snapshots as fast as it can.
+    """
     graph = ExecutionGraph()
     graph.add_column("seed", "full_column")
     graph.add_column("a", "cell_by_cell")
     graph.add_column("judge", "full_column")
     graph.add_edge("seed", "a")
     graph.add_edge("a", "judge")
-    plan = RowGroupPlan.uniform(num_records=4_000 * 8, buffer_size=8)
+    size, groups = 8, 1_500
+    plan = RowGroupPlan.uniform(num_records=groups * size, buffer_size=size)
+    stopping_groups = (1, len(plan) // 2)
     tracker = CompletionTracker.with_graph(graph, plan)
-    stop = threading.Event()
-    snapshot_taken = threading.Event()
-    halfway = len(plan) // 2
+    actions = (
+        ("roots", tracker.add_root_tasks),
+        ("seed", lambda rg, n: tracker.mark_row_range_complete("seed", rg, n)),
+        ("a", lambda rg, n: tracker.mark_cells_complete("a", rg, np.arange(n))),
+        ("judge", lambda rg, n: tracker.mark_row_range_complete("judge", rg, n)),
+        ("compact", lambda rg, n: tracker.compact_row_group(rg)),
+    )
+    events = [event for event, _ in actions]
+    stops = _Stops()
+    done = threading.Event()
+    failures: list[BaseException] = []
 
     def worker() -> None:
-        for rg, size in plan:
-            if rg == halfway:  # make sure snapshots land while the run is under way
-                snapshot_taken.wait(timeout=60)
-            tracker.add_root_tasks(rg, size)
-            tracker.mark_row_range_complete("seed", rg, size)
-            tracker.mark_cells_complete("a", rg, np.arange(size))
-            tracker.mark_row_range_complete("judge", rg, size)
-            tracker.compact_row_group(rg)
-        stop.set()
+        try:
+            for rg, n in plan:
+                for event, act in actions:
+                    act(rg, n)
+                    if rg in stopping_groups:
+                        stops.reached((rg, event))
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    def check_instant(restored: CompletionTracker) -> dict[str, int]:
+        """What holds at any instant: one group at most in flight, each event after its upstream."""
+        progress = {column: p.completed for column, p in restored.progress().items()}
+        assert progress["seed"] >= progress["a"] >= progress["judge"] >= progress["seed"] - size
+        assert len(restored.active_row_groups()) <= 1
+        return progress
 
     thread = threading.Thread(target=worker)
     thread.start()
-    loaded = 0
+    seen = []
     try:
-        while not stop.is_set():
+        while not done.is_set():
+            step = stops.waiting()
+            if step is None:
+                check_instant(CompletionTracker.from_bytes(tracker.to_bytes()))
+                continue
+            rg, event = step
             restored = CompletionTracker.from_bytes(tracker.to_bytes())
-            progress = restored.progress()
-            # Along the chain, at any instant: nothing runs before its upstream is done.
-            assert progress["seed"].completed >= progress["a"].completed >= progress["judge"].completed
-            loaded += 1
-            snapshot_taken.set()
+            done_through = events.index(event)  # events of group rg done so far
+            expected = {
+                "seed": rg * size + size * (done_through >= 1),
+                "a": rg * size + size * (done_through >= 2),
+                "judge": rg * size + size * (done_through >= 3),
+            }
+            assert check_instant(restored) == expected, step
+            assert restored.active_row_groups() == ([] if event == "compact" else [rg]), step
+            assert all(restored.is_row_group_complete(g, size, list(expected)) for g in range(rg)), step
+            seen.append(step)
+            stops.release()
     finally:
-        snapshot_taken.set()  # never leave the worker waiting on a failed loop
+        stops.abandon()  # never leave the worker stopped behind a failed check
         thread.join()
-    assert loaded > 0
+    assert not failures, failures
+    assert seen == [(rg, event) for rg in stopping_groups for event in events]
     final = CompletionTracker.from_bytes(tracker.to_bytes())
-    assert final.progress()["judge"].completed == 4_000 * 8
+    assert final.progress()["judge"].completed == groups * size

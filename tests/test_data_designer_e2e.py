@@ -61,6 +61,8 @@ ReferenceTracker = dd_completion.CompletionTracker
 reference_stable_task_id = dd_resources.stable_task_id
 
 SUPPORT_SCRIPT = Path(__file__).with_name("dd_e2e_support.py")
+# A safety net against a hung build only: both builds take about ten seconds on an idle machine.
+BUILD_TIMEOUT = 900
 MUTATIONS = ("mark_cell_complete", "mark_row_range_complete", "drop_row")
 
 
@@ -106,10 +108,11 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, Buil
     failures: list[str] = []
     for backend, (proc, out_dir) in procs.items():
         try:
-            output, _ = proc.communicate(timeout=180)
+            output, _ = proc.communicate(timeout=BUILD_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
             output, _ = proc.communicate()
+            output += f"\n(killed: still running after {BUILD_TIMEOUT} s)".encode()
         if proc.returncode != 0:
             failures.append(f"{backend} build failed ({proc.returncode}):\n{output.decode(errors='replace')}")
         else:

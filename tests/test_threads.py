@@ -138,11 +138,19 @@ def test_concurrent_pops_hand_out_each_task_exactly_once() -> None:
     frontier = tracker.ready_frontier()
     assert len(frontier) == 2 * 1_500
 
+    all_holding = threading.Barrier(THREADS)
+
     def popper(seed: int) -> Callable[[], list]:
         rng = random.Random(seed)
 
         def body() -> list:
-            got = []
+            try:
+                got = [(t.column, t.row_group, t.row_index) for t in tracker.pop_ready(rng.randint(1, 40))]
+            except BaseException:
+                all_holding.abort()  # release the others instead of leaving them waiting
+                raise
+            # Every thread holds handed-out tasks before any goes on, on every run.
+            all_holding.wait(timeout=600)  # the timeout is a safety net, never reached when healthy
             while True:
                 if rng.random() < 0.2:
                     rg = rng.choice([0, 1, 2, 3])
@@ -157,6 +165,7 @@ def test_concurrent_pops_hand_out_each_task_exactly_once() -> None:
         return body
 
     results = run_threads([popper(i) for i in range(THREADS)])
+    assert all(results), "a thread handed out nothing"
     handed = [task for result in results for task in result]
     assert len(handed) == len(set(handed)) == len(frontier)
     assert set(handed) == {(t.column, t.row_group, t.row_index) for t in frontier}
@@ -172,23 +181,30 @@ def test_threads_driving_w10_together_finish_with_every_task_done_once() -> None
     def all_done() -> bool:
         return all(tracker.is_row_group_complete(rg, n, columns) for rg, n in PLAN)
 
+    a_driver_failed = threading.Event()  # the others would wait forever for its tasks
+
     def driver() -> list:
         handled = []
-        while True:
-            tasks = tracker.pop_ready(25)
-            if not tasks:
-                if all_done():
-                    return handled
-                continue
-            for task in tasks:
-                rg, row = task.row_group, task.row_index
-                if row is None:
-                    tracker.mark_row_range_complete(task.column, rg, sizes[rg])
-                elif task.column == "q" and row % 10 == 0:
-                    tracker.drop_row(rg, row)
-                else:
-                    tracker.mark_cell_complete(task.column, rg, row)
-                handled.append(task)
+        try:
+            while not a_driver_failed.is_set():
+                tasks = tracker.pop_ready(25)
+                if not tasks:
+                    if all_done():
+                        return handled
+                    continue  # others hold the ready tasks: wait for them to complete some
+                for task in tasks:
+                    rg, row = task.row_group, task.row_index
+                    if row is None:
+                        tracker.mark_row_range_complete(task.column, rg, sizes[rg])
+                    elif task.column == "q" and row % 10 == 0:
+                        tracker.drop_row(rg, row)
+                    else:
+                        tracker.mark_cell_complete(task.column, rg, row)
+                    handled.append(task)
+        except BaseException:
+            a_driver_failed.set()
+            raise
+        return handled
 
     handled = [t for result in run_threads([driver for _ in range(4)]) for t in result]
     assert len(handled) == len(set(handled))
