@@ -339,6 +339,8 @@ class JobProbe:
         self.row_groups_in_flight: dict[int, int] = {}
         self.peak_row_groups_in_flight = 0
         self.semaphores: dict[str, asyncio.Semaphore] = {}
+        self.latency_asked = 0.0
+        self.latency_taken = 0.0
 
     def count(self, column: str) -> None:
         """One call of *column*'s generator."""
@@ -364,6 +366,11 @@ class JobProbe:
             self.row_groups_in_flight[row_group] = left
         else:
             del self.row_groups_in_flight[row_group]
+
+    def slept(self, asked: float, taken: float) -> None:
+        """A latency call asked to sleep *asked* seconds and got its result back after *taken*."""
+        self.latency_asked += asked
+        self.latency_taken += taken
 
     def semaphore(self, column: str) -> asyncio.Semaphore:
         """The per-column cap, created on first use inside DataDesigner's event loop."""
@@ -442,7 +449,10 @@ def build_j12_config(
                 async with counter.semaphore(name):
                     counter.enter(name, row_group)
                     try:
-                        await asyncio.sleep(j12_lat_delay(row["row_key"]))
+                        delay = j12_lat_delay(row["row_key"])
+                        slept_from = time.perf_counter()
+                        await asyncio.sleep(delay)
+                        counter.slept(delay, time.perf_counter() - slept_from)
                         row[name] = value(row)
                     finally:
                         counter.leave(name, row_group)
@@ -638,6 +648,11 @@ class JobRun:
     """J12-LAT: the most latency calls past their column's semaphore at once."""
     peak_in_flight_by_column: dict[str, int] = field(default_factory=dict)
     peak_row_groups_in_flight: int = 0
+    latency_asked_seconds: float = 0.0
+    """J12-LAT: the latencies the calls asked for, summed (about 50 ms a call)."""
+    latency_taken_seconds: float = 0.0
+    """J12-LAT: how long those sleeps really took until the call resumed, summed: an event loop
+    too busy to run a timer's callback on time stretches every call."""
     """J12-LAT: the most row groups with a latency call in flight at once (active groups
     waiting only on full-column work are not counted, so this is a lower bound)."""
     dataset: Any = None
@@ -664,6 +679,11 @@ class JobRun:
         return self.cell_tasks / self.seconds
 
     @property
+    def mean_calls_in_flight(self) -> float:
+        """J12-LAT: latency calls in flight, averaged over the run (their summed duration / wall)."""
+        return self.latency_taken_seconds / self.seconds
+
+    @property
     def utilization(self) -> float:
         """Cell tasks per second over J12-LAT's ceiling of 20,480 (meaningful with latency)."""
         return self.cell_tasks_per_second / LAT_CEILING_PER_SECOND
@@ -677,6 +697,7 @@ class JobRun:
             cpu_us_per_task=self.cpu_us_per_task,
             cell_tasks_per_second=self.cell_tasks_per_second,
             utilization=self.utilization,
+            mean_calls_in_flight=self.mean_calls_in_flight,
         )
         return out
 
@@ -692,7 +713,10 @@ class JobRun:
         if self.workload == "J12-LAT":
             line += (
                 f", {self.cell_tasks_per_second:,.0f} cells/s = {self.utilization:.1%} of "
-                f"{LAT_CEILING_PER_SECOND:,.0f}/s, peak {self.peak_in_flight} in flight"
+                f"{LAT_CEILING_PER_SECOND:,.0f}/s, peak {self.peak_in_flight} in flight "
+                f"(mean {self.mean_calls_in_flight:,.0f}), a call's latency "
+                f"{self.latency_asked_seconds / max(1, self.cell_tasks) * 1e3:.0f} ms asked, "
+                f"{self.latency_taken_seconds / max(1, self.cell_tasks) * 1e3:.0f} ms taken"
             )
         return line
 
@@ -868,6 +892,8 @@ def run_dd_j12(
         peak_in_flight=probe.peak_total_in_flight,
         peak_in_flight_by_column=dict(probe.peak_in_flight) if latency else {},
         peak_row_groups_in_flight=probe.peak_row_groups_in_flight,
+        latency_asked_seconds=probe.latency_asked,
+        latency_taken_seconds=probe.latency_taken,
         dataset=table if keep_dataset else None,
     )
 

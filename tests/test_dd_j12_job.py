@@ -157,3 +157,6 @@ def test_latency_generators_write_j12_and_respect_the_column_cap() -> None:
     assert all(1 <= peak <= cap for peak in run.peak_in_flight_by_column.values())
     assert 1 <= run.peak_in_flight <= cap * len(dd_jobs.J12_CELL_COLUMNS)
     assert 1 <= run.peak_row_groups_in_flight <= dd_jobs.DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS
+    asked = len(dd_jobs.J12_CELL_COLUMNS) * sum(dd_jobs.j12_lat_delay(i) for i in range(rows))
+    assert run.latency_asked_seconds == pytest.approx(asked)
+    assert run.latency_taken_seconds >= 0.99 * asked  # a sleep never ends (much) early
