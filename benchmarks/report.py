@@ -2,6 +2,7 @@
 
     python benchmarks/report.py                 # 10k and 100k rows
     python benchmarks/report.py --full          # adds 1M rows (cellfrontier; DataDesigner with --dd-1m)
+    python benchmarks/report.py --skip workloads mem micro scaling   # only the DataDesigner jobs
 
 Timings of one process run only; quote them as ratios. Each workload run is repeated
 ``--repeat`` times below 1M rows (at 1M too for the driver floor and the bulk driver, which take
@@ -19,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dd_jobs import (
+    LAT_CEILING_PER_SECOND,
+    LAT_DEFAULT_ROWS,
+    compare_tracker_backends,
+    dd_skip_reason,
+    run_dd_j12,
+)
 from harness import (
     ADAPTER_BACKEND,
     BACKENDS,
@@ -168,6 +176,30 @@ def run_scaling(rounds: int) -> list[dict[str, Any]]:
     return out
 
 
+DD_JOB_BUFFER_SIZES = (1_000, 10_000)
+
+
+def run_dd_jobs(args: argparse.Namespace) -> dict[str, Any]:
+    """J12 on DataDesigner's engine with and without cellfrontier's tracker, then J12-LAT."""
+    reason = dd_skip_reason()
+    if reason is not None:
+        _log(f"DataDesigner jobs skipped: {reason}")
+        return {"skipped": reason, "j12": [], "lat": None}
+    out: dict[str, Any] = {"j12": [], "lat": None}
+    if "ddjobs" not in args.skip:
+        _log(f"J12 on DataDesigner, {args.dd_job_rows:,} rows, both trackers ...")
+        comparisons = compare_tracker_backends(
+            args.dd_job_rows, DD_JOB_BUFFER_SIZES, rounds=args.dd_job_rounds, log=lambda m: _log(f"    {m}")
+        )
+        out["j12"] = [c.as_dict() for c in comparisons]
+    if "ddlat" not in args.skip:
+        _log(f"J12-LAT on DataDesigner, {args.dd_lat_rows:,} rows ...")
+        lat = run_dd_j12(args.dd_lat_rows, latency=True)
+        _log(f"    {lat.summary()}")
+        out["lat"] = lat.as_dict()
+    return out
+
+
 # --------------------------------------------------------------------------- markdown
 
 
@@ -269,6 +301,57 @@ def scaling_table(scaling: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def dd_job_tables(dd_jobs: dict[str, Any]) -> str:
+    """J12 with and without cellfrontier's tracker, and J12-LAT's utilization, on DataDesigner."""
+    if dd_jobs.get("skipped"):
+        return f"not run: {dd_jobs['skipped']}"
+    lines: list[str] = []
+    if dd_jobs.get("j12"):
+        lines += [
+            "| buffer | tracker | rows | seconds | µs/row | CPU s | CPU µs/task | gc s | peak RSS growth "
+            "| speed-up | CPU speed-up |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for pair in dd_jobs["j12"]:
+            for key, label in (("data_designer", "DataDesigner's"), ("cellfrontier", "cellfrontier's")):
+                r = pair[key]
+                ratios = (
+                    f"{pair['speedup']:.2f}x | {pair['cpu_speedup']:.2f}x" if key == "cellfrontier" else " | "
+                )
+                lines.append(
+                    f"| {r['buffer_size']:,} | {label} | {r['rows']:,} | {r['seconds']:.1f} | "
+                    f"{r['us_per_row']:,.0f} | {r['cpu_seconds']:.1f} | {r['cpu_us_per_task']:,.0f} | "
+                    f"{r['gc_seconds']:.1f} | {_mem(r['peak_rss_growth'])} | {ratios} |"
+                )
+        lines.append(
+            "\nspeed-up / CPU speed-up: the job's wall / CPU time with DataDesigner's tracker divided by the "
+            "same with cellfrontier's installed, run back to back in this process. CPU counts every "
+            "thread; tasks are 7 cells per row plus 6 full-column tasks per row group (four roots, "
+            "`summary`, and one task for the sampler column)."
+        )
+    lat = dd_jobs.get("lat")
+    if lat:
+        lines += [
+            "",
+            "| rows | seconds | cell tasks | cell tasks/s | of the ceiling | CPU µs/task "
+            "| calls in flight: peak, mean | a call's latency: asked, taken | peak row groups in flight "
+            "| peak RSS growth |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {lat['rows']:,} | {lat['seconds']:.1f} | {lat['cell_tasks']:,} | "
+            f"{lat['cell_tasks_per_second']:,.0f} | {lat['utilization']:.1%} | "
+            f"{lat['cpu_us_per_task']:,.0f} | "
+            f"{lat['peak_in_flight']:,}, {lat['mean_calls_in_flight']:,.0f} | "
+            f"{lat['latency_asked_seconds'] / lat['cell_tasks'] * 1e3:.0f} ms, "
+            f"{lat['latency_taken_seconds'] / lat['cell_tasks'] * 1e3:.0f} ms | "
+            f"{lat['peak_row_groups_in_flight']} "
+            f"(of {lat['max_active_row_groups']}) | {_mem(lat['peak_rss_growth'])} |",
+            f"\nThe ceiling is {LAT_CEILING_PER_SECOND:,.0f} cell tasks per second: 1,024 calls at once "
+            "over a mean latency of 50 ms. A call's latency *taken* is the time from the start of its "
+            "sleep until it resumed: a busy event loop runs the timer's callback late.",
+        ]
+    return "\n".join(lines) if lines else "not run"
+
+
 def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with its measured figure and whether it is met."""
     res, mem, micro = data["workloads"], data["mem"], data["micro"]
@@ -355,6 +438,8 @@ def render(data: dict[str, Any]) -> str:
         micro_table(data["micro"]),
         "\n### Per-event cost against row-group size\n",
         scaling_table(data.get("scaling", [])) if data.get("scaling") else "not run",
+        "\n### NVIDIA DataDesigner jobs (J12, J12-LAT)\n",
+        dd_job_tables(data.get("dd_jobs", {})),
         "\n### Targets\n",
         targets_table(data["targets"]),
     ]
@@ -373,7 +458,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per fast case below 1M rows (best kept)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write results")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["workloads", "mem", "micro", "scaling"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["workloads", "mem", "micro", "scaling", "ddjobs", "ddlat"]
+    )
+    parser.add_argument(
+        "--dd-job-rows", type=int, default=20_000, help="J12 rows on DataDesigner, per tracker and buffer"
+    )
+    parser.add_argument(
+        "--dd-job-rounds", type=int, default=1, help="J12 on DataDesigner: rounds per tracker (fastest kept)"
+    )
+    parser.add_argument(
+        "--dd-lat-rows", type=int, default=LAT_DEFAULT_ROWS, help="J12-LAT rows on DataDesigner (over 60 s)"
+    )
     args = parser.parse_args(argv)
     dd_reason = data_designer_skip_reason()
     if dd_reason:
@@ -394,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     data["scaling"] = run_scaling(rounds=5) if "scaling" not in args.skip else []
     data["workloads"] = run_workloads(args, dd_reason) if "workloads" not in args.skip else []
     data["mem"] = run_mem(args, dd_reason) if "mem" not in args.skip else []
+    data["dd_jobs"] = run_dd_jobs(args)
     if "micro" in args.skip:
         data["micro"] = {
             "ops": [],
