@@ -5,6 +5,8 @@ Modules, one idea each: :mod:`~cellfrontier.job.job` (the public ``Job`` and ``J
 :mod:`~cellfrontier.job.kernels` (generated inline loops), :mod:`~cellfrontier.job.buffers`
 (per-row-group values), :mod:`~cellfrontier.job.admission` (row-group admission policies),
 :mod:`~cellfrontier.job.runner` (the scheduling loop of one shard),
+:mod:`~cellfrontier.job.execution` (running generator calls: inline, async, blocking, retries),
+:mod:`~cellfrontier.job.shard_store` (resuming a shard from ``output_dir`` and checkpointing it),
 :mod:`~cellfrontier.job.output` (directory layout and Parquet files),
 :mod:`~cellfrontier.job.manifest` (which job a directory holds),
 :mod:`~cellfrontier.job.state` (a shard's checkpoint), :mod:`~cellfrontier.job.failures`
