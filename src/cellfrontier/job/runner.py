@@ -36,7 +36,7 @@ import concurrent.futures
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ from cellfrontier.job.interrupts import StopSignals
 from cellfrontier.job.output import ROW_COLUMN, OutputLayout, write_group_file
 from cellfrontier.job.progress import JobProgress, ProgressReporter
 from cellfrontier.job.shard_store import ShardStore, finished_in_tracker
+from cellfrontier.job.sharding import ShardSummary
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.tracker import CompletionTracker
 
@@ -82,8 +83,13 @@ class _Stopped(Exception):
 class ShardRunner:
     """Runs the row groups ``row_groups`` (a contiguous range) of *job* to completion."""
 
-    def __init__(self, job: Job, row_groups: range) -> None:
+    def __init__(
+        self, job: Job, row_groups: range, *, report: Callable[[JobProgress], None] | None = None
+    ) -> None:
+        """*report*, when given, receives the shard's progress instead of the job's own reporting
+        (a run of several shards combines them into one view)."""
         self.job = job
+        self.report = report
         self.first, self.stop = row_groups.start, row_groups.stop
         self.plans: list[ColumnPlan] = job._column_plans()
         self.by_name: dict[str, ColumnPlan] = {p.name: p for p in self.plans}
@@ -146,9 +152,12 @@ class ShardRunner:
         started, cpu_started = time.perf_counter(), time.process_time()
         self.started = started
         self._open()
-        reporter = ProgressReporter(
-            job.progress, job.progress_bar, interval=job.progress_interval, log_interval=job.log_interval
-        )
+        if self.report is not None:
+            reporter = ProgressReporter(self.report, False, interval=job.progress_interval)
+        else:
+            reporter = ProgressReporter(
+                job.progress, job.progress_bar, interval=job.progress_interval, log_interval=job.log_interval
+            )
         self.reporter = reporter
         signals.on_signal = self._on_signal
         self.stop_signal = signals.received
@@ -430,7 +439,12 @@ class ShardRunner:
 
     def _collect_writes(self) -> None:
         for rg in [rg for rg, future in self.writes.items() if future.done()]:
-            rows = self.writes.pop(rg).result()
+            try:
+                rows = self.writes.pop(rg).result()
+            except OSError:
+                if self.store is not None:  # a newer attempt removed this one's temporary file
+                    self.store.refuse_if_superseded("while writing a row group")
+                raise
             self._release(rg, rows)
 
     def _release(self, rg: int, live: int) -> None:
@@ -497,6 +511,16 @@ class ShardRunner:
     def _result(self, seconds: float, cpu_seconds: float) -> JobResult:
         from cellfrontier.job.job import JobResult
 
+        summary = ShardSummary(
+            row_groups=range(self.first, self.stop),
+            epoch=self.store.epoch if self.store is not None else 0,
+            records=self.records,
+            dropped=self.dropped,
+            tasks=self.dispatch.tasks,
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            resumed=self.resumed,
+        )
         return JobResult(
             records=self.records,
             dropped=self.dropped,
@@ -512,4 +536,5 @@ class ShardRunner:
             output_dir=self.layout.root if self.layout is not None else None,
             columns=tuple(self.output_names),
             memory=self.memory if self.layout is None else None,
+            shards=(summary,),
         )

@@ -1,16 +1,20 @@
 """A shard's durable state under ``output_dir``: resuming from it and checkpointing into it.
 
-On start, :meth:`ShardStore.resume` prepares the directory (manifest, leftovers of killed
-writers), loads the shard's checkpoint (the tracker and the active groups' buffered values)
-and *settles* every row group whose Parquet file exists: the file is authoritative, even when
-the checkpoint predates it, so its rows are marked done in the tracker (the missing ones
-dropped) and the group is compacted.  :meth:`ShardStore.save` writes the tracker and the
-active groups' values as one atomic file, after checking that no other attempt on the same
-shard wrote it since this one last read or wrote it.
+On start, :meth:`ShardStore.resume` prepares the directory (manifest, the shard's directory,
+leftovers of killed writers), claims the attempt's epoch (:mod:`cellfrontier.job.fencing`),
+loads the newest checkpoint an earlier attempt left (the tracker and the active groups'
+buffered values) and *settles* every row group whose Parquet file exists: the file is
+authoritative, even when the checkpoint predates it, so its rows are marked done in the
+tracker (the missing ones dropped) and the group is compacted.  :meth:`ShardStore.save` writes
+the tracker and the active groups' values as one atomic file of the attempt's own epoch, after
+checking that no newer attempt claimed the shard; the first save then removes the older
+attempts' checkpoints, which it supersedes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,10 +26,13 @@ import numpy as np
 
 from cellfrontier.errors import CheckpointError
 from cellfrontier.job.buffers import GroupBuffers
-from cellfrontier.job.errors import OutputDirError, StaleShardError
-from cellfrontier.job.manifest import prepare_output_dir
+from cellfrontier.job.errors import StaleShardError
+from cellfrontier.job.fencing import ShardClaim, checkpoint_epochs, claim_epoch, epoch_checkpoint_path
+from cellfrontier.job.files import TEMP_SUFFIX
+from cellfrontier.job.manifest import job_digest, prepare_output_dir
 from cellfrontier.job.output import OutputLayout, read_group_row_ids, read_group_rows
-from cellfrontier.job.state import ShardCheckpoint, load_checkpoint, read_checkpoint_header, save_checkpoint
+from cellfrontier.job.sharding import latest_checkpoint, register_shards
+from cellfrontier.job.state import ShardCheckpoint, save_checkpoint
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.tracker import CompletionTracker
 
@@ -69,34 +76,37 @@ class ShardStore:
         self.job = job
         self.layout = layout
         self.first, self.stop = first, stop
-        self.path = layout.checkpoint_path(first, stop)
+        self.directory = layout.shard_dir(first, stop)
         self.attempt = uuid.uuid4().hex
-        self.owner: tuple[str, int] | None = None
-        """``(attempt, seq)`` of the checkpoint on disk as this attempt last read or wrote it."""
+        self.claim: ShardClaim | None = None
+        self.digest = ""
         self.seq = 0
+        self.superseded_removed = False
         self.next_at = 0.0
         self.next_tasks = 0
+
+    @property
+    def epoch(self) -> int:
+        return self.claim.epoch if self.claim is not None else 0
 
     # ------------------------------------------------------------------ resuming
 
     def resume(
         self, tracker: CompletionTracker, plans: list[ColumnPlan], output_names: list[str]
     ) -> ResumedShard:
-        """Prepare the directory and restore the shard's state from it (*tracker* if there is none)."""
+        """Claim the shard and restore its state from the directory (*tracker* if there is none)."""
         layout = self.layout
-        job = self.job
-        prepare_output_dir(layout, job._fingerprint())
+        fingerprint = self.job._fingerprint()
+        self.digest = job_digest(fingerprint)
+        prepare_output_dir(layout, fingerprint)
+        register_shards(layout, [range(self.first, self.stop)])
+        self.claim = claim_epoch(self.directory, self.attempt)
+        self.refuse_if_superseded("before starting")
         layout.remove_temporaries(self.first, self.stop)
+        self._remove_older_temporaries()
         written = layout.written_groups(self.first, self.stop)
-        own = (self.first, self.stop)
-        for first, stop in layout.checkpoints():
-            if (first, stop) != own and first < self.stop and self.first < stop:
-                raise OutputDirError(
-                    f"output_dir holds a checkpoint of row groups [{first}, {stop}), which overlaps "
-                    f"this run's [{self.first}, {self.stop}); run the same ranges to resume"
-                )
         state = ResumedShard(tracker)
-        checkpoint = load_checkpoint(self.path)
+        checkpoint = latest_checkpoint(layout, range(self.first, self.stop), below=self.claim.epoch)
         if checkpoint is not None:
             self._restore(state, checkpoint, written, output_names)
         columns = [p.name for p in plans]
@@ -108,6 +118,25 @@ class ShardStore:
         state.written = set(written)
         return state
 
+    def refuse_if_superseded(self, when: str) -> None:
+        """Raise :class:`StaleShardError` if a newer attempt claimed the shard after this one."""
+        if self.claim is None:
+            return
+        newer = self.claim.newer_epoch()
+        if newer is not None:
+            raise StaleShardError(
+                f"a newer attempt (epoch {newer}) claimed row groups [{self.first}, {self.stop}) after "
+                f"this one (epoch {self.claim.epoch}); this attempt stops {when} without writing"
+            )
+
+    def _remove_older_temporaries(self) -> None:
+        """Delete checkpoint temp files that killed attempts left in the shard's directory."""
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(".epoch-") and entry.name.endswith(TEMP_SUFFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+
     def _restore(
         self,
         state: ResumedShard,
@@ -115,17 +144,21 @@ class ShardStore:
         written: Mapping[int, Path],
         output_names: list[str],
     ) -> None:
-        """Load the shard's checkpoint: tracker state and the active groups' buffered values."""
+        """Load an earlier attempt's checkpoint: tracker state and the active groups' buffered values."""
+        where = epoch_checkpoint_path(self.directory, checkpoint.epoch)
         if (checkpoint.first, checkpoint.stop) != (self.first, self.stop):
-            raise CheckpointError(f"{self.path} holds row groups [{checkpoint.first}, {checkpoint.stop})")
+            raise CheckpointError(f"{where} holds row groups [{checkpoint.first}, {checkpoint.stop})")
+        if checkpoint.job != self.digest:
+            raise CheckpointError(
+                f"{where} was written by another job (digest {checkpoint.job!r}, this job's is "
+                f"{self.digest!r}); it does not belong in this directory"
+            )
         tracker = CompletionTracker.from_bytes(checkpoint.tracker, self.job.graph)
         plan = tracker.row_group_plan
         if getattr(plan, "num_records", None) != self.job.num_records:
-            raise CheckpointError(f"{self.path} was written for another number of records")
+            raise CheckpointError(f"{where} was written for another number of records")
         state.tracker = tracker
         state.resumed = True
-        self.owner = (checkpoint.attempt, checkpoint.seq)
-        self.seq = checkpoint.seq
         is_dropped = tracker.is_dropped
         buffer_size = self.job.buffer_size
         for rg, columns in sorted(checkpoint.groups.items()):
@@ -180,14 +213,13 @@ class ShardStore:
         stats: dict[str, Any],
         tasks: int,
     ) -> None:
-        """Save the tracker and the active groups' values as one atomic file."""
-        header = read_checkpoint_header(self.path)
-        found = None if header is None else (str(header.get("attempt")), int(header.get("seq", -1)))
-        if found != self.owner:
-            raise StaleShardError(
-                f"another run wrote {self.path} (attempt {found[0] if found else None}) since this one "
-                "started; this run stops without writing"
-            )
+        """Save the tracker and the active groups' values as one atomic file of this attempt's epoch.
+
+        Refuses (:class:`StaleShardError`, nothing written) once a newer attempt has claimed
+        the shard.
+        """
+        assert self.claim is not None
+        self.refuse_if_superseded("at its checkpoint")
         seq = self.seq + 1
         checkpoint = ShardCheckpoint(
             first=self.first,
@@ -197,8 +229,24 @@ class ShardStore:
             tracker=tracker.to_bytes(),
             groups={rg: group.columns for rg, group in groups.items()},
             stats=stats,
+            epoch=self.claim.epoch,
+            job=self.digest,
         )
-        save_checkpoint(self.path, checkpoint)
+        try:
+            save_checkpoint(self.claim.checkpoint_path, checkpoint)
+        except OSError:
+            # A newer attempt removes the temporary files it finds on start, a stale one's too.
+            self.refuse_if_superseded("at its checkpoint")
+            raise
         self.seq = seq
-        self.owner = (self.attempt, seq)
+        if not self.superseded_removed:
+            self._remove_superseded()
         self.schedule_next(tasks)
+
+    def _remove_superseded(self) -> None:
+        """Delete the older attempts' checkpoints: this attempt's own, just saved, supersedes them."""
+        for epoch in checkpoint_epochs(self.directory):
+            if epoch < self.epoch:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(epoch_checkpoint_path(self.directory, epoch))
+        self.superseded_removed = True
