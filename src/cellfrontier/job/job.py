@@ -72,7 +72,9 @@ class Job:
     - ``output_dir``: finished row groups are written there as Parquet (needs pyarrow), the
       job checkpoints every ``checkpoint_interval`` seconds (and every ``checkpoint_every``
       completed tasks when set) and on Ctrl-C / SIGTERM, and running the same job on the same
-      directory resumes it.  Without it, the output stays in memory.
+      directory resumes it.  Without it, the output stays in memory.  ``run(client=...)``
+      runs the job on a Dask cluster (``output_dir`` then required, on storage the workers
+      share).
     - ``progress``: a callback receiving :class:`JobProgress` every ``progress_interval``
       seconds; ``progress_bar``: True/False forces the stderr bar on or off, None (default)
       draws it on a terminal and logs to ``cellfrontier.job`` every ``log_interval`` seconds
@@ -270,7 +272,11 @@ class JobResult:
     ``seconds`` is wall time and ``cpu_seconds`` the process's CPU time over the run.
     ``peak_active_row_groups`` is the most groups computing at once; ``peak_held_row_groups``
     adds the finished ones still waiting for their file to be written (their buffers are
-    held until then).
+    held until then).  ``shards`` tells what each shard did (one for a single-shard run).
+
+    A run of several shards (on a cluster, or a local run finishing them) sums the counts;
+    its ``cpu_seconds`` is the sum of the shards' own CPU time, each measured in the process
+    that ran it, and its peaks are the largest of any one shard.
     """
 
     records: int
