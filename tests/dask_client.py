@@ -2,9 +2,10 @@
 
     python dask_client.py SCHEDULER OUTPUT_DIR CALL_LOG ROWS BUFFER [--kill-client-at N --marker PATH]
 
-Connects to the scheduler at SCHEDULER and runs J12 with logged generators (``dask_support``)
-on it, writing to OUTPUT_DIR.  With ``--kill-client-at N`` the first shard attempt to make its
-N-th generator call SIGKILLs this client process (once: MARKER).  Prints a JSON summary of the
+Connects to the scheduler at SCHEDULER and runs J12 on it, writing to OUTPUT_DIR, with logged
+generators (``dask_support``; async cells, so that checkpoints come every few hundred tasks
+whatever the timing).  With ``--kill-client-at N`` the first shard attempt to make its N-th
+generator call SIGKILLs this client process (once: MARKER).  Prints a JSON summary of the
 result when the job finishes.
 """
 
@@ -37,7 +38,7 @@ def main() -> int:
     log = ClusterCallLog(args.call_log, act_at=args.kill_client_at, marker=args.marker, target=os.getpid())
     job = Job(
         build_j12_graph(),
-        logged_j12(log, buffer=args.buffer),
+        logged_j12(log, async_cells=True, buffer=args.buffer),
         args.rows,
         buffer_size=args.buffer,
         max_active_row_groups=2,

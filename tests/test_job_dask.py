@@ -120,7 +120,10 @@ def test_j12_on_two_workers_equals_the_formulas_and_a_local_run(client: Any, tmp
 
 
 def test_a_worker_killed_at_a_chosen_call_loses_nothing(client: Any, tmp_path: Path) -> None:
-    rows, buffer = 8_000, 100  # 80 groups, 8 shards of 10 groups (7,050 calls each)
+    # 80 groups, 8 shards of 10 groups (7,050 calls each).  Async cells keep groups computing
+    # across rounds, so the runner checks for a due checkpoint every round: with at most 448
+    # calls in flight (7 columns x 64), the first save comes long before the 2,500th call.
+    rows, buffer = 8_000, 100
     out, calls = tmp_path / "out", tmp_path / "calls"
     marker, snapshot = tmp_path / "killed", tmp_path / "held-at-kill.json"
     log = ClusterCallLog(
@@ -128,7 +131,7 @@ def test_a_worker_killed_at_a_chosen_call_loses_nothing(client: Any, tmp_path: P
     )
     job = Job(
         build_j12_graph(),
-        logged_j12(log, buffer=buffer),
+        logged_j12(log, async_cells=True, buffer=buffer),
         rows,
         buffer_size=buffer,
         max_active_row_groups=2,
@@ -178,7 +181,8 @@ def test_a_client_killed_mid_run_is_resumed(cluster: Any, client: Any, tmp_path:
         assert summary["records"] == rows and summary["resumed"]
     else:
         log = ClusterCallLog(calls)
-        job = Job(build_j12_graph(), logged_j12(log, buffer=buffer), rows, buffer_size=buffer, output_dir=out)
+        generators = logged_j12(log, async_cells=True, buffer=buffer)
+        job = Job(build_j12_graph(), generators, rows, buffer_size=buffer, output_dir=out)
         result = job.run()  # the shards the cluster left, one after another in this process
         assert result.records == rows and result.resumed
         assert [s.row_groups for s in result.shards] == OutputLayout(out).shard_ranges()
@@ -191,8 +195,8 @@ def test_a_client_killed_mid_run_is_resumed(cluster: Any, client: Any, tmp_path:
 def _whole(out: Path, rows: int, buffer: int) -> Any:
     """The finished job's result, read back by a local run that finds every shard finished."""
     log = ClusterCallLog(out.parent / "calls-readback")
-    job = Job(build_j12_graph(), logged_j12(log, buffer=buffer), rows, buffer_size=buffer, output_dir=out)
-    again = job.run()
+    generators = logged_j12(log, async_cells=True, buffer=buffer)
+    again = Job(build_j12_graph(), generators, rows, buffer_size=buffer, output_dir=out).run()
     assert again.tasks == 0 and all(s.skipped for s in again.shards)
     return again
 

@@ -247,3 +247,18 @@ def test_the_progress_board_sums_shards_and_ignores_older_attempts() -> None:
         1,
     )
     assert view.tasks_per_second > 0 and view.eta_seconds is not None
+
+
+def test_an_attempt_removes_only_older_attempts_temporary_files(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    layout.create()
+    names = [
+        ".part-00000001.parquet.e000001.x1.tmp",  # a killed older attempt's
+        ".part-00000001.parquet.x2.tmp",  # untagged: whoever wrote it, it is no one's now
+        ".part-00000002.parquet.e000003.x3.tmp",  # a newer attempt's write under way
+        ".part-00000009.parquet.e000001.x4.tmp",  # another shard's
+    ]
+    for name in names:
+        (layout.data_dir / name).write_bytes(b"")
+    layout.remove_temporaries(0, 5, below_epoch=2)
+    assert sorted(p.name for p in layout.data_dir.iterdir()) == sorted(names[2:])

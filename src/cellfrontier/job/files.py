@@ -53,16 +53,18 @@ def replace_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO],
     fsync_directory(directory or ".")
 
 
-def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> bool:
+def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, tag: str = "") -> bool:
     """Write *path* through ``write(file)`` unless it exists; True when this call created it.
 
     The content is complete before the name appears (temp file, fsync, hard link), and an
     existing file is never replaced.  On a filesystem without hard links the file is renamed
     into place after checking that it is absent, which leaves a short window in which two
-    writers may both succeed (the later one replacing the earlier one, whole).
+    writers may both succeed (the later one replacing the earlier one, whole).  *tag* goes
+    into the temporary file's name (``.<name>.<tag>.<random>.tmp``), to tell whose it is.
     """
     directory, name = os.path.split(os.fspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory or ".")
+    prefix = f".{name}.{tag}." if tag else f".{name}."
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory or ".")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -45,7 +45,7 @@ __all__ = [
 ROW_COLUMN = "_row"
 MANIFEST_NAME = "cellfrontier-job.json"
 _PART = re.compile(r"^part-(\d+)\.parquet$")
-_TEMP_PART = re.compile(r"^\.part-(\d+)\.parquet\..*" + re.escape(TEMP_SUFFIX) + "$")
+_TEMP_PART = re.compile(r"^\.part-(\d+)\.parquet\.(?:e(\d+)\.)?.*" + re.escape(TEMP_SUFFIX) + "$")
 _SHARD_DIR = re.compile(r"^shard-(\d+)-(\d+)$")
 
 
@@ -101,15 +101,22 @@ class OutputLayout:
                 found[int(match.group(1))] = Path(entry.path)
         return found
 
-    def remove_temporaries(self, first: int, stop: int) -> None:
-        """Delete temporary files that a killed writer of groups in ``[first, stop)`` left."""
+    def remove_temporaries(self, first: int, stop: int, *, below_epoch: int | None = None) -> None:
+        """Delete temporary files that killed writers of groups in ``[first, stop)`` left.
+
+        With *below_epoch*, only those of attempts older than that epoch (a temporary file
+        names the epoch of the attempt writing it): a newer attempt's write under way is kept.
+        """
         if not self.data_dir.is_dir():
             return
         for entry in os.scandir(self.data_dir):
             match = _TEMP_PART.match(entry.name)
-            if match and first <= int(match.group(1)) < stop:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+            if not match or not first <= int(match.group(1)) < stop:
+                continue
+            if below_epoch is not None and match.group(2) is not None and int(match.group(2)) >= below_epoch:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
     def shard_ranges(self) -> list[range]:
         """The row-group ranges of every shard directory, sorted by first group."""
@@ -141,19 +148,20 @@ def table_from_columns(
 
 
 def write_group_file(
-    layout: OutputLayout, row_group: int, names: Sequence[str], data: Mapping[str, list[Any]]
+    layout: OutputLayout, row_group: int, names: Sequence[str], data: Mapping[str, list[Any]], epoch: int = 0
 ) -> int:
     """Write one finished row group durably, unless its file exists; returns the file's rows.
 
     *data* maps ``_row`` and every name in *names* to the values of the group's live rows.
     When another attempt wrote the group first, its file stays and its row count is returned.
+    *epoch*, the writing attempt's, is part of the temporary file's name.
     """
     _, pq = require_pyarrow("writing row groups to output_dir")
     table = table_from_columns([ROW_COLUMN, *names], data, where=f"row group {row_group}")
     path = layout.part_path(row_group)
     if path.exists():  # another attempt finished the group first: skip encoding it again
         return read_group_rows(path)
-    if create_once(path, lambda handle: pq.write_table(table, handle)):
+    if create_once(path, lambda handle: pq.write_table(table, handle), tag=f"e{epoch:06d}"):
         return int(table.num_rows)
     return read_group_rows(path)
 

@@ -425,7 +425,10 @@ class ShardRunner:
             data = dict(group.columns)
             data[ROW_COLUMN] = list(range(group.base, group.base + group.size))
         if self.writer is not None and self.layout is not None:
-            self.writes[rg] = self.writer.submit(write_group_file, self.layout, rg, self.output_names, data)
+            epoch = self.store.epoch if self.store is not None else 0
+            self.writes[rg] = self.writer.submit(
+                write_group_file, self.layout, rg, self.output_names, data, epoch
+            )
             self.writes[rg].add_done_callback(self._write_done)
         else:
             self.memory[rg] = data

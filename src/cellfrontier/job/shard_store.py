@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from cellfrontier.job.job import Job
 
 __all__ = ["ResumedShard", "ShardStore", "finished_in_tracker"]
+
+_CHECKPOINT_TEMP = re.compile(r"^\.epoch-(\d+)\.ckpt\..*" + re.escape(TEMP_SUFFIX) + "$")
 
 
 @dataclass
@@ -102,11 +105,13 @@ class ShardStore:
         register_shards(layout, [range(self.first, self.stop)])
         self.claim = claim_epoch(self.directory, self.attempt)
         self.refuse_if_superseded("before starting")
-        layout.remove_temporaries(self.first, self.stop)
+        layout.remove_temporaries(self.first, self.stop, below_epoch=self.claim.epoch)
         self._remove_older_temporaries()
-        written = layout.written_groups(self.first, self.stop)
         state = ResumedShard(tracker)
         checkpoint = latest_checkpoint(layout, range(self.first, self.stop), below=self.claim.epoch)
+        # Listed after the checkpoint is read: a group the checkpoint holds as written (its file
+        # was durable before the save) is then in the listing, even if a stale attempt wrote it.
+        written = layout.written_groups(self.first, self.stop)
         if checkpoint is not None:
             self._restore(state, checkpoint, written, output_names)
         columns = [p.name for p in plans]
@@ -130,10 +135,11 @@ class ShardStore:
             )
 
     def _remove_older_temporaries(self) -> None:
-        """Delete checkpoint temp files that killed attempts left in the shard's directory."""
+        """Delete checkpoint temp files that older attempts (killed ones) left in the shard's directory."""
         with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
             for entry in entries:
-                if entry.name.startswith(".epoch-") and entry.name.endswith(TEMP_SUFFIX):
+                match = _CHECKPOINT_TEMP.match(entry.name)
+                if match and int(match.group(1)) < self.epoch:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
 
