@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import time
 import traceback
@@ -65,6 +66,8 @@ if TYPE_CHECKING:
     from cellfrontier.job.job import Job, JobResult
 
 __all__ = ["DEFAULT_SHARDS_PER_THREAD", "ShardOutcome", "run_on_cluster", "run_shard_task"]
+
+logger = logging.getLogger("cellfrontier.job")
 
 DEFAULT_SHARDS_PER_THREAD = 4
 """Shards per worker thread when ``shards`` is not given: enough for the scheduler to even out
@@ -189,6 +192,13 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
         message = event[1]
         board.update(int(message["shard"]), message)
 
+    logger.info(
+        "job on %d shards (%d already finished); Dask retries per shard %d, scheduler allowed-failures %s",
+        len(plan),
+        len(finished),
+        shard_retries,
+        _allowed_failures(client),
+    )
     client.subscribe_topic(topic, on_event)
     worker_job = job._for_workers(max(job.progress_interval, WORKER_PROGRESS_INTERVAL))
     done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -233,6 +243,14 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
         columns=tuple(name for p in job._column_plans() for name in p.outputs),
         workers=[o.worker for o in ordered],
     )
+
+
+def _allowed_failures(client: Any) -> int | str:
+    """The scheduler's ``allowed-failures`` (worker deaths a task survives), for the log."""
+    try:
+        return int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
+    except Exception:  # a scheduler that does not run client functions: the log says so
+        return "unknown"
 
 
 def _gather(
