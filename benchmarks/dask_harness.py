@@ -138,10 +138,11 @@ def report(rows: int, rounds: int) -> dict[str, Any]:
         clients = {"1 worker": one, "2 workers": two}
         for configuration in CONFIGURATIONS:  # warm up, and check the output once per configuration
             assert run(configuration, 20_000, clients, check=True).checked
-        parallelism = machine_parallelism()
+        parallelism: list[float] = []
         best: dict[str, JobFigures] = {}
         runs: dict[str, list[float]] = {c: [] for c in CONFIGURATIONS}
         for _ in range(rounds):
+            parallelism.append(machine_parallelism())  # the machine as this round found it
             for configuration in CONFIGURATIONS:
                 figures = run(configuration, rows, clients)
                 assert figures.records == rows
@@ -160,6 +161,7 @@ def report(rows: int, rounds: int) -> dict[str, Any]:
         "machine_parallelism": parallelism,
     }
     print(f"J12, {rows:,} rows, best of {rounds} (load average at start: {load})")
+    print("runs (s):", {c: [round(x, 2) for x in v] for c, v in runs.items()})
     print("| configuration | s | rows/s | CPU us/task | cores used |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for configuration in CONFIGURATIONS:
@@ -171,7 +173,9 @@ def report(rows: int, rounds: int) -> dict[str, Any]:
     print(
         f"\n2 workers over 1 worker: {results['speedup_two_workers_over_one']:.2f}x (target >= 1.7x); "
         f"1 worker over local: {100 * results['overhead_one_worker_over_local']:+.1f}% (target < 10%)\n"
-        f"the machine meanwhile: two CPU-bound processes {parallelism:.2f}x as fast as one (2.00 when idle)"
+        "the machine before each round: two CPU-bound processes "
+        + ", ".join(f"{p:.2f}x" for p in parallelism)
+        + " as fast as one (2.00 when idle)"
     )
     print("settings:", json.dumps(results["settings"]))
     return results
