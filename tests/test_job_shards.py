@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from job_support import needs_pyarrow
 
-from cellfrontier import CheckpointError, ErrorRateExceededError, Job, OutputDirError, StaleShardError
+from cellfrontier import (
+    CheckpointError,
+    ErrorRateExceededError,
+    InvalidArgumentError,
+    Job,
+    OutputDirError,
+    StaleShardError,
+)
 from cellfrontier.job import OutputLayout, latest_checkpoint, merged_job_state, shard_states
 from cellfrontier.job import shard_store as shard_store_module
 from cellfrontier.job.fencing import claim_epoch, claimed_epochs
@@ -262,3 +269,30 @@ def test_an_attempt_removes_only_older_attempts_temporary_files(tmp_path: Path) 
         (layout.data_dir / name).write_bytes(b"")
     layout.remove_temporaries(0, 5, below_epoch=2)
     assert sorted(p.name for p in layout.data_dir.iterdir()) == sorted(names[2:])
+
+
+def test_a_cluster_run_without_dask_installed_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from cellfrontier import Job, MissingDependencyError\n"
+        "from cellfrontier.simulate.job_workloads import build_j12_graph, j12_generators\n"
+        f"job = Job(build_j12_graph(), j12_generators(), 1500, output_dir={str(tmp_path / 'out')!r})\n"
+        "try:\n    job.run(client=object())\nexcept MissingDependencyError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "pip install 'cellfrontier[dask]'" in out.stdout
+    assert not (tmp_path / "out").exists()  # refused before touching the directory
+
+
+def test_cluster_runs_need_an_output_dir_and_sane_options() -> None:
+    pytest.importorskip("distributed")
+    job = Job(build_j12_graph(), j12_generators(), 1500)
+    with pytest.raises(InvalidArgumentError, match="needs output_dir"):
+        job.run(client=object())
+    with pytest.raises(InvalidArgumentError, match="row_groups= is for local runs"):
+        job.run(client=object(), row_groups=range(0, 1))
+    with pytest.raises(InvalidArgumentError, match="needs client="):
+        job.run(shards=4)
