@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cellfrontier import CompletionTracker, SliceRef
-from cellfrontier.job import OutputLayout, load_checkpoint
+from cellfrontier.job import OutputLayout, latest_checkpoint
 from cellfrontier.simulate.job_workloads import J12_COLUMNS, build_j12_graph, j12_generators
 
 
@@ -85,19 +85,21 @@ class LoggedAsyncCell(LoggedCell):
 class LoggedBatch:
     """A plain full-column generator that logs its call (keyed by row group) first."""
 
-    def __init__(self, name: str, fn: Callable[[Mapping[str, Any]], Any], log: CallLog) -> None:
-        self.name, self.fn, self.log = name, fn, log
+    def __init__(
+        self, name: str, fn: Callable[[Mapping[str, Any]], Any], log: CallLog, buffer: int = BUFFER
+    ) -> None:
+        self.name, self.fn, self.log, self.buffer = name, fn, log, buffer
 
     def __call__(self, batch: Mapping[str, Any]) -> Any:
-        self.log.record(self.name, batch["_row"][0] // BUFFER)
+        self.log.record(self.name, batch["_row"][0] // self.buffer)
         return self.fn(batch)
 
 
-def logged_j12(log: CallLog, *, async_cells: bool = False) -> dict[str, Callable[..., Any]]:
+def logged_j12(log: Any, *, async_cells: bool = False, buffer: int = BUFFER) -> dict[str, Callable[..., Any]]:
     """J12's generators, each logging its calls to *log* (cell columns async if asked)."""
     cell_class = LoggedAsyncCell if async_cells else LoggedCell
     return {
-        name: (cell_class if name in CELL else LoggedBatch)(name, fn, log)
+        name: cell_class(name, fn, log) if name in CELL else LoggedBatch(name, fn, log, buffer)
         for name, fn in j12_generators().items()
     }
 
@@ -114,43 +116,44 @@ def read_calls(path: Path) -> list[list[tuple[str, int]]]:
     return runs
 
 
-def held_cells(output_dir: Path, rows: int) -> set[tuple[str, int]]:
-    """Every task the output directory holds as done: written groups' cells and the checkpoint's.
+def held_cells(output_dir: Path, rows: int, buffer: int = BUFFER) -> set[tuple[str, int]]:
+    """Every task the output directory holds as done: written groups' cells and the checkpoints'.
 
     Keys are ``(column, global row)`` for cells and ``(column, row group)`` for full columns,
-    like :class:`CallLog` lines.
+    like :class:`CallLog` lines.  Every shard's newest checkpoint counts.
     """
     layout = OutputLayout(output_dir)
-    groups = -(-rows // BUFFER)
+    groups = -(-rows // buffer)
     written = layout.written_groups(0, groups)
     held: set[tuple[str, int]] = set()
     for rg in written:
         for name, strategy, _ in J12_COLUMNS:
             if strategy == "cell_by_cell":
-                held.update((name, i) for i in range(rg * BUFFER, min(rows, (rg + 1) * BUFFER)))
+                held.update((name, i) for i in range(rg * buffer, min(rows, (rg + 1) * buffer)))
             else:
                 held.add((name, rg))
-    checkpoint = load_checkpoint(layout.checkpoint_path(0, groups))
-    if checkpoint is None:
-        return held
-    tracker = CompletionTracker.from_bytes(checkpoint.tracker, build_j12_graph())
-    for rg in tracker.active_row_groups():
-        if rg in written:
+    for shard in layout.shard_ranges():
+        checkpoint = latest_checkpoint(layout, shard)
+        if checkpoint is None:
             continue
-        size = min(BUFFER, rows - rg * BUFFER)
-        for name, strategy, _ in J12_COLUMNS:
-            if strategy == "cell_by_cell":
-                for r in range(size):
-                    if tracker.is_complete(SliceRef(name, rg, r)):
-                        held.add((name, rg * BUFFER + r))
-            elif tracker.is_complete(SliceRef(name, rg, None)):
-                held.add((name, rg))
+        tracker = CompletionTracker.from_bytes(checkpoint.tracker, build_j12_graph())
+        for rg in tracker.active_row_groups():
+            if rg in written:
+                continue
+            size = min(buffer, rows - rg * buffer)
+            for name, strategy, _ in J12_COLUMNS:
+                if strategy == "cell_by_cell":
+                    for r in range(size):
+                        if tracker.is_complete(SliceRef(name, rg, r)):
+                            held.add((name, rg * buffer + r))
+                elif tracker.is_complete(SliceRef(name, rg, None)):
+                    held.add((name, rg))
     return held
 
 
-def all_tasks(rows: int) -> Counter[tuple[str, int]]:
+def all_tasks(rows: int, buffer: int = BUFFER) -> Counter[tuple[str, int]]:
     """Every task of J12 at *rows*, once."""
-    groups = -(-rows // BUFFER)
+    groups = -(-rows // buffer)
     tasks: Counter[tuple[str, int]] = Counter()
     for name, strategy, _ in J12_COLUMNS:
         if strategy == "cell_by_cell":

@@ -15,7 +15,7 @@ from cellfrontier import (
     GeneratorOutputError,
     Job,
 )
-from cellfrontier.job import load_checkpoint
+from cellfrontier.job import OutputLayout, latest_checkpoint
 from cellfrontier.job.failures import RetryPolicy
 from cellfrontier.simulate.job_workloads import build_j12_graph, j12_expected_row, j12_generators
 
@@ -137,7 +137,7 @@ def test_too_many_failures_stop_the_job_after_checkpointing(tmp_path) -> None:
         job.run()
     assert "ConnectionError: endpoint refused" in str(info.value)
     assert 100 <= calls["h"] <= 1000  # stopped within the first batch's aftermath, long before 3,000
-    checkpoint = load_checkpoint(tmp_path / "o" / "checkpoints" / "shard-00000000-00000003.ckpt")
+    checkpoint = latest_checkpoint(OutputLayout(tmp_path / "o"), range(0, 3))
     assert checkpoint is not None
 
 

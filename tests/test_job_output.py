@@ -204,10 +204,16 @@ def test_a_shard_runs_only_its_row_groups(tmp_path) -> None:
     assert first.table(row_index=True).column("_row").to_pylist() == list(range(2000))
     tables = pa.concat_tables([first.table(row_index=True), second.table(row_index=True)])
     check_j12_output({name: tables.column(name).to_pylist() for name in tables.column_names}, 4500)
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "shard-00000000-00000002.ckpt",
-        "shard-00000002-00000005.ckpt",
-    ]
+    shards = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert shards == ["shard-00000000-00000002", "shard-00000002-00000005"]
+    for shard in shards:  # each shard: the claim of its one attempt and that attempt's checkpoint
+        assert sorted(p.name for p in (out / "checkpoints" / shard).iterdir()) == [
+            "claim-000001",
+            "epoch-000001.ckpt",
+        ]
+    whole = Job(build_j12_graph(), j12_generators(), 4500, output_dir=out).run()
+    assert (whole.tasks, whole.records) == (0, 4500)  # both shards finished: nothing runs again
+    assert [(s.row_groups, s.skipped) for s in whole.shards] == [(range(0, 2), True), (range(2, 5), True)]
 
 
 def test_base_install_needs_no_pyarrow_without_output_dir() -> None:

@@ -26,7 +26,8 @@ import pytest
 from job_support import CallLog, LoggedCell, all_tasks, held_cells, logged_j12, read_calls
 
 from cellfrontier import ErrorRateExceededError, Job, OutputDirError, StaleShardError
-from cellfrontier.job import OutputLayout, load_checkpoint
+from cellfrontier.job import OutputLayout, latest_checkpoint
+from cellfrontier.job.fencing import ShardClaim, claim_epoch
 from cellfrontier.job.state import save_checkpoint
 from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
 
@@ -187,31 +188,42 @@ def test_a_foreign_non_empty_directory_is_refused(tmp_path: Path) -> None:
 def test_overlapping_shard_checkpoints_are_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     Job(build_j12_graph(), j12_generators(), ROWS, output_dir=out).run(row_groups=range(0, 2))
-    with pytest.raises(OutputDirError, match=r"checkpoint of row groups \[0, 2\).*overlaps"):
+    with pytest.raises(OutputDirError, match=r"shard of row groups \[0, 2\), which overlaps.*\[1, 5\)"):
         Job(build_j12_graph(), j12_generators(), ROWS, output_dir=out).run(row_groups=range(1, 5))
 
 
-def test_a_run_stops_when_another_attempt_wrote_its_checkpoint(tmp_path: Path) -> None:
+def test_a_run_stops_when_a_newer_attempt_claimed_its_shard(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    generators = _stop_at(out, 2_000, tmp_path)
-    path = OutputLayout(out).checkpoint_path(0, 5)
+    generators = _stop_at(out, 2_000, tmp_path)  # epoch 1 stops early; the run below is epoch 2
+    layout = OutputLayout(out)
+    directory = layout.shard_dir(0, 5)
     inner = j12_generators()["final"]
-    pending = [path]
+    newer: list[ShardClaim] = []
+    files_at_claim: dict[str, bytes] = {}
 
     def final(row: dict[str, Any]) -> Any:
-        if pending:  # on the first call, another attempt of the same shard saves its checkpoint
-            checkpoint = load_checkpoint(pending.pop())
+        if not newer:  # on the first call, a newer attempt claims the shard and saves a checkpoint
+            newer.append(claim_epoch(directory, "another-attempt"))
+            checkpoint = latest_checkpoint(layout, range(0, 5))
             assert checkpoint is not None
-            checkpoint.attempt, checkpoint.seq = "another-attempt", checkpoint.seq + 5
-            save_checkpoint(path, checkpoint)
+            checkpoint.attempt, checkpoint.epoch = "another-attempt", newer[0].epoch
+            save_checkpoint(newer[0].checkpoint_path, checkpoint)
+            files_at_claim.update({p.name: p.read_bytes() for p in directory.glob("epoch-*.ckpt")})
         return inner(row)
 
     generators["final"] = LoggedCell("final", final, generators["final"].log)  # same identity
     job = Job(build_j12_graph(), generators, ROWS, output_dir=out, checkpoint_every=100)
-    with pytest.raises(StaleShardError, match="another run wrote"):
+    with pytest.raises(StaleShardError, match=r"a newer attempt \(epoch 3\) claimed row groups \[0, 5\)"):
         job.run()
-    after = load_checkpoint(path)
-    assert after is not None and after.attempt == "another-attempt"  # it was not overwritten
+    assert "epoch-000003.ckpt" in files_at_claim
+    assert {p.name: p.read_bytes() for p in directory.glob("epoch-*.ckpt")} == files_at_claim
+    after = latest_checkpoint(layout, range(0, 5))
+    assert after is not None and (after.attempt, after.epoch) == ("another-attempt", 3)
+    generators["final"] = LoggedCell("final", inner, generators["final"].log)
+    resumed = Job(build_j12_graph(), generators, ROWS, output_dir=out).run()  # epoch 4 takes over
+    assert resumed.resumed and resumed.shards[0].epoch == 4
+    check_j12_output(resumed.to_pydict(row_index=True), ROWS)
+    assert [p.name for p in directory.glob("epoch-*.ckpt")] == ["epoch-000004.ckpt"]
 
 
 def test_a_finished_job_runs_nothing_again(tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ __all__ = [
     "ErrorRateExceededError",
     "GeneratorMappingError",
     "GeneratorOutputError",
+    "JobCancelledError",
     "JobInterruptedError",
     "MissingDependencyError",
     "OutputDirError",
     "RunningLoopError",
+    "ShardLostError",
     "StaleShardError",
 ]
 
@@ -41,7 +43,15 @@ class ErrorRateExceededError(CellFrontierError, RuntimeError):
 
 
 class StaleShardError(CellFrontierError, RuntimeError):
-    """Another attempt wrote this shard's checkpoint since this one started: it stops without writing."""
+    """A newer attempt claimed this shard since this one started: this one stops without writing."""
+
+
+class JobCancelledError(CellFrontierError, RuntimeError):
+    """A shard's cluster task was cancelled (its client went away); the shard checkpointed and stopped."""
+
+
+class ShardLostError(CellFrontierError, RuntimeError):
+    """A shard lost more workers than the Dask scheduler's ``allowed-failures`` (its checkpoint is kept)."""
 
 
 class JobInterruptedError(CellFrontierError, RuntimeError):

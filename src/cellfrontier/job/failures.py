@@ -7,10 +7,18 @@ retry is an entry in a timer heap, never a sleep).  After the last retry the row
 
 from __future__ import annotations
 
+import heapq
+import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["GeneratorFailure", "RetryPolicy"]
+if TYPE_CHECKING:
+    from cellfrontier.job.buffers import GroupBuffers
+    from cellfrontier.job.generators import ColumnPlan
+
+__all__ = ["FailureBook", "GeneratorFailure", "RetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +64,48 @@ class GeneratorFailure:
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else f"row group {self.row_group}"
         return f"{self.column!r} at {where} (attempt {self.attempt}): {self.error_type}: {self.message}"
+
+
+class FailureBook:
+    """A shard's failed calls: how often each failing task failed, the retries due, the first errors.
+
+    A task is keyed ``(column index, row group, row)`` (row None for a full-column task);
+    ``attempts`` holds only tasks that failed and have not yet succeeded or been dropped, so
+    the success path pays one emptiness check while nothing is failing.
+    """
+
+    def __init__(self, retry: RetryPolicy, keep_errors: int) -> None:
+        self.retry = retry
+        self.keep_errors = keep_errors
+        self.errors = 0
+        self.samples: list[GeneratorFailure] = []
+        self.attempts: dict[tuple[int, int, int | None], int] = {}
+        self.heap: list[tuple[float, int, int, Any, int | None]] = []
+        """``(due, sequence, column index, group, row)``: retries waiting for their backoff."""
+        self._sequence = 0
+
+    def record(self, plan: ColumnPlan, group: GroupBuffers, row: int | None, exc: Exception) -> bool:
+        """Count a failure; True when the task will be retried, False when its retries are spent."""
+        self.errors += 1
+        key = (plan.index, group.row_group, row)
+        attempt = self.attempts.get(key, 0) + 1
+        if len(self.samples) < self.keep_errors:
+            global_row = None if row is None else group.base + row
+            self.samples.append(
+                GeneratorFailure.from_exception(plan.name, group.row_group, global_row, attempt, exc)
+            )
+        if attempt <= self.retry.retries:
+            self.attempts[key] = attempt
+            self._sequence += 1
+            due = time.monotonic() + self.retry.delay(attempt)
+            heapq.heappush(self.heap, (due, self._sequence, plan.index, group, row))
+            return True
+        self.attempts.pop(key, None)
+        return False
+
+    def due(self, now: float) -> Iterator[tuple[int, Any, int | None]]:
+        """Pop the retries whose time has come: ``(column index, group, row)`` each."""
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            _, _, index, group, row = heapq.heappop(heap)
+            yield index, group, row

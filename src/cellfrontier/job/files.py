@@ -1,8 +1,12 @@
-"""Durable file replacement: temp file in the same directory, fsync, rename, directory fsync.
+"""Durable files: written to a temporary file in the same directory, fsynced, then put in place.
 
-A reader sees the old file or the new one, never a mix; after the call returns the new file
-survives a power loss.  A process killed midway may leave its hidden temporary file
-(``.<name>.<random>.tmp``) behind; nothing reads those, and the job removes its own on resume.
+:func:`replace_atomically` renames the temporary file over the target: a reader sees the old
+file or the new one, never a mix.  :func:`create_once` hard-links it to the target instead,
+which fails when the target exists: the first writer wins and later writers keep nothing, so
+a file once written never changes (the job's row-group files, written by whichever attempt of
+a shard finishes the group first).  After either call returns, the file survives a power loss.
+A process killed midway may leave its hidden temporary file (``.<name>.<random>.tmp``) behind;
+nothing reads those, and the job removes its own on resume.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["TEMP_SUFFIX", "fsync_directory", "replace_atomically"]
+__all__ = ["TEMP_SUFFIX", "create_once", "fsync_directory", "replace_atomically"]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -47,3 +51,39 @@ def replace_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO],
             os.unlink(temp)
         raise
     fsync_directory(directory or ".")
+
+
+def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, tag: str = "") -> bool:
+    """Write *path* through ``write(file)`` unless it exists; True when this call created it.
+
+    The content is complete before the name appears (temp file, fsync, hard link), and an
+    existing file is never replaced.  On a filesystem without hard links the file is renamed
+    into place after checking that it is absent, which leaves a short window in which two
+    writers may both succeed (the later one replacing the earlier one, whole).  *tag* goes
+    into the temporary file's name (``.<name>.<tag>.<random>.tmp``), to tell whose it is.
+    """
+    directory, name = os.path.split(os.fspath(path))
+    prefix = f".{name}.{tag}." if tag else f".{name}."
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        except FileNotFoundError:  # the temporary file was removed meanwhile (by a newer writer)
+            if os.path.exists(path):
+                return False
+            raise
+        except OSError:  # no hard links here (some network and FUSE filesystems)
+            if os.path.exists(path):
+                return False
+            os.replace(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    fsync_directory(directory or ".")
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from cellfrontier.job.interrupts import StopSignals
 from cellfrontier.job.manifest import job_fingerprint
 from cellfrontier.job.output import ROW_COLUMN, OutputLayout, read_tables, require_pyarrow, table_from_columns
 from cellfrontier.job.progress import JobProgress
+from cellfrontier.job.sharding import ShardSummary
 
 __all__ = ["Job", "JobResult"]
 
@@ -70,7 +72,9 @@ class Job:
     - ``output_dir``: finished row groups are written there as Parquet (needs pyarrow), the
       job checkpoints every ``checkpoint_interval`` seconds (and every ``checkpoint_every``
       completed tasks when set) and on Ctrl-C / SIGTERM, and running the same job on the same
-      directory resumes it.  Without it, the output stays in memory.
+      directory resumes it.  Without it, the output stays in memory.  ``run(client=...)``
+      runs the job on a Dask cluster (``output_dir`` then required, on storage the workers
+      share).
     - ``progress``: a callback receiving :class:`JobProgress` every ``progress_interval``
       seconds; ``progress_bar``: True/False forces the stderr bar on or off, None (default)
       draws it on a terminal and logs to ``cellfrontier.job`` every ``log_interval`` seconds
@@ -168,10 +172,10 @@ class Job:
         state["_plans"] = None
         return state
 
-    def _shard(self, row_groups: range | None) -> range:
+    def _requested(self, row_groups: range | None) -> range | None:
         total = self.num_row_groups
         if row_groups is None:
-            return range(total)
+            return None
         if not isinstance(row_groups, range) or row_groups.step != 1:
             raise InvalidArgumentError(f"run() needs row_groups as a range with step 1, got {row_groups!r}")
         if not 0 <= row_groups.start <= row_groups.stop <= total:
@@ -180,11 +184,39 @@ class Job:
 
     # -- running ---------------------------------------------------------------------------
 
-    def run(self, *, row_groups: range | None = None) -> JobResult:
-        """Run the job (or the shard ``row_groups``, a contiguous range of row-group ids) to the end.
+    def run(
+        self,
+        *,
+        row_groups: range | None = None,
+        client: Any = None,
+        shards: int | None = None,
+        shard_retries: int = 2,
+    ) -> JobResult:
+        """Run the job to the end (or only the shard ``row_groups``, a contiguous range of row groups).
 
         Blocks.  From inside a running event loop use ``await job.run_async()`` instead.
+
+        With ``client`` (a ``distributed.Client``) the job runs on that Dask cluster: its row
+        groups are cut into ``shards`` contiguous ranges (by default four per worker thread),
+        each a Dask task running the shard on a worker, resumable from its own checkpoint under
+        ``output_dir`` (required, and visible to every worker and to this process).  A shard
+        attempt that raises is retried ``shard_retries`` times by Dask; a worker lost while it
+        runs a shard counts against the scheduler's ``distributed.scheduler.allowed-failures``
+        instead.  See :func:`cellfrontier.job.cluster.run_on_cluster`.
         """
+        if client is not None:
+            if row_groups is not None:
+                raise InvalidArgumentError(
+                    "run(client=...) runs the whole job; row_groups= is for local runs"
+                )
+            from cellfrontier.job.cluster import run_on_cluster
+
+            return run_on_cluster(self, client, shards=shards, shard_retries=shard_retries)
+        if shards is not None:
+            raise InvalidArgumentError(
+                "run(shards=...) cuts a job for a cluster and needs client=; a local run runs the shards "
+                "its output_dir holds, or one over the whole job"
+            )
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -193,9 +225,9 @@ class Job:
             raise RunningLoopError(
                 "Job.run() cannot be called from a running event loop; use `await job.run_async()`"
             )
-        shard = self._shard(row_groups)
+        shard = self._requested(row_groups)
         with StopSignals() as signals:
-            return asyncio.run(self._run_shard(shard, signals))
+            return asyncio.run(self._run_local(shard, signals))
 
     async def run_async(self, *, row_groups: range | None = None) -> JobResult:
         """Run the job on the current event loop (see :meth:`run`).
@@ -205,14 +237,23 @@ class Job:
         (asyncio's own Ctrl-C handler cancels the main task and returns), the job raises
         :class:`JobInterruptedError`.
         """
-        shard = self._shard(row_groups)
+        shard = self._requested(row_groups)
         with StopSignals() as signals:
-            return await self._run_shard(shard, signals)
+            return await self._run_local(shard, signals)
 
-    async def _run_shard(self, shard: range, signals: StopSignals) -> JobResult:
-        from cellfrontier.job.runner import ShardRunner
+    async def _run_local(self, shard: range | None, signals: StopSignals) -> JobResult:
+        from cellfrontier.job.local_run import run_locally
 
-        return await ShardRunner(self, shard).run(signals)
+        return await run_locally(self, shard, signals)
+
+    def _for_workers(self, progress_interval: float) -> Job:
+        """A copy to ship to cluster workers: no progress callback or bar (the client shows progress)."""
+        clone = copy.copy(self)
+        clone.progress = None
+        clone.progress_bar = False
+        clone.progress_interval = progress_interval
+        clone._plans = None
+        return clone
 
     def __repr__(self) -> str:
         return (
@@ -231,7 +272,11 @@ class JobResult:
     ``seconds`` is wall time and ``cpu_seconds`` the process's CPU time over the run.
     ``peak_active_row_groups`` is the most groups computing at once; ``peak_held_row_groups``
     adds the finished ones still waiting for their file to be written (their buffers are
-    held until then).
+    held until then).  ``shards`` tells what each shard did (one for a single-shard run).
+
+    A run of several shards (on a cluster, or a local run finishing them) sums the counts;
+    its ``cpu_seconds`` is the sum of the shards' own CPU time, each measured in the process
+    that ran it, and its peaks are the largest of any one shard.
     """
 
     records: int
@@ -248,6 +293,8 @@ class JobResult:
     output_dir: Path | None
     columns: tuple[str, ...]
     memory: dict[int, dict[str, list[Any]]] | None = field(default=None, repr=False)
+    shards: tuple[ShardSummary, ...] = field(default=(), repr=False)
+    """What each shard did: its row groups, the epoch of its attempt, its counts and timing."""
 
     def to_pydict(self, *, row_index: bool = False) -> dict[str, list[Any]]:
         """The output as ``{column: values}`` in global row order (needs pyarrow with output_dir)."""

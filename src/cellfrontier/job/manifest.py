@@ -10,6 +10,7 @@ admission settings are not part of it: they change how a job runs, not what it w
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any, BinaryIO
@@ -19,7 +20,7 @@ from cellfrontier.job.errors import OutputDirError
 from cellfrontier.job.files import TEMP_SUFFIX, replace_atomically
 from cellfrontier.job.output import OutputLayout
 
-__all__ = ["MANIFEST_FORMAT", "job_fingerprint", "prepare_output_dir"]
+__all__ = ["MANIFEST_FORMAT", "job_digest", "job_fingerprint", "prepare_output_dir"]
 
 MANIFEST_FORMAT = "cellfrontier-job"
 MANIFEST_VERSION = 1
@@ -42,6 +43,12 @@ def job_fingerprint(
         "num_records": num_records,
         "buffer_size": buffer_size,
     }
+
+
+def job_digest(fingerprint: Mapping[str, Any]) -> str:
+    """A short stable digest of a fingerprint, stamped on checkpoints to tie them to their job."""
+    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def _differences(found: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:

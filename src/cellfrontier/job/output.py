@@ -5,13 +5,18 @@
     output_dir/
       cellfrontier-job.json                    manifest: which job this directory holds
       data/part-00000000.parquet               one file per finished row group (id zero-padded)
-      checkpoints/shard-00000000-00000100.ckpt  one checkpoint per shard (range of row groups)
+      checkpoints/shard-00000000-00000100/     one directory per shard (a range of row groups)
+        claim-000002                           an attempt's epoch, claimed atomically
+        epoch-000002.ckpt                      that attempt's checkpoint
 
-A row group's file name depends only on its id, so writing a group again (a retried shard,
-a resumed run) replaces the same file; the write is atomic and durable (temp file, fsync,
-rename, directory fsync), so a reader sees a whole file or none.  Every file holds a ``_row``
-column of global row indices first, then the job's columns in topological order with each
-column's side-effect aliases right after it; dropped rows are absent.
+A row group's file name depends only on its id and is written once: the content goes to a
+temporary file, is fsynced, and is hard-linked into place only if no file of that name exists
+(see :func:`~cellfrontier.job.files.create_once`).  A second writer of the same group (a
+retried shard, an attempt that outlived its retry) keeps the existing file and counts its rows
+instead, so a reader sees a whole file or none, and a file once written never changes.  Every
+file holds a ``_row`` column of global row indices first, then the job's columns in
+topological order with each column's side-effect aliases right after it; dropped rows are
+absent.
 
 pyarrow is imported only here and only when needed: the base install stays numpy-only.
 """
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cellfrontier.job.errors import GeneratorOutputError, MissingDependencyError
-from cellfrontier.job.files import TEMP_SUFFIX, replace_atomically
+from cellfrontier.job.files import TEMP_SUFFIX, create_once
 
 __all__ = [
     "ROW_COLUMN",
@@ -40,8 +45,8 @@ __all__ = [
 ROW_COLUMN = "_row"
 MANIFEST_NAME = "cellfrontier-job.json"
 _PART = re.compile(r"^part-(\d+)\.parquet$")
-_TEMP_PART = re.compile(r"^\.part-(\d+)\.parquet\..*" + re.escape(TEMP_SUFFIX) + "$")
-_CHECKPOINT = re.compile(r"^shard-(\d+)-(\d+)\.ckpt$")
+_TEMP_PART = re.compile(r"^\.part-(\d+)\.parquet\.(?:e(\d+)\.)?.*" + re.escape(TEMP_SUFFIX) + "$")
+_SHARD_DIR = re.compile(r"^shard-(\d+)-(\d+)$")
 
 
 def require_pyarrow(what: str) -> tuple[Any, Any]:
@@ -77,8 +82,9 @@ class OutputLayout:
     def part_path(self, row_group: int) -> Path:
         return self.data_dir / f"part-{row_group:08d}.parquet"
 
-    def checkpoint_path(self, first: int, stop: int) -> Path:
-        return self.checkpoint_dir / f"shard-{first:08d}-{stop:08d}.ckpt"
+    def shard_dir(self, first: int, stop: int) -> Path:
+        """The directory of the shard ``[first, stop)``: its epoch claims and checkpoints."""
+        return self.checkpoint_dir / f"shard-{first:08d}-{stop:08d}"
 
     def create(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,26 +101,33 @@ class OutputLayout:
                 found[int(match.group(1))] = Path(entry.path)
         return found
 
-    def remove_temporaries(self, first: int, stop: int) -> None:
-        """Delete temporary files that a killed writer of groups in ``[first, stop)`` left."""
+    def remove_temporaries(self, first: int, stop: int, *, below_epoch: int | None = None) -> None:
+        """Delete temporary files that killed writers of groups in ``[first, stop)`` left.
+
+        With *below_epoch*, only those of attempts older than that epoch (a temporary file
+        names the epoch of the attempt writing it): a newer attempt's write under way is kept.
+        """
         if not self.data_dir.is_dir():
             return
         for entry in os.scandir(self.data_dir):
             match = _TEMP_PART.match(entry.name)
-            if match and first <= int(match.group(1)) < stop:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+            if not match or not first <= int(match.group(1)) < stop:
+                continue
+            if below_epoch is not None and match.group(2) is not None and int(match.group(2)) >= below_epoch:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
-    def checkpoints(self) -> dict[tuple[int, int], Path]:
-        """Every shard checkpoint in the directory, by ``(first, stop)``."""
-        found: dict[tuple[int, int], Path] = {}
+    def shard_ranges(self) -> list[range]:
+        """The row-group ranges of every shard directory, sorted by first group."""
+        found: list[range] = []
         if not self.checkpoint_dir.is_dir():
             return found
         for entry in os.scandir(self.checkpoint_dir):
-            match = _CHECKPOINT.match(entry.name)
-            if match:
-                found[(int(match.group(1)), int(match.group(2)))] = Path(entry.path)
-        return found
+            match = _SHARD_DIR.match(entry.name)
+            if match and entry.is_dir():
+                found.append(range(int(match.group(1)), int(match.group(2))))
+        return sorted(found, key=lambda r: (r.start, r.stop))
 
 
 def table_from_columns(
@@ -135,16 +148,22 @@ def table_from_columns(
 
 
 def write_group_file(
-    layout: OutputLayout, row_group: int, names: Sequence[str], data: Mapping[str, list[Any]]
+    layout: OutputLayout, row_group: int, names: Sequence[str], data: Mapping[str, list[Any]], epoch: int = 0
 ) -> int:
-    """Write one finished row group durably; returns its number of rows.
+    """Write one finished row group durably, unless its file exists; returns the file's rows.
 
     *data* maps ``_row`` and every name in *names* to the values of the group's live rows.
+    When another attempt wrote the group first, its file stays and its row count is returned.
+    *epoch*, the writing attempt's, is part of the temporary file's name.
     """
     _, pq = require_pyarrow("writing row groups to output_dir")
     table = table_from_columns([ROW_COLUMN, *names], data, where=f"row group {row_group}")
-    replace_atomically(layout.part_path(row_group), lambda handle: pq.write_table(table, handle))
-    return int(table.num_rows)
+    path = layout.part_path(row_group)
+    if path.exists():  # another attempt finished the group first: skip encoding it again
+        return read_group_rows(path)
+    if create_once(path, lambda handle: pq.write_table(table, handle), tag=f"e{epoch:06d}"):
+        return int(table.num_rows)
+    return read_group_rows(path)
 
 
 def read_group_rows(path: Path) -> int:

@@ -1,20 +1,22 @@
-"""A shard's checkpoint: the tracker's state and the buffered values of its active groups.
+"""An attempt's checkpoint of a shard: the tracker's state and the buffered values of its active groups.
 
-One file per shard (a range of row groups), replaced atomically (temp file, fsync, rename),
-so the tracker's state and the values it reports as done are always committed together.
-Layout::
+Each attempt of a shard (a range of row groups) writes its own file,
+``checkpoints/shard-<first>-<stop>/epoch-<epoch>.ckpt``, named by the epoch it claimed (see
+:mod:`cellfrontier.job.fencing`), and replaces it atomically (temp file, fsync, rename) at
+every save, so the tracker's state and the values it reports as done are always committed
+together, and no attempt ever overwrites another's.  Layout::
 
     b"CFJOBCK\\n"                magic
     4 bytes, big endian          length of the JSON header
-    JSON header                  version, first, stop, seq, attempt, payload length and sha256
+    JSON header                  version, first, stop, epoch, seq, attempt, job (the manifest's
+                                 digest), records, dropped, final, payload length and sha256
     payload                      pickle of {"tracker": bytes, "groups": {rg: {column: values}},
                                             "stats": {...}}
 
 The values are pickled, so a checkpoint can hold any picklable value a generator returns;
 like any pickle, it must only be loaded from a directory you trust.  ``seq`` grows by one per
-save and ``attempt`` names the run that wrote it: a run checks, before each save, that the
-file on disk is still the one it last read or wrote, so a second attempt on the same shard
-(a retried shard on another worker) makes the first one stop instead of overwriting newer work.
+save of an attempt.  The header alone answers whether a shard is finished (``final``) and how
+many rows it wrote, without reading the payload.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 _MAGIC = b"CFJOBCK\n"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 _HEADER_LIMIT = 1 << 20
 
 
@@ -52,6 +54,9 @@ class ShardCheckpoint:
     seq: int
     attempt: str
     tracker: bytes
+    epoch: int = 0
+    job: str = ""
+    """Digest of the job's manifest: a checkpoint copied from another job's directory is refused."""
     groups: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -68,7 +73,12 @@ def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
             "first": checkpoint.first,
             "stop": checkpoint.stop,
             "seq": checkpoint.seq,
+            "epoch": checkpoint.epoch,
             "attempt": checkpoint.attempt,
+            "job": checkpoint.job,
+            "records": int(checkpoint.stats.get("records", 0)),
+            "dropped": int(checkpoint.stats.get("dropped", 0)),
+            "final": bool(checkpoint.stats.get("final", 0)),
             "payload_bytes": len(payload),
             "payload_sha256": hashlib.sha256(payload).hexdigest(),
         },
@@ -133,6 +143,8 @@ def load_checkpoint(path: Path) -> ShardCheckpoint | None:
         stop=int(header["stop"]),
         seq=int(header["seq"]),
         attempt=str(header["attempt"]),
+        epoch=int(header.get("epoch", 0)),
+        job=str(header.get("job", "")),
         tracker=data["tracker"],
         groups=data["groups"],
         stats=data.get("stats", {}),

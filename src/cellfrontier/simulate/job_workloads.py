@@ -424,6 +424,8 @@ def run_job_workload(
     latency: float | None = None,
     check: bool = True,
     progress_bar: bool | None = False,
+    client: Any = None,
+    shards: int | None = None,
     **job_options: Any,
 ) -> JobFigures:
     """Run job workload *name* (``J12`` or ``J12-LAT``) with *backend* and return its figures.
@@ -432,6 +434,9 @@ def run_job_workload(
     *use_temp_dir* (the default), or keeps the output in memory (``use_temp_dir=False``).
     With *check*, the output is compared cell by cell with the formulas after the timing.
     *latency* scales J12-LAT's delays (tests use milliseconds); *job_options* go to ``Job``.
+    With *client* (a ``distributed.Client``) the job runs on that Dask cluster, cut into
+    *shards* (the default: four per worker thread); its output directory must then be one
+    the workers can reach (a temporary directory on this machine is, for a local cluster).
     """
     workload = JOB_WORKLOADS.get(name.upper())
     if workload is None:
@@ -469,8 +474,10 @@ def run_job_workload(
             }
             options.update(job_options)
             job = Job(build_j12_graph(), workload.generators(latency), rows, **options)
-            result = job.run()
+            result = job.run(client=client, shards=shards) if client is not None else job.run()
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            if client is not None:  # the workers' CPU (the shards' own), not this client's
+                cpu = result.cpu_seconds
             tasks, records, dropped, peak = (
                 result.tasks,
                 result.records,

@@ -1,0 +1,302 @@
+"""Running a job on a Dask cluster: each shard a Dask task, one progress view on the client.
+
+``job.run(client=client)`` calls :func:`run_on_cluster`:
+
+1. The client prepares ``output_dir`` (the manifest), plans the shards (the ones the
+   directory already holds are kept, the rest of the row groups are cut into about four per
+   worker thread) and registers them, so every worker and any later run sees the same cut.
+2. Each unfinished shard becomes one Dask task, :func:`run_shard_task`, which runs the shard's
+   :class:`~cellfrontier.job.runner.ShardRunner` on the worker: its own event loop, its own
+   caps and admission, its own checkpoints (fenced by attempt epochs, see
+   :mod:`cellfrontier.job.fencing`), row-group files written once into the shared layout.
+3. Shards send their progress as small events (``Worker.log_event``) through the scheduler;
+   the client keeps the latest per shard in a :class:`~cellfrontier.job.progress.ProgressBoard`
+   and draws one bar (or calls the job's progress callback) for the whole job.
+4. The client gathers each shard's result into one :class:`~cellfrontier.job.job.JobResult`.
+
+Failures, and the Dask settings that govern them:
+
+- A worker that dies while running a shard (killed, out of memory, its machine lost): the
+  scheduler reschedules the shard on another worker, where the new attempt resumes from the
+  shard's newest checkpoint.  Dask counts such deaths against the scheduler's
+  ``distributed.scheduler.allowed-failures`` (default 3), not against ``retries``; past it the
+  shard fails with :class:`ShardLostError`.  Shards run for minutes, so raise it on clusters
+  whose workers come and go (preemptible machines), in the scheduler's configuration.
+- A shard attempt that raises an unexpected error (an I/O error on the shared storage, say) is
+  retried by Dask ``shard_retries`` times (``client.submit(..., retries=shard_retries)``), each
+  retry resuming from the checkpoint.  The job's own errors (a malformed generator value, too
+  many failed calls, a foreign directory, a newer attempt holding the shard) are returned
+  rather than raised, so Dask does not retry what would fail the same way again.
+- A shard whose task is cancelled (the client died or stopped waiting) notices it at its next
+  progress report (about once a second), checkpoints and stops.  Rerunning the job, on the
+  cluster or locally, resumes every shard from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cellfrontier.errors import CellFrontierError, InvalidArgumentError
+from cellfrontier.job.errors import JobCancelledError, MissingDependencyError, ShardLostError
+from cellfrontier.job.interrupts import StopSignals
+from cellfrontier.job.manifest import job_digest, prepare_output_dir
+from cellfrontier.job.output import OutputLayout
+from cellfrontier.job.progress import JobProgress, ProgressBoard, ProgressReporter, shard_snapshot
+from cellfrontier.job.runner import ShardRunner
+from cellfrontier.job.sharding import (
+    FinishedShard,
+    combine_results,
+    finished_shard,
+    plan_shards,
+    register_shards,
+    shard_baselines,
+)
+
+if TYPE_CHECKING:
+    from cellfrontier.job.job import Job, JobResult
+
+__all__ = ["DEFAULT_SHARDS_PER_THREAD", "ShardOutcome", "run_on_cluster", "run_shard_task"]
+
+logger = logging.getLogger("cellfrontier.job")
+
+DEFAULT_SHARDS_PER_THREAD = 4
+"""Shards per worker thread when ``shards`` is not given: enough for the scheduler to even out
+workers of unequal speed (the last shard to finish is at most a quarter of a worker's share),
+few enough that each shard's fixed cost (claiming, resuming, its checkpoint file) stays small."""
+WORKER_PROGRESS_INTERVAL = 1.0
+"""Seconds between a shard's progress events at least (and its checks for cancellation)."""
+
+
+def _require_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise MissingDependencyError(
+            "run(client=...) needs dask.distributed, which is not installed: pip install 'cellfrontier[dask]'"
+        ) from None
+    return distributed
+
+
+@dataclass(frozen=True)
+class ShardOutcome:
+    """What a shard task returns: its result, or the job error it stopped with (not retried)."""
+
+    first: int
+    stop: int
+    worker: str | None
+    result: JobResult | None = None
+    error: BaseException | None = None
+    error_traceback: str = ""
+    progress: dict[str, Any] | None = None
+    """The shard's last progress snapshot (its final one when it finished)."""
+
+
+# ---------------------------------------------------------------------- on the worker
+
+
+class _ShardProgressSender:
+    """The runner's progress callback on a worker: send an event, and stop if the task was cancelled."""
+
+    def __init__(self, worker: Any, key: Any, topic: str, index: int) -> None:
+        self.worker, self.key, self.topic, self.index = worker, key, topic, index
+        self.runner: ShardRunner | None = None
+        self.last: dict[str, Any] | None = None
+
+    def __call__(self, progress: JobProgress) -> None:
+        store = self.runner.store if self.runner is not None else None
+        snapshot = shard_snapshot(progress, store.epoch if store is not None else 0)
+        snapshot["shard"] = self.index
+        self.last = snapshot
+        if self.worker is None:
+            return
+        with contextlib.suppress(Exception):  # progress is best effort: never fail a shard over it
+            self.worker.log_event(self.topic, snapshot)
+        if self._cancelled():
+            raise JobCancelledError(
+                f"the task of row groups {self.runner.first if self.runner else '?'}.. was cancelled "
+                "(its client stopped waiting); the shard checkpointed and stopped"
+            )
+
+    def _cancelled(self) -> bool:
+        task = self.worker.state.tasks.get(self.key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+
+def run_shard_task(job: Job, first: int, stop: int, index: int, topic: str) -> ShardOutcome:
+    """Dask task: run the shard ``[first, stop)`` of *job* on this worker, resuming from its checkpoint."""
+    distributed = _require_distributed()
+    try:
+        worker = distributed.get_worker()
+        key = distributed.worker.thread_state.key
+    except (ValueError, AttributeError):  # run outside a worker (a test calling it directly)
+        worker, key = None, None
+    sender = _ShardProgressSender(worker, key, topic, index)
+    runner = ShardRunner(job, range(first, stop), report=sender)
+    sender.runner = runner
+    address = getattr(worker, "address", None)
+    try:
+        result = asyncio.run(runner.run(StopSignals()))
+    except CellFrontierError as exc:  # the job's own errors: a retry would meet them again
+        return ShardOutcome(first, stop, address, error=exc, error_traceback=traceback.format_exc())
+    return ShardOutcome(first, stop, address, result=result, progress=sender.last)
+
+
+# ---------------------------------------------------------------------- on the client
+
+
+def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_retries: int = 2) -> JobResult:
+    """Run *job* on the Dask cluster of *client*; returns the whole job's result (see the module doc)."""
+    _require_distributed()
+    if job.output_dir is None:
+        raise InvalidArgumentError(
+            "run(client=...) needs output_dir: a directory that every worker and this process can reach"
+        )
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
+        raise InvalidArgumentError(f"run() needs shards as an integer >= 1, got {shards!r}")
+    if isinstance(shard_retries, bool) or not isinstance(shard_retries, int) or shard_retries < 0:
+        raise InvalidArgumentError(f"run() needs shard_retries as an integer >= 0, got {shard_retries!r}")
+    started = time.perf_counter()
+    layout = OutputLayout(Path(job.output_dir))
+    fingerprint = job._fingerprint()
+    prepare_output_dir(layout, fingerprint)
+    if shards is None:
+        shards = DEFAULT_SHARDS_PER_THREAD * max(1, sum(client.nthreads().values()))
+    plan = plan_shards(layout, job.num_row_groups, new_shards=shards)
+    register_shards(layout, plan)
+    written = set(layout.written_groups(0, job.num_row_groups))
+    digest = job_digest(fingerprint)
+    finished: dict[range, FinishedShard] = {}
+    for shard in plan:
+        done = finished_shard(layout, shard, digest, written)
+        if done is not None:
+            finished[shard] = done
+
+    board = ProgressBoard(shard_baselines(job, plan, finished, written))
+    reporter = ProgressReporter(
+        job.progress, job.progress_bar, interval=job.progress_interval, log_interval=job.log_interval
+    )
+    token = uuid.uuid4().hex[:12]
+    topic = f"cellfrontier-progress-{token}"
+
+    def on_event(event: tuple[float, Mapping[str, Any]]) -> None:
+        message = event[1]
+        board.update(int(message["shard"]), message)
+
+    logger.info(
+        "job on %d shards (%d already finished); Dask retries per shard %d, scheduler allowed-failures %s",
+        len(plan),
+        len(finished),
+        shard_retries,
+        _allowed_failures(client),
+    )
+    client.subscribe_topic(topic, on_event)
+    worker_job = job._for_workers(max(job.progress_interval, WORKER_PROGRESS_INTERVAL))
+    done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    futures: dict[Any, range] = {}
+    try:
+        for index, shard in enumerate(plan):
+            if shard in finished:
+                continue
+            future = client.submit(
+                run_shard_task,
+                worker_job,
+                shard.start,
+                shard.stop,
+                index,
+                topic,
+                key=f"cellfrontier-shard-{shard.start:08d}-{shard.stop:08d}-{token}",
+                retries=shard_retries,
+                pure=False,
+            )
+            futures[future] = shard
+            future.add_done_callback(done_queue.put)
+        outcomes = _gather(futures, done_queue, board, reporter)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures))
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(topic)
+    if reporter.active:
+        now = time.perf_counter()
+        reporter.emit(board.progress(now), now, final=True)
+    ordered = sorted(outcomes, key=lambda o: o.first)
+    results = [o.result for o in ordered if o.result is not None]
+    return combine_results(
+        results,
+        list(finished.values()),
+        row_groups=range(job.num_row_groups),
+        seconds=time.perf_counter() - started,
+        keep_errors=job.keep_errors,
+        output_dir=layout.root,
+        columns=tuple(name for p in job._column_plans() for name in p.outputs),
+        workers=[o.worker for o in ordered],
+    )
+
+
+def _allowed_failures(client: Any) -> int | str:
+    """The scheduler's ``allowed-failures`` (worker deaths a task survives), for the log."""
+    try:
+        return int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
+    except Exception:  # a scheduler that does not run client functions: the log says so
+        return "unknown"
+
+
+def _gather(
+    futures: Mapping[Any, range],
+    done_queue: queue.SimpleQueue[Any],
+    board: ProgressBoard,
+    reporter: ProgressReporter,
+) -> list[ShardOutcome]:
+    """Wait for every shard, showing progress meanwhile; raise the first failure."""
+    outcomes: list[ShardOutcome] = []
+    remaining = len(futures)
+    while remaining:
+        now = time.perf_counter()
+        if reporter.active and reporter.due(now):
+            reporter.emit(board.progress(now), now)
+        wait = max(0.01, reporter.next_due - time.perf_counter()) if reporter.active else 1.0
+        try:
+            future = done_queue.get(timeout=wait)
+        except queue.Empty:
+            continue
+        remaining -= 1
+        outcome = _outcome(future, futures[future])
+        if outcome.progress is not None:  # exact final figures, whatever events are still under way
+            board.update(int(outcome.progress["shard"]), outcome.progress)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _outcome(future: Any, shard: range) -> ShardOutcome:
+    distributed = _require_distributed()
+    try:
+        outcome: ShardOutcome = future.result()
+    except distributed.KilledWorker as exc:
+        raise ShardLostError(
+            f"the shard of row groups [{shard.start}, {shard.stop}) lost {exc.allowed_failures + 1} workers "
+            "while running, more than the scheduler's distributed.scheduler.allowed-failures="
+            f"{exc.allowed_failures} allows; its checkpoint is saved: run the job again to resume it "
+            "(and consider raising allowed-failures)"
+        ) from exc
+    if outcome.error is not None:
+        raise outcome.error from _RemoteTraceback(outcome.error_traceback)
+    return outcome
+
+
+class _RemoteTraceback(Exception):
+    """Carries the worker's traceback of a shard's error as the cause of the re-raised error."""
+
+    def __str__(self) -> str:
+        return f"\n(on the worker)\n{self.args[0]}"
