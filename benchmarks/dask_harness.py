@@ -56,7 +56,7 @@ def local_cluster(workers: int) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # loopback, a free port: never clashes with another cluster
             silence_logs=logging.ERROR,
         )
     try:

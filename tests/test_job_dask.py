@@ -50,7 +50,7 @@ def cluster() -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # loopback, a free port: never clashes with another cluster
             silence_logs=logging.CRITICAL,
         )
     try:

@@ -252,3 +252,12 @@ def test_collector_settings_are_tuned_during_the_run_and_restored() -> None:
     seen.clear()
     Job(build_j12_graph(), generators, 1200, progress_bar=False, tune_gc=False).run()
     assert seen[0] == (before, 0)
+
+
+def test_written_files_are_readable_by_others(tmp_path) -> None:
+    """Row-group files, checkpoints and the manifest get the usual 0644, not mkstemp's 0600."""
+    out = tmp_path / "out"
+    Job(build_j12_graph(), j12_generators(), 1_500, output_dir=out).run()
+    files = [p for p in out.rglob("*") if p.suffix in (".parquet", ".ckpt", ".json")]
+    assert any(p.suffix == ".parquet" for p in files) and any(p.suffix == ".ckpt" for p in files)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o644" for p in files}

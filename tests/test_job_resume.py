@@ -241,3 +241,63 @@ def test_a_manifest_write_killed_midway_does_not_block_the_directory(tmp_path: P
     result = Job(build_j12_graph(), j12_generators(), 1500, output_dir=out).run()
     assert result.records == 1500
     assert not list(out.glob(".*.tmp"))
+
+
+def test_inline_jobs_checkpoint_on_schedule(tmp_path: Path) -> None:
+    """Plain generators admit a group on almost every round; each round still checks for a save.
+
+    With ``checkpoint_every=1`` a save is due after every round that completed a task, so a
+    job of ten groups admitted one at a time saves at least once per group.
+    """
+    out = tmp_path / "out"
+    groups = 10
+    job = Job(
+        build_j12_graph(),
+        j12_generators(),
+        groups * 100,
+        buffer_size=100,
+        output_dir=out,
+        max_active_row_groups=1,
+        checkpoint_every=1,
+    )
+    result = job.run()
+    check_j12_output(result.to_pydict(row_index=True), groups * 100)
+    checkpoint = latest_checkpoint(OutputLayout(out), range(0, groups))
+    assert checkpoint is not None
+    assert checkpoint.seq >= groups
+
+
+def test_run_async_lets_other_coroutines_run(tmp_path: Path) -> None:
+    """Inline work hands the event loop over now and then: a ticker runs during the job."""
+    import asyncio
+
+    ticks: list[int] = []
+    calls = 0
+    inner = j12_generators()["h"]
+
+    def h(row: dict[str, Any]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls % 2000 == 0:  # make sure the job outlasts a few of the loop's hand-overs
+            import time
+
+            time.sleep(0.03)
+        return inner(row)
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ticks.append(calls)
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(ticker(stop))
+        generators = j12_generators()
+        generators["h"] = h
+        result = await Job(build_j12_graph(), generators, 20_000).run_async()
+        stop.set()
+        await task
+        check_j12_output(result.to_pydict(row_index=True), 20_000)
+
+    asyncio.run(main())
+    assert any(0 < t < 20_000 for t in ticks), "the ticker never ran while the job did"

@@ -17,9 +17,19 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["TEMP_SUFFIX", "create_once", "fsync_directory", "replace_atomically"]
+__all__ = ["FILE_MODE", "TEMP_SUFFIX", "create_once", "fsync_directory", "replace_atomically"]
 
 TEMP_SUFFIX = ".tmp"
+FILE_MODE = 0o644
+"""Mode of every file the job writes: ``mkstemp`` creates files private (0600), but a dataset
+and its checkpoints are read by other users and processes (a cluster's workers, a notebook)."""
+
+
+def _open_temporary(directory: str, prefix: str) -> tuple[int, str]:
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory or ".")
+    if hasattr(os, "fchmod"):  # POSIX
+        os.fchmod(fd, FILE_MODE)
+    return fd, temp
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:
@@ -39,7 +49,7 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
 def replace_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     """Write *path* through ``write(file)`` so that it appears whole or not at all."""
     directory, name = os.path.split(os.fspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory or ".")
+    fd, temp = _open_temporary(directory, f".{name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -64,7 +74,7 @@ def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], None],
     """
     directory, name = os.path.split(os.fspath(path))
     prefix = f".{name}.{tag}." if tag else f".{name}."
-    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory or ".")
+    fd, temp = _open_temporary(directory, prefix)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -74,6 +74,8 @@ _WRITER_THREADS = 2
 the GIL, so two overlap one another's disk waits and the loop's computing."""
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
+_MAX_SECONDS_WITHOUT_YIELD = 0.02
+"""Longest stretch of inline work before the loop lets other coroutines of the event loop run."""
 
 
 class _Stopped(Exception):
@@ -257,6 +259,7 @@ class ShardRunner:
         store = self.store
         checkpoint_every = self.job.checkpoint_every
         retry_heap = dispatch.retry_heap
+        yielded_at = clock()
         while True:
             if self.stop_signal is not None:
                 raise _Stopped()
@@ -277,19 +280,25 @@ class ShardRunner:
                 dispatch.launch()
             if dispatch.failures.errors:
                 dispatch.check_error_rate()
-            if self.pending and self._admit():
-                continue
+            admitted = bool(self.pending) and self._admit() > 0
             now = clock()
+            # Checked on every round, admitting or not: a job of inline generators admits
+            # a group on almost every round and would otherwise never reach its checkpoint.
             if store is not None and (
                 now >= store.next_at or (checkpoint_every is not None and dispatch.tasks >= store.next_tasks)
             ):
                 self._checkpoint()
             if reporter.active and reporter.due(now):
                 reporter.emit(self._progress(time.perf_counter()), now)
+            if admitted or self.dirty or dispatch.finished_chunks:
+                if now - yielded_at >= _MAX_SECONDS_WITHOUT_YIELD:
+                    # Inline work never awaits: hand the event loop over now and then so
+                    # that ``run_async()`` leaves the caller's other coroutines running.
+                    await asyncio.sleep(0)
+                    yielded_at = clock()
+                continue
             if not self.groups and not self.pending:
                 return
-            if self.dirty or dispatch.finished_chunks:
-                continue
             if not (dispatch.inflight_total or self.writes or retry_heap):
                 if dispatch.queued:
                     continue
