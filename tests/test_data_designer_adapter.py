@@ -731,7 +731,7 @@ def test_compiled_stable_task_id_equals_data_designers(
     column: str, row_group: int, row_index: int | None, task_type: str
 ) -> None:
     """The core's C SHA-1 id matches DataDesigner's hashlib id, across block boundaries too."""
-    from cellfrontier._core import stable_task_id as compiled_id
+    from cellfrontier.integrations._task_id import stable_task_id as compiled_id
 
     task = Task(column, row_group, row_index, task_type)
     assert compiled_id(column, row_group, row_index, task_type) == stable_task_id(task)
@@ -764,7 +764,10 @@ def test_registry_stays_bounded_when_built_tasks_are_never_acknowledged() -> Non
         for row in range(size):
             ours.mark_cell_complete("a", rg, row)
         ours.compact_row_group(rg)
-    assert len(ours._registry) <= 2 * adapter._REGISTRY_PRUNE_MIN
+    from cellfrontier.integrations._dd_core import REGISTRY_PRUNE_MIN
+
+    assert ours._core is not None
+    assert len(ours._core.registry) <= 2 * REGISTRY_PRUNE_MIN
 
 
 def test_unready_ids_never_trusts_registry_entries() -> None:
@@ -785,7 +788,8 @@ def test_unready_ids_never_trusts_registry_entries() -> None:
         "unknown-group": (7, 0, 1),
         "good": (0, 0, 1),
     }
-    missing = core.unready_ids(list(registry), registry)
+    core.registry.update(registry)
+    missing = core.unready_ids(list(registry))
     assert sorted(missing) == sorted(
         ["bad-shape", "bad-column", "bad-row", "huge-row", "batch-of-cell-column", "negative", "not-int"]
     )

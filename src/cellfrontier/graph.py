@@ -406,6 +406,25 @@ class ExecutionGraph:
         graph.get_topological_order()
         return graph
 
+    def difference(self, other: ExecutionGraph) -> str:
+        """What differs between this graph and *other*, in a few words (for error messages)."""
+        parts = []
+        mine, theirs = set(self.columns), set(other.columns)
+        if mine != theirs:
+            parts.append(f"columns only given {sorted(mine - theirs)}, only saved {sorted(theirs - mine)}")
+        else:
+            strategies = [c for c in self.columns if self.get_strategy(c) != other.get_strategy(c)]
+            if strategies:
+                parts.append(f"strategies of {sorted(strategies)}")
+            edges = [
+                c
+                for c in self.columns
+                if set(self.get_upstream_columns(c)) != set(other.get_upstream_columns(c))
+            ]
+            if edges:
+                parts.append(f"upstream columns of {sorted(edges)}")
+        return "; ".join(parts) or "side-effect aliases or column order"
+
     def __repr__(self) -> str:
         return f"ExecutionGraph(columns={self._columns!r})"
 

@@ -58,8 +58,6 @@ except ImportError as exc:  # exercised by a test that hides DataDesigner
         "pip install 'cellfrontier[datadesigner]' (from a source checkout: pip install '.[datadesigner]')"
     ) from exc
 
-from cellfrontier._core import TrackerCore
-from cellfrontier._core import stable_task_id as _c_stable_task_id
 from cellfrontier.errors import (
     CellFrontierError,
     DAGCircularDependencyError,
@@ -69,6 +67,8 @@ from cellfrontier.errors import (
     UnknownRowGroupError,
 )
 from cellfrontier.graph import ExecutionGraph
+from cellfrontier.integrations._dd_core import DataDesignerCore
+from cellfrontier.integrations._task_id import stable_task_id as _c_stable_task_id
 from cellfrontier.strategies import GenerationStrategy
 
 __all__ = ["CompletionTracker", "install", "installed", "is_installed", "uninstall"]
@@ -84,12 +84,6 @@ _MISSING: Any = object()
 # Key of the stable id stored in a materialised task's __dict__ (invisible to the dataclass's
 # eq/hash/repr, and equal to what stable_task_id computes from the task's fields).
 _ID_KEY = "_cf_task_id"
-# The id registry is pruned of tasks of inactive row groups when it grows past this size and
-# past twice its size after the previous pruning: amortised O(1) per registered task.
-_REGISTRY_PRUNE_MIN = 65_536
-# Registry rows of the two full-column task kinds (see TrackerCore.set_task_class).
-_BATCH_ROW = -1
-_SCRATCH_ROW = -2
 
 
 def _dd_task(column: str, row_group: int, row_index: int | None, task_type: str) -> DDTask:
@@ -171,7 +165,7 @@ def _checked_row(row_index: Any) -> int:
 class _LazyFrontierDelta(DDFrontierDelta):
     """DataDesigner's ``FrontierDelta`` whose task tuples are built on first access.
 
-    The compiled core makes these itself (``TrackerCore.set_delta_class``) without running the
+    The compiled core makes these itself (``DataDesignerCore``) without running the
     constructor: ``__dict__`` holds the core's own delta under ``_core_delta``, and the tuples
     once they were asked for.  The constructor is for copies (``dataclasses.replace``): it
     stores the given tuples, as DataDesigner's dataclass does.
@@ -271,7 +265,7 @@ class CompletionTracker:
     def __init__(self) -> None:
         self._graph: Any = None
         self._row_group_plan: Any = None
-        self._core: TrackerCore | None = None
+        self._core: DataDesignerCore | None = None
         self._batch_columns: frozenset[str] = frozenset()
         self._column_position: dict[str, int] = {}
         self._lists_roots_as_built = True
@@ -282,14 +276,11 @@ class CompletionTracker:
         # Compacted row group -> its dropped rows as a little-endian packed mask.
         self._compacted_dropped: dict[Any, bytes] = {}
         # Frontier entries the bitmaps cannot hold (every entry without a graph; with one,
-        # foreign task types, unknown groups, ...): task -> its id, and id -> tasks.
+        # foreign task types, unknown groups, ...): task -> its id, and id -> tasks.  The core
+        # registers every task it holds under its id itself, so that mark_enqueued
+        # acknowledges ids in one compiled call.
         self._extra: dict[DDTask, str] = {}
         self._extra_ids: dict[str, list[DDTask]] = {}
-        # id -> (row group, column id, row) for every task the core holds under a known id
-        # (built by the core, or added with add_ready_tasks), so that mark_enqueued
-        # acknowledges ids in one compiled call.
-        self._registry: dict[str, tuple[int, int, int]] = {}
-        self._registry_limit = _REGISTRY_PRUNE_MIN
 
     @classmethod
     def with_graph(cls, graph: Any, row_groups: Any) -> CompletionTracker:
@@ -317,13 +308,9 @@ class CompletionTracker:
             raise DDDAGCircularDependencyError(
                 f"with_graph() cannot order the graph's columns: {exc}"
             ) from exc
-        core = TrackerCore(compiled, plan, dd_compat=True)
         batch = frozenset(c for c in columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN)
-        # Tasks hold names and numbers only: they are built untracked by the cyclic GC.
-        core.set_task_class(DDTask, id_key=_ID_KEY, registry=tracker._registry, untrack=True)
         delta_class = _delta_class(graph, compiled.names, batch)
-        core.set_delta_class(delta_class, _EMPTY_DELTA)
-        tracker._core = core
+        tracker._core = DataDesignerCore(compiled, plan, DDTask, delta_class, _EMPTY_DELTA, _ID_KEY)
         tracker._batch_columns = batch
         tracker._column_position = {name: i for i, name in enumerate(columns)}
         tracker._lists_roots_as_built = delta_class._added_rank is None
@@ -331,7 +318,7 @@ class CompletionTracker:
 
     # -- conversions --------------------------------------------------------------------
 
-    def _require_graph(self) -> TrackerCore:
+    def _require_graph(self) -> DataDesignerCore:
         if self._core is None:
             raise RuntimeError("This method requires a graph to be set.")
         return self._core
@@ -435,21 +422,16 @@ class CompletionTracker:
     def add_ready_tasks(self, tasks: list[DDTask] | tuple[DDTask, ...]) -> DDFrontierDelta:
         """Add ready tasks to the frontier idempotently."""
         core = self._core
-        registry = self._registry
         added: list[DDTask] = []
         for task in tasks:
             if core is not None and self._representable(task):
-                row = task.row_index
-                scratch = task.task_type == "from_scratch"
-                if core.set_ready(task.column, task.row_group, row, True, scratch):
-                    added.append(task)
                 # Registered under its id, so that acknowledging it (the scheduler's retry
                 # path) is one lookup instead of a scan of the whole frontier.
-                registry[_compute_task_id(task)] = (
-                    task.row_group,
-                    core.index[task.column],
-                    row if row is not None else (_SCRATCH_ROW if scratch else _BATCH_ROW),
-                )
+                scratch = task.task_type == "from_scratch"
+                if core.add_ready(
+                    task.column, task.row_group, task.row_index, scratch, _compute_task_id(task)
+                ):
+                    added.append(task)
             elif task not in self._extra:
                 task_id = _compute_task_id(task)
                 self._extra[task] = task_id
@@ -467,14 +449,14 @@ class CompletionTracker:
             self._unready_extra_ids(wanted)
             return
         # Tasks the core holds under a known id: one compiled call.
-        unmatched: Iterable[str] = core.unready_ids(wanted, self._registry)
+        unmatched: Iterable[str] = core.unready_ids(wanted)
         if self._extra:
             unmatched = set(unmatched) - self._unready_extra_ids(wanted)
         if unmatched:
             # Ids of tasks nobody listed since they became ready (built by the caller, say):
             # listing the frontier registers every task in it, then the ids resolve.
             core.ready_tasks()
-            core.unready_ids(unmatched, self._registry)
+            core.unready_ids(unmatched)
 
     def mark_complete(self, task: DDTask) -> None:
         """Compatibility hook for scheduler terminal accounting."""
@@ -494,13 +476,7 @@ class CompletionTracker:
                 raise ValueError(
                     f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
                 )
-            packed = b""
-            if row_group in core.groups:  # an untouched group has nothing to release
-                core.compact(row_group)
-                packed = core.compacted.get(row_group, (0, b""))[1]
-            self._compacted_dropped[row_group] = packed
-            if len(self._registry) > self._registry_limit:
-                self._prune_registry()
+            self._compacted_dropped[row_group] = core.compact(row_group)
         for task in [t for t in self._extra if t.row_group == row_group]:
             self._remove_extra(task)
 
@@ -515,10 +491,7 @@ class CompletionTracker:
             row = _as_row(row)
             if row is None:
                 return False
-        group = core.groups.get(ref.row_group)
-        if group is None or ref.column not in core.index or not 0 <= row < group.n:
-            return False
-        return bool(core.is_done(ref.column, ref.row_group, row))
+        return bool(core.cell_done(ref.column, ref.row_group, row))
 
     def is_all_complete(self, cells: list[DDSliceRef]) -> bool:
         """Whether every cell is done; ``row_index=None`` asks for a completed range."""
@@ -544,13 +517,7 @@ class CompletionTracker:
             done = self._completed.get(row_group_index, _NO_COLUMNS).get(column, _NO_ROWS)
             dropped = self._dropped.get(row_group_index, _NO_ROWS)
             return all(row in done or row in dropped for row in range(size))
-        group = core.groups.get(row_group_index)
-        if group is None:
-            return False
-        if column in core.index:
-            return bool(core.column_resolved(column, row_group_index))
-        # A name outside the graph is never completed: only dropping every row resolves it.
-        return bool(group.n_dropped_rows == group.n)
+        return bool(core.column_complete(column, row_group_index))
 
     def is_dropped(self, row_group: int, row_index: int) -> bool:
         packed = self._compacted_dropped.get(row_group)
@@ -559,26 +526,20 @@ class CompletionTracker:
         core = self._core
         if core is None:
             return row_index in self._dropped.get(row_group, _NO_ROWS)
-        group = core.groups.get(row_group)
-        if group is None:
-            return False
         row: int | None = row_index
         if type(row) is not int:
             row = _as_row(row)
-            if row is None:
-                return False
-        if not 0 <= row < group.n:
-            return False
-        return bool(core.is_dropped(row_group, row))
+        return bool(core.row_dropped(row_group, row))
 
     def is_row_group_complete(self, row_group: int, row_group_size: int, all_columns: list[str]) -> bool:
         """All non-dropped rows have all columns done."""
         if row_group in self._compacted_dropped:
             return True
         core = self._core
-        if core is not None and row_group not in core.groups:
+        size = None if core is None else core.group_size(row_group)
+        if core is not None and size is None:
             return row_group_size <= 0 or not all_columns  # nothing is done in an untouched group
-        if core is None or core.groups[row_group].n != row_group_size:
+        if core is None or size != row_group_size:
             return self._slow_group_complete(row_group, row_group_size, all_columns)
         if any(c not in core.index for c in all_columns):
             return self._slow_group_complete(row_group, row_group_size, all_columns)
@@ -647,9 +608,7 @@ class CompletionTracker:
         core = self._core
         if core is None:
             return column in self._batch_complete.get(row_group, _NO_ROWS)
-        if column not in core.index or row_group not in core.groups:
-            return False
-        return bool(core.is_done(column, row_group, None))
+        return bool(core.batch_done(column, row_group))
 
     def _slow_group_complete(self, row_group: int, row_group_size: int, all_columns: list[str]) -> bool:
         for row_index in range(row_group_size):
@@ -685,22 +644,10 @@ class CompletionTracker:
         if not self._representable(task):
             return False
         return bool(
-            self._core.is_ready(  # type: ignore[union-attr]
+            self._core.is_listed(  # type: ignore[union-attr]
                 task.column, task.row_group, task.row_index, task.task_type == "from_scratch"
             )
         )
-
-    def _prune_registry(self) -> None:
-        """Forget registered tasks of row groups that hold no detailed state any more.
-
-        Tasks that were built (in a frontier listing or a delta) but never acknowledged stay in
-        the registry until then; this keeps it proportional to the active row groups.
-        """
-        active = self._core.groups if self._core is not None else {}
-        registry = self._registry
-        for task_id in [k for k, entry in registry.items() if entry[0] not in active]:
-            del registry[task_id]
-        self._registry_limit = max(_REGISTRY_PRUNE_MIN, 2 * len(registry))
 
 
 # -- installing into DataDesigner ---------------------------------------------------------
