@@ -2,6 +2,7 @@
 """Declarations of the completion layer (see ``_completion.pyx``), for the cores built on it."""
 
 cimport cython
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t
 
 from cellfrontier._bits cimport Graph, RowGroup
@@ -46,12 +47,46 @@ cdef class CompletionCore:
     cdef dict groups                # row group id -> Group
     cdef CompactedGroups compacted
 
-    cdef int _enter(self) except -1
-    cdef void _exit(self) noexcept
+    # The lock and the fast paths of the argument checks are inline: every call runs them.
+    cdef inline int _enter(self) except -1:
+        if cf_lock_acquire(&self.lock) < 0:
+            raise RuntimeError(
+                "a cellfrontier tracker was called by the thread already inside one of its calls "
+                "(from a finalizer or a callback that the call ran?)"
+            )
+        return 0
+
+    cdef inline void _exit(self) noexcept:
+        cf_lock_release(&self.lock)
+
+    cdef inline Group _active(self, object row_group):
+        """The active group *row_group* when it is a plain int, else None (then use _group)."""
+        if type(row_group) is int:
+            return <Group>self.groups.get(row_group)
+        return None
+
+    cdef inline Group _group(self, object row_group, str method):
+        """The group a mutation lands in, created (not yet registered) on first touch."""
+        cdef Group g = self._active(row_group)
+        return g if g is not None else self._lookup(row_group, method, True)
+
+    cdef inline Group _existing_group(self, object row_group, str method):
+        """The active group for a query, or None when the (valid) group holds no state."""
+        cdef Group g = self._active(row_group)
+        return g if g is not None else self._lookup(row_group, method, False)
+
+    cdef inline int _column(self, object column, str method) except -1:
+        """The id of column *column* (UnknownColumnError naming *method* if there is none)."""
+        cdef object cid
+        if type(column) is str:
+            cid = self.index.get(column)
+            if cid is not None:
+                return <int>cid
+        return column_id(self.index, self.names, column, method)
+
     cdef object _plan_size(self, object key, str method)
     cdef Group _new_group(self, object key, str method)
-    cdef Group _group(self, object row_group, str method)
-    cdef Group _existing_group(self, object row_group, str method)
+    cdef Group _lookup(self, object row_group, str method, bint create)
     cdef Group _commit(self, Group g)
     cdef int _release(self, Group g) except -1
     cdef int _check_untouched_row(self, object key, object row_index, str method) except -1
@@ -61,6 +96,18 @@ cdef class CompletionCore:
 cdef int column_id(dict index, tuple names, object column, str method) except -1
 cdef object row_group_key(object plan, object row_group, str method)
 cdef int64_t checked_row(Group g, object row_index, str method) except -1
+
+
+cdef inline int64_t row_of(Group g, object row_index, str method) except -1:
+    """Row *row_index* of *g*, checked (RowIndexError or IndexTypeError naming *method*)."""
+    cdef int overflow = 0
+    cdef long long r
+    if type(row_index) is int:
+        r = PyLong_AsLongLongAndOverflow(row_index, &overflow)
+        if not overflow and 0 <= r < g.s.n:
+            return r
+    return checked_row(g, row_index, method)
+
 cdef object checked_rows(Group g, object rows, str method)
 cdef int check_size(Group g, object size, str method) except -1
 cdef list column_list(dict index, tuple names, object columns, str method)

@@ -263,19 +263,6 @@ cdef class CompletionCore:
         self.groups = {}
         self.compacted = CompactedGroups(self.graph.num_columns)
 
-    # -- the lock -----------------------------------------------------------------------------
-
-    cdef int _enter(self) except -1:
-        if cf_lock_acquire(&self.lock) < 0:
-            raise RuntimeError(
-                "a cellfrontier tracker was called by the thread already inside one of its calls "
-                "(from a finalizer or a callback that the call ran?)"
-            )
-        return 0
-
-    cdef void _exit(self) noexcept:
-        cf_lock_release(&self.lock)
-
     # -- groups -------------------------------------------------------------------------------
 
     cdef object _plan_size(self, object key, str method):
@@ -290,27 +277,13 @@ cdef class CompletionCore:
         g.birth_due = g.s.n == 0
         return g
 
-    cdef Group _group(self, object row_group, str method):
-        """The group a mutation lands in, created (not yet registered) on first touch."""
-        cdef Group g
-        if type(row_group) is int:
-            g = self.groups.get(row_group)
-            if g is not None:
-                return g
+    cdef Group _lookup(self, object row_group, str method, bint create):
+        """The slow path of ``_group`` (*create*) and ``_existing_group``: validate the id first."""
         key = row_group_key(self.plan, row_group, method)
-        g = self.groups.get(key)
-        if g is not None:
+        cdef Group g = self.groups.get(key)
+        if g is not None or not create:
             return g
         return self._new_group(key, method)
-
-    cdef Group _existing_group(self, object row_group, str method):
-        """The active group for a query, or None when the (valid) group holds no state."""
-        cdef Group g
-        if type(row_group) is int:
-            g = self.groups.get(row_group)
-            if g is not None:
-                return g
-        return self.groups.get(row_group_key(self.plan, row_group, method))
 
     cdef Group _commit(self, Group g):
         """Register a group created by the current call, once every argument is validated
@@ -360,14 +333,12 @@ cdef class CompletionCore:
             self._exit()
 
     cdef object _is_done(self, object column, object row_group, object row_index):
-        cdef int c = column_id(self.index, self.names, column, "is_complete")
-        cdef Group g
+        cdef int c = self._column(column, "is_complete")
+        cdef Group g = self._active(row_group)
         cdef int64_t r
-        if type(row_group) is int and type(row_index) is int:  # the common case, in C
-            g = self.groups.get(row_group)
-            if g is not None:
-                r = checked_row(g, row_index, "is_complete")
-                return bool(g.s.done[c * g.s.nw + (r >> 6)] & row_bit(r))
+        if g is not None and row_index is not None:  # the common case, in C
+            r = row_of(g, row_index, "is_complete")
+            return bool(g.s.done[c * g.s.nw + (r >> 6)] & row_bit(r))
         key = row_group_key(self.plan, row_group, "is_complete")
         g = self.groups.get(key)
         if g is None:
@@ -380,7 +351,7 @@ cdef class CompletionCore:
             return False
         if row_index is None:
             return bool(g.s.batch_done[c])
-        r = checked_row(g, row_index, "is_complete")
+        r = row_of(g, row_index, "is_complete")
         return bool(g.s.done[c * g.s.nw + (r >> 6)] & row_bit(r))
 
     def is_dropped(self, row_group, row_index):

@@ -19,8 +19,22 @@ cdef class TrackerCore(CompletionCore):
     cdef uint64_t* _scratch(self, Py_ssize_t nw) except NULL
     cdef void _push(self, Group g)
     cdef FrontierDelta _finish(self, Group g)
-    cdef int _cell_column(self, object column, str method, str hint) except -1
-    cdef int _full_column(self, object column, str method, str hint) except -1
+    cdef int _strategy_error(self, int c, str method, str hint) except -1
+
+    cdef inline int _cell_column(self, object column, str method, str hint) except -1:
+        """The id of cell-by-cell column *column* (an error naming *method* for anything else)."""
+        cdef int c = self._column(column, method)
+        if self.graph.is_batch[c]:
+            return self._strategy_error(c, method, hint)
+        return c
+
+    cdef inline int _full_column(self, object column, str method, str hint) except -1:
+        """The id of full-column column *column* (an error naming *method* for anything else)."""
+        cdef int c = self._column(column, method)
+        if not self.graph.is_batch[c]:
+            return self._strategy_error(c, method, hint)
+        return c
+
     cdef Py_ssize_t _fanout_entries(self, int c, Group g)
     cdef list _tasks(self, Group g, Py_ssize_t limit, bint take, list out)
     cdef int _prune_heap(self) except -1

@@ -37,12 +37,11 @@ from cellfrontier._completion cimport (
     CompletionCore,
     Group,
     check_size,
-    checked_row,
     checked_rows,
-    column_id,
     column_list,
     group_from_state,
     row_group_key,
+    row_of,
 )
 from cellfrontier._values cimport FrontierDelta, TaskFactory, delta_from_log
 
@@ -138,21 +137,14 @@ cdef class TrackerCore(CompletionCore):
         self._push(g)
         return delta_from_log(&self.log, self.factory, g.row_group)
 
-    cdef int _cell_column(self, object column, str method, str hint) except -1:
-        cdef int c = column_id(self.index, self.names, column, method)
+    cdef int _strategy_error(self, int c, str method, str hint) except -1:
         if self.graph.is_batch[c]:
             raise StrategyMismatchError(
-                f"{method}() needs a cell_by_cell column, but {column!r} is full_column{hint}"
+                f"{method}() needs a cell_by_cell column, but {self.names[c]!r} is full_column{hint}"
             )
-        return c
-
-    cdef int _full_column(self, object column, str method, str hint) except -1:
-        cdef int c = column_id(self.index, self.names, column, method)
-        if not self.graph.is_batch[c]:
-            raise StrategyMismatchError(
-                f"{method}() needs a full_column column, but {column!r} is cell_by_cell{hint}"
-            )
-        return c
+        raise StrategyMismatchError(
+            f"{method}() needs a full_column column, but {self.names[c]!r} is cell_by_cell{hint}"
+        )
 
     cdef Py_ssize_t _fanout_entries(self, int c, Group g):
         """Delta entries a bulk event on column *c* can add: per downstream column one entry
@@ -170,7 +162,7 @@ cdef class TrackerCore(CompletionCore):
         try:
             c = self._cell_column(column, "mark_cell_complete", " (use mark_row_range_complete())")
             g = self._group(row_group, "mark_cell_complete")
-            r = checked_row(g, row_index, "mark_cell_complete")
+            r = row_of(g, row_index, "mark_cell_complete")
             self._reserve(self.graph.down_ptr[c + 1] - self.graph.down_ptr[c] + 1, 1)
             g = self._commit(g)
             kernels.mark_cell(&self.graph, &g.s, &self.log, c, r)
@@ -226,7 +218,7 @@ cdef class TrackerCore(CompletionCore):
         self._enter()
         try:
             g = self._group(row_group, "drop_row")
-            r = checked_row(g, row_index, "drop_row")
+            r = row_of(g, row_index, "drop_row")
             self._reserve(self.graph.num_columns + 1, self.graph.num_columns + 1)
             g = self._commit(g)
             kernels.drop_row(&self.graph, &g.s, &self.log, r)
@@ -290,7 +282,7 @@ cdef class TrackerCore(CompletionCore):
         cdef bint admitted = False
         self._enter()
         try:
-            c = column_id(self.index, self.names, column, method)
+            c = self._column(column, method)
             if ready:
                 g = self._group(row_group, method)
             else:
@@ -309,7 +301,7 @@ cdef class TrackerCore(CompletionCore):
                     raise StrategyMismatchError(
                         f"{method}() got a task for full_column column {column!r} with a row_index"
                     )
-                slot = checked_row(g, row_index, method)
+                slot = row_of(g, row_index, method)
                 bit = row_bit(slot)
             if not g.attached:
                 self._reserve(1, 1)
@@ -457,7 +449,7 @@ cdef class TrackerCore(CompletionCore):
         cdef int64_t r
         self._enter()
         try:
-            c = column_id(self.index, self.names, column, method)
+            c = self._column(column, method)
             g = self._existing_group(row_group, method)
             if g is None:
                 if row_index is not None and not self.graph.is_batch[c]:
@@ -467,7 +459,7 @@ cdef class TrackerCore(CompletionCore):
                 return bool(self.graph.is_batch[c] and g.s.full_ready[c] & full_bit(SLOT_BATCH))
             if self.graph.is_batch[c]:
                 return False
-            r = checked_row(g, row_index, method)
+            r = row_of(g, row_index, method)
             return bool(g.s.ready[c * g.s.nw + (r >> 6)] & row_bit(r))
         finally:
             self._exit()

@@ -44,11 +44,11 @@ from cellfrontier._bits cimport (
 from cellfrontier._completion cimport (
     Group,
     check_size,
-    checked_row,
     column_id,
     column_list,
     new_group,
     row_group_key,
+    row_of,
 )
 from cellfrontier._core cimport TrackerCore
 from cellfrontier._values cimport FrontierDelta, TaskFactory
@@ -229,7 +229,7 @@ cdef class DataDesignerCore(TrackerCore):
         try:
             c = self._cell_column(column, "mark_cell_complete", " (use mark_row_range_complete())")
             g = self._group(row_group, "mark_cell_complete")
-            r = checked_row(g, row_index, "mark_cell_complete")
+            r = row_of(g, row_index, "mark_cell_complete")
             self._reserve(self.graph.down_ptr[c + 1] - self.graph.down_ptr[c] + 1, 1)
             g = self._commit(g)
             dd_mark_cell(&self.graph, &g.s, &self.log, c, r)
@@ -262,7 +262,7 @@ cdef class DataDesignerCore(TrackerCore):
         self._enter()
         try:
             g = self._group(row_group, "drop_row")
-            r = checked_row(g, row_index, "drop_row")
+            r = row_of(g, row_index, "drop_row")
             self._reserve(self.graph.num_columns + 1, self.graph.num_columns + 1)
             g = self._commit(g)
             dd_drop_row(&self.graph, &g.s, &self.log, r)
@@ -349,7 +349,7 @@ cdef class DataDesignerCore(TrackerCore):
                     raise StrategyMismatchError(
                         f"add_ready_tasks() got a task for full_column column {column!r} with a row_index"
                     )
-                slot = checked_row(g, row_index, "add_ready_tasks")
+                slot = row_of(g, row_index, "add_ready_tasks")
                 bit = row_bit(slot)
             g = self._commit(g)
             if not ready_bits(&g.s, c, slot) & bit:
@@ -415,7 +415,7 @@ cdef class DataDesignerCore(TrackerCore):
                 return bool(self.graph.is_batch[c] and ready_bits(&g.s, c, slot))
             if self.graph.is_batch[c]:
                 return False
-            slot = checked_row(g, row_index, "is_frontier_task")
+            slot = row_of(g, row_index, "is_frontier_task")
             return bool(ready_bits(&g.s, c, slot) & row_bit(slot))
         finally:
             self._exit()
