@@ -7,7 +7,7 @@ from cellfrontier.state import CoreState
 
 MAX_ROWS: int
 
-def check_group_size(size: object, method: str, what: str = ...) -> int: ...
+def check_group_size(size: object, method: str, what: str = ..., minimum: int = ...) -> int: ...
 
 @final
 class Group:

@@ -35,13 +35,13 @@ MAX_ROWS = CF_MAX_ROWS
 """Row groups hold fewer rows than this (2**31): the core's per-column counters are 32-bit."""
 
 
-def check_group_size(size, str method, str what="row_group_size"):
-    """*size* as an int in ``0 <= size < MAX_ROWS``: the one check of every row-group size.
+def check_group_size(size, str method, str what="row_group_size", int minimum=0):
+    """*size* as an int in ``minimum <= size < MAX_ROWS``: the one check of every row-group size.
 
     Plan constructors call it for every size they are given, and the core for every size it
     reads from a plan it did not build.
     """
-    return _validate.as_count(size, what, method, 0, MAX_ROWS)
+    return _validate.as_count(size, what, method, minimum, MAX_ROWS)
 
 
 # -- argument checks ------------------------------------------------------------------------

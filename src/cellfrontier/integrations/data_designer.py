@@ -58,10 +58,10 @@ except ImportError as exc:  # exercised by a test that hides DataDesigner
         "pip install 'cellfrontier[datadesigner]' (from a source checkout: pip install '.[datadesigner]')"
     ) from exc
 
+from cellfrontier._validate import as_integer
 from cellfrontier.errors import (
     CellFrontierError,
     DAGCircularDependencyError,
-    IndexTypeError,
     RowIndexError,
     UnknownColumnError,
     UnknownRowGroupError,
@@ -151,15 +151,14 @@ def _pack_rows(rows: Iterable[int]) -> bytes:
     return bytes(packed)
 
 
-def _checked_row(row_index: Any) -> int:
+def _checked_row(row_index: Any, method: str) -> int:
     """A row index a tracker without a graph may store: an integer >= 0."""
     if type(row_index) is int and row_index >= 0:
         return row_index
-    if isinstance(row_index, bool) or not isinstance(row_index, int):
-        raise IndexTypeError(f"row index must be an integer, got {row_index!r}")
-    if row_index < 0:
-        raise RowIndexError(f"row index must be >= 0, got {row_index!r}")
-    return int(row_index)
+    row = as_integer(row_index, "row index", method)
+    if row < 0:
+        raise RowIndexError(f"{method}() needs a row index >= 0, got {row_index!r}")
+    return row
 
 
 class _LazyFrontierDelta(DDFrontierDelta):
@@ -232,8 +231,11 @@ class _LazyFrontierDelta(DDFrontierDelta):
         return (DDFrontierDelta, (self.added, self.removed))
 
 
-def _delta_class(graph: Any, order: tuple[str, ...], batch: frozenset[str]) -> type[_LazyFrontierDelta]:
-    """The delta class whose tuples list tasks in DataDesigner's order for *graph*.
+def _delta_class(
+    graph: Any, order: tuple[str, ...], batch: frozenset[str]
+) -> tuple[type[_LazyFrontierDelta], bool]:
+    """The delta class whose tuples list tasks in DataDesigner's order for *graph*, and whether
+    it lists added tasks as the core built them (True) or sorts them by column name.
 
     A completion adds tasks column by column in name order; a drop removes cell tasks in the
     graph's column order.  The core uses *order* (topological) for both: a graph where that
@@ -251,12 +253,13 @@ def _delta_class(graph: Any, order: tuple[str, ...], batch: frozenset[str]) -> t
     if [c for c in order if c not in batch] != [c for c in columns if c not in batch]:
         removed_rank = {name: i for i, name in enumerate(columns)}
     if added_rank is None and removed_rank is None:
-        return _LazyFrontierDelta
-    return type(
+        return _LazyFrontierDelta, True
+    ordered = type(
         "_OrderedFrontierDelta",
         (_LazyFrontierDelta,),
         {"_added_rank": added_rank, "_removed_rank": removed_rank, "__module__": __name__},
     )
+    return ordered, added_rank is None
 
 
 class CompletionTracker:
@@ -309,11 +312,10 @@ class CompletionTracker:
                 f"with_graph() cannot order the graph's columns: {exc}"
             ) from exc
         batch = frozenset(c for c in columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN)
-        delta_class = _delta_class(graph, compiled.names, batch)
+        delta_class, tracker._lists_roots_as_built = _delta_class(graph, compiled.names, batch)
         tracker._core = DataDesignerCore(compiled, plan, DDTask, delta_class, _EMPTY_DELTA, _ID_KEY)
         tracker._batch_columns = batch
         tracker._column_position = {name: i for i, name in enumerate(columns)}
-        tracker._lists_roots_as_built = delta_class._added_rank is None
         return tracker
 
     # -- conversions --------------------------------------------------------------------
@@ -336,7 +338,7 @@ class CompletionTracker:
     def mark_cell_complete(self, column: str, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            row = _checked_row(row_index)
+            row = _checked_row(row_index, "mark_cell_complete")
             self._completed.setdefault(row_group, {}).setdefault(column, set()).add(row)
             return _EMPTY_DELTA
         try:
@@ -367,7 +369,7 @@ class CompletionTracker:
     def drop_row(self, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            self._dropped.setdefault(row_group, set()).add(_checked_row(row_index))
+            self._dropped.setdefault(row_group, set()).add(_checked_row(row_index, "drop_row"))
             return _EMPTY_DELTA
         try:
             delta: Any = core.drop_row(row_group, row_index)
