@@ -4,11 +4,11 @@
 from libc.stdint cimport int64_t, uint64_t
 
 from cellfrontier._bits cimport DeltaLog
-from cellfrontier._completion cimport CompletionCore, Group
+from cellfrontier._groups cimport GroupTable, Group
 from cellfrontier._values cimport FrontierDelta, TaskFactory
 
 
-cdef class TrackerCore(CompletionCore):
+cdef class TrackerCore(GroupTable):
     cdef DeltaLog log
     cdef TaskFactory factory
     cdef list heap                  # min-heap of ids of groups that may hold ready tasks

@@ -33,8 +33,8 @@ from libc.string cimport memset
 
 from cellfrontier cimport _kernels as kernels
 from cellfrontier._bits cimport SLOT_BATCH, clear_ready, full_bit, key_column, key_slot, ready_bits, row_bit, set_ready
-from cellfrontier._completion cimport (
-    CompletionCore,
+from cellfrontier._groups cimport (
+    GroupTable,
     Group,
     check_size,
     checked_rows,
@@ -50,7 +50,7 @@ import heapq
 import numpy as np
 
 from cellfrontier import _validate
-from cellfrontier._completion import MAX_ROWS, check_group_size
+from cellfrontier._groups import MAX_ROWS, check_group_size
 from cellfrontier.errors import InvalidArgumentError, StrategyMismatchError
 
 __all__ = ["MAX_ROWS", "TrackerCore", "check_group_size"]
@@ -58,8 +58,9 @@ __all__ = ["MAX_ROWS", "TrackerCore", "check_group_size"]
 cdef Py_ssize_t NO_LIMIT = (<Py_ssize_t>1) << 62
 
 
-cdef class TrackerCore(CompletionCore):
-    """The frontier over the completion state of :class:`CompletionCore`, for one compiled graph.
+cdef class TrackerCore(GroupTable):
+    """Every change to the state of :class:`~cellfrontier._groups.GroupTable`: events,
+    hand-outs, compaction and :meth:`from_state`, for one compiled graph.
 
     Every ``def`` method holds the core's lock from its first check to its result.
     """
@@ -410,57 +411,6 @@ cdef class TrackerCore(CompletionCore):
             c = self._full_column(column, "pop_ready_batch", "")
             g = self._existing_group(row_group, "pop_ready_batch")
             return g is not None and kernels.acknowledge(&g.s, c, SLOT_BATCH)
-        finally:
-            self._exit()
-
-    def ready_columns(self, row_group):
-        """Columns with at least one ready task in *row_group*, in topological order."""
-        cdef Group g
-        self._enter()
-        try:
-            g = self._existing_group(row_group, "ready_columns")
-            if g is None or g.s.total_ready == 0:
-                return []
-            return [self.names[c] for c in range(self.graph.num_columns) if g.s.n_ready[c] > 0]
-        finally:
-            self._exit()
-
-    def total_ready(self):
-        """Number of tasks in the frontier."""
-        cdef Group g
-        cdef int64_t total = 0
-        self._enter()
-        try:
-            for g in self.groups.values():
-                total += g.s.total_ready
-            return total
-        finally:
-            self._exit()
-
-    # -- queries ----------------------------------------------------------------------------
-
-    def is_ready(self, column, row_group, row_index, str method="is_frontier_task"):
-        """Whether the task (column, row_group, row_index) is in the frontier.
-
-        *method* names the public call in error messages (callers validate tasks with it).
-        """
-        cdef int c
-        cdef Group g
-        cdef int64_t r
-        self._enter()
-        try:
-            c = self._column(column, method)
-            g = self._existing_group(row_group, method)
-            if g is None:
-                if row_index is not None and not self.graph.is_batch[c]:
-                    self._check_untouched_row(row_group_key(self.plan, row_group, method), row_index, method)
-                return False
-            if row_index is None:
-                return bool(self.graph.is_batch[c] and g.s.full_ready[c] & full_bit(SLOT_BATCH))
-            if self.graph.is_batch[c]:
-                return False
-            r = row_of(g, row_index, method)
-            return bool(g.s.ready[c * g.s.nw + (r >> 6)] & row_bit(r))
         finally:
             self._exit()
 

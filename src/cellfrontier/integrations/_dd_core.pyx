@@ -41,7 +41,7 @@ from cellfrontier._bits cimport (
     set_ready,
     tail_mask,
 )
-from cellfrontier._completion cimport (
+from cellfrontier._groups cimport (
     Group,
     check_size,
     column_id,

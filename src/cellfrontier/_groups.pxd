@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Declarations of the completion layer (see ``_completion.pyx``), for the cores built on it."""
+"""Declarations of the row-group table (see ``_groups.pyx``), for the cores built on it."""
 
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
@@ -37,7 +37,7 @@ cdef class CompactedGroups:
     cdef int add_totals(self, Group g, int num_columns) except -1
 
 
-cdef class CompletionCore:
+cdef class GroupTable:
     cdef Graph graph
     cdef cf_lock lock
     cdef object _arrays             # keeps the graph's arrays alive

@@ -1,12 +1,13 @@
 # cython: language_level=3
 # cython: freethreading_compatible=True
-"""The completion state of a plan's row groups: the layer of the core below the frontier.
+"""The row groups of a plan and every query of their state: the lower half of the core.
 
-:class:`CompletionCore` owns what is true of the cells whatever is ready: the plan, the active
-row groups (:class:`Group`, created on first touch and registered only by a call that
-succeeds), the summaries of compacted ones (:class:`CompactedGroups`), the per-core lock, the
-completion queries and :meth:`CompletionCore.export_state`.  ``TrackerCore`` (``_core.pyx``)
-adds the frontier on top: the delta log, the events, the hand-out heap and ``from_state``.
+:class:`GroupTable` owns the state and reads it: the plan, the active row groups
+(:class:`Group`, created on first touch and registered only by a call that succeeds), the
+summaries of compacted ones (:class:`CompactedGroups`), the per-core lock, every query
+(completion and readiness) and :meth:`GroupTable.export_state`.  ``TrackerCore``
+(``_core.pyx``) holds every change on top of it: the delta log, the events, the hand-out heap,
+compaction and ``from_state``.
 
 The argument checks here are the compiled half of :mod:`cellfrontier._validate`: a plain
 ``int`` or a known name passes in a few C operations; anything else goes to the Python rules.
@@ -15,7 +16,7 @@ The argument checks here are the compiled half of :mod:`cellfrontier._validate`:
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
-from cellfrontier._bits cimport CF_MAX_ROWS, row_bit
+from cellfrontier._bits cimport CF_MAX_ROWS, SLOT_BATCH, full_bit, row_bit
 
 import numpy as np
 
@@ -226,11 +227,11 @@ cdef class CompactedGroups:
         return self.completed.nbytes + self.dropped.nbytes + self.packed_bytes
 
 
-# -- the completion layer -----------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------------------
 
 
-cdef class CompletionCore:
-    """Completion bitmaps of every active row group of *plan*, for one compiled graph.
+cdef class GroupTable:
+    """The active row groups of *plan* for one compiled graph, and every query of their state.
 
     ``plan`` answers ``has_row_group(id)`` and ``row_group_size(id)``.  Every ``def`` method
     holds the core's lock from its first check to its result.
@@ -310,7 +311,57 @@ cdef class CompletionCore:
         _validate.as_row(row_index, size, method, f"row group {key!r} of size {size}")
         return 0
 
-    # -- completion queries -------------------------------------------------------------------
+    # -- queries ------------------------------------------------------------------------------
+
+    def is_ready(self, column, row_group, row_index, str method="is_frontier_task"):
+        """Whether the task (column, row_group, row_index) is in the frontier.
+
+        *method* names the public call in error messages (callers validate tasks with it).
+        """
+        cdef int c
+        cdef Group g
+        cdef int64_t r
+        self._enter()
+        try:
+            c = self._column(column, method)
+            g = self._existing_group(row_group, method)
+            if g is None:
+                if row_index is not None and not self.graph.is_batch[c]:
+                    self._check_untouched_row(row_group_key(self.plan, row_group, method), row_index, method)
+                return False
+            if row_index is None:
+                return bool(self.graph.is_batch[c] and g.s.full_ready[c] & full_bit(SLOT_BATCH))
+            if self.graph.is_batch[c]:
+                return False
+            r = row_of(g, row_index, method)
+            return bool(g.s.ready[c * g.s.nw + (r >> 6)] & row_bit(r))
+        finally:
+            self._exit()
+
+    def ready_columns(self, row_group):
+        """Columns with at least one ready task in *row_group*, in topological order."""
+        cdef Group g
+        self._enter()
+        try:
+            g = self._existing_group(row_group, "ready_columns")
+            if g is None or g.s.total_ready == 0:
+                return []
+            return [self.names[c] for c in range(self.graph.num_columns) if g.s.n_ready[c] > 0]
+        finally:
+            self._exit()
+
+    def total_ready(self):
+        """Number of tasks in the frontier."""
+        cdef Group g
+        cdef int64_t total = 0
+        self._enter()
+        try:
+            for g in self.groups.values():
+                total += g.s.total_ready
+            return total
+        finally:
+            self._exit()
+
 
     def is_done_ref(self, ref):
         """:meth:`is_done` for a slice reference (any object with the three fields)."""
