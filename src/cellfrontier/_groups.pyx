@@ -88,7 +88,26 @@ cdef int64_t checked_row(Group g, object row_index, str method) except -1:
 
 
 cdef object checked_rows(Group g, object rows, str method):
-    return _validate.row_array(rows, g.s.n, g.row_group, method)
+    """A bulk row array, checked: 1-D, integer, every row in the group.
+
+    A contiguous int64 ndarray (what ``ready_rows`` returns, and what drivers pass back) is
+    checked here in one C pass; anything else goes through ``_validate.row_array``.
+    """
+    cdef const int64_t[::1] view
+    cdef Py_ssize_t i
+    cdef int64_t n = g.s.n
+    if type(rows) is np.ndarray:
+        try:
+            view = rows
+        except (ValueError, TypeError, BufferError):  # another dtype, or not contiguous
+            pass
+        else:
+            for i in range(view.shape[0]):
+                if view[i] < 0 or view[i] >= n:
+                    break
+            else:
+                return rows
+    return _validate.row_array(rows, n, g.row_group, method)
 
 
 cdef int check_size(Group g, object size, str method) except -1:

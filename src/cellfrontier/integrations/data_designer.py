@@ -17,7 +17,9 @@ deltas list their tasks in DataDesigner's order.  Without a graph (``CompletionT
     with cf_dd.installed():
         ...  # build datasets with DataDesigner's async engine, as usual
 
-Deliberate differences, all where DataDesigner would store bad input silently or fail later:
+Errors carry DataDesigner's exception types and messages (its text first, then the backend's
+detail).  Deliberate differences, all where DataDesigner would store bad input silently or fail
+later:
 
 * a row index that is not an integer in ``0 <= row_index < row_group_size`` (without a graph:
   not an integer ``>= 0``) raises ``RowIndexError`` / ``IndexTypeError`` (``ValueError`` /
@@ -39,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 try:
     from data_designer.engine.dataset_builders.row_group_plan import normalize_row_group_plan
@@ -62,7 +64,10 @@ from cellfrontier._validate import as_integer
 from cellfrontier.errors import (
     CellFrontierError,
     DAGCircularDependencyError,
+    IndexTypeError,
     RowIndexError,
+    SizeMismatchError,
+    StrategyMismatchError,
     UnknownColumnError,
     UnknownRowGroupError,
 )
@@ -309,7 +314,8 @@ class CompletionTracker:
         except (UnknownColumnError, DAGCircularDependencyError) as exc:
             # DataDesigner accepts such a graph and fails when it first orders its columns.
             raise DDDAGCircularDependencyError(
-                f"with_graph() cannot order the graph's columns: {exc}"
+                f"The execution graph contains cyclic dependencies. (with_graph() cannot order the "
+                f"graph's columns: {exc})"
             ) from exc
         batch = frozenset(c for c in columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN)
         delta_class, tracker._lists_roots_as_built = _delta_class(graph, compiled.names, batch)
@@ -325,13 +331,46 @@ class CompletionTracker:
             raise RuntimeError("This method requires a graph to be set.")
         return self._core
 
-    def _check_row_group_first(self, exc: CellFrontierError, row_group: Any) -> None:
-        """DataDesigner validates the row group before anything else: report that fault first."""
+    def _check_row_group(self, row_group: Any) -> int:
+        """The size of *row_group*, or DataDesigner's error for a group its plan does not have."""
         plan = self._row_group_plan
         if not plan.has_row_group(row_group):
             raise UnknownRowGroupError(
                 f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
+            )
+        return int(plan.row_group_size(row_group))
+
+    def _reraise(
+        self, exc: CellFrontierError, method: str, row_group: Any, column: Any = None, size: Any = None
+    ) -> NoReturn:
+        """Raise the core's *exc* as DataDesigner words that fault, with the core's detail after it.
+
+        DataDesigner checks the row group first, then the column's strategy (a name its graph
+        does not know is its graph's ``KeyError``), then the size.  Faults it does not check (a
+        row index outside the group, say) keep the library's own wording.
+        """
+        try:
+            expected = self._check_row_group(row_group)
+        except UnknownRowGroupError as unknown:
+            raise unknown from exc
+        if isinstance(exc, UnknownColumnError):
+            raise UnknownColumnError(f"{column!r} ({exc})") from exc
+        if isinstance(exc, StrategyMismatchError):
+            wanted = "full_column" if method == "mark_row_range_complete" else "cell_by_cell"
+            actual = "cell_by_cell" if wanted == "full_column" else "full_column"
+            raise StrategyMismatchError(
+                f"{method}() requires {wanted} strategy, but column '{column}' has {actual} ({exc})"
             ) from exc
+        if size is not None and isinstance(exc, (SizeMismatchError, IndexTypeError)):
+            if size != expected:
+                raise SizeMismatchError(
+                    f"Row-group size mismatch for rg={row_group}: got {size}, expected {expected}"
+                ) from exc
+            if isinstance(exc, IndexTypeError):  # equal but not an integer: what range() says
+                raise IndexTypeError(
+                    f"{type(size).__name__!r} object cannot be interpreted as an integer ({exc})"
+                ) from exc
+        raise exc
 
     # -- mutations ----------------------------------------------------------------------
 
@@ -344,8 +383,7 @@ class CompletionTracker:
         try:
             delta: Any = core.mark_cell(column, row_group, row_index)
         except CellFrontierError as exc:
-            self._check_row_group_first(exc, row_group)
-            raise
+            self._reraise(exc, "mark_cell_complete", row_group, column)
         if self._extra:
             return self._with_extra_removed(delta, _dd_task(column, row_group, row_index, "cell"))
         return delta
@@ -360,8 +398,7 @@ class CompletionTracker:
         try:
             delta: Any = core.mark_range(column, row_group, row_group_size)
         except CellFrontierError as exc:
-            self._check_row_group_first(exc, row_group)
-            raise
+            self._reraise(exc, "mark_row_range_complete", row_group, column, row_group_size)
         if self._extra:
             return self._with_extra_removed(delta, _dd_task(column, row_group, None, "batch"))
         return delta
@@ -374,8 +411,7 @@ class CompletionTracker:
         try:
             delta: Any = core.drop_row(row_group, row_index)
         except CellFrontierError as exc:
-            self._check_row_group_first(exc, row_group)
-            raise
+            self._reraise(exc, "drop_row", row_group)
         if not self._extra:
             return delta
         # Cell tasks of graph columns for this row leave the frontier, wherever they are held;
@@ -401,22 +437,22 @@ class CompletionTracker:
     ) -> DDFrontierDelta:
         """Add root/from-scratch tasks for one admitted row group."""
         core = self._require_graph()
-        plan = self._row_group_plan
-        if not plan.has_row_group(row_group):
-            raise ValueError(
-                f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
-            )
-        expected = plan.row_group_size(row_group)
+        expected = self._check_row_group(row_group)
         if expected != row_group_size:
-            raise ValueError(
+            raise SizeMismatchError(
                 f"Row-group size mismatch for rg={row_group}: got {row_group_size}, expected {expected}"
             )
         names = tuple(columns) if columns else None
         if names is not None:
             for name in names:
                 if name not in core.index:
-                    raise KeyError(name)
-        delta: Any = core.add_roots(row_group, row_group_size, names)
+                    raise UnknownColumnError(
+                        f"{name!r} (add_root_tasks() got a column the graph does not have)"
+                    )
+        try:
+            delta: Any = core.add_roots(row_group, row_group_size, names)
+        except CellFrontierError as exc:
+            self._reraise(exc, "add_root_tasks", row_group, size=row_group_size)
         if not self._lists_roots_as_built and delta is not _EMPTY_DELTA:
             delta.__dict__["_as_listed"] = True  # in the order of the columns, not by name
         return delta
@@ -473,11 +509,7 @@ class CompletionTracker:
             self._completed.pop(row_group, None)
             self._batch_complete.pop(row_group, None)
         else:
-            plan = self._row_group_plan
-            if not plan.has_row_group(row_group):
-                raise ValueError(
-                    f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
-                )
+            self._check_row_group(row_group)
             self._compacted_dropped[row_group] = core.compact(row_group)
         for task in [t for t in self._extra if t.row_group == row_group]:
             self._remove_extra(task)
