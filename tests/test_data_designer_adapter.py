@@ -830,3 +830,16 @@ def test_import_without_data_designer_says_which_extra_to_install() -> None:
     message = result.stdout
     assert "pip install 'cellfrontier[datadesigner]'" in message
     assert "pip install '.[datadesigner]'" in message
+
+
+def test_a_data_designer_plan_goes_through_the_cores_row_limit() -> None:
+    """DataDesigner's plans allow any size; the core refuses a group it cannot count, unallocated."""
+    graph = _graph([("a", CELL)])
+    huge = adapter.CompletionTracker.with_graph(
+        graph, CompactRowGroupPlan.fresh(num_records=2**31, buffer_size=2**31)
+    )
+    with pytest.raises(ValueError, match=r"size of row group 0 < 2\*\*31"):
+        huge.mark_cell_complete("a", 0, 0)
+    assert huge.ready_frontier() == ()
+    largest = CompactRowGroupPlan.fresh(num_records=2**31 - 1, buffer_size=2**31 - 1)
+    assert not adapter.CompletionTracker.with_graph(graph, largest).is_column_complete_for_rg("a", 0)

@@ -32,6 +32,8 @@ from cellfrontier.errors import (
 )
 from cellfrontier.state import ActiveGroup, CompactedGroup, CoreState
 
+__all__ = ["MAX_ROWS", "CompactedGroups", "Group", "GroupTable", "check_group_size"]
+
 MAX_ROWS = CF_MAX_ROWS
 """Row groups hold fewer rows than this (2**31): the core's per-column counters are 32-bit."""
 

@@ -41,6 +41,8 @@ from cellfrontier._bits cimport (
     task_key,
 )
 
+__all__ = []  # C functions only (see _kernels.pxd)
+
 
 cdef inline bint batch_ups_done(const Graph* graph, const RowGroup* g, int d) noexcept nogil:
     cdef int32_t k

@@ -17,6 +17,8 @@ from cellfrontier._bits cimport SLOT_SCRATCH, DeltaLog, cf_ctz, key_column, key_
 
 from cellfrontier.errors import InvalidArgumentError
 
+__all__ = ["FrontierDelta", "Task", "TaskFactory"]
+
 cdef str CELL = "cell"
 cdef str FROM_SCRATCH = "from_scratch"
 

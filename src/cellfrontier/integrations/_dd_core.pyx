@@ -56,7 +56,7 @@ from cellfrontier.integrations._task_id cimport stable_task_id_of
 
 from cellfrontier.errors import StrategyMismatchError
 
-__all__ = ["REGISTRY_PRUNE_MIN", "DataDesignerCore"]
+__all__ = ["REGISTRY_PRUNE_MIN", "DataDesignerCore", "DataDesignerTaskFactory"]
 
 REGISTRY_PRUNE_MIN = 65_536
 """The id registry is pruned of tasks of inactive row groups when it grows past this size and

@@ -21,6 +21,8 @@ cdef extern from "Python.h":
 
 cdef const char* HEX_DIGITS = b"0123456789abcdef"
 
+__all__ = ["sha1", "stable_task_id"]
+
 
 def sha1(data):
     """The 20-byte SHA-1 digest of *data* (bytes-like) by the vendored implementation."""
