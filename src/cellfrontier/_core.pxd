@@ -38,4 +38,10 @@ cdef class TrackerCore(GroupTable):
     cdef Py_ssize_t _fanout_entries(self, int c, Group g)
     cdef list _tasks(self, Group g, Py_ssize_t limit, bint take, list out)
     cdef int _prune_heap(self) except -1
+    cdef void _mark_cell(self, Group g, int c, int64_t r) noexcept
+    cdef void _mark_range(self, Group g, int c, uint64_t* scratch) noexcept
+    cdef void _drop_row(self, Group g, int64_t r) noexcept
+    cdef void _admit(self, Group g, int c) noexcept
+    cdef int _check_admissible(self, int c) except -1
+    cdef object _result(self, Group g)
     cdef int _load(self, object state) except -1

@@ -166,8 +166,8 @@ cdef class TrackerCore(GroupTable):
             r = row_of(g, row_index, "mark_cell_complete")
             self._reserve(self.graph.down_ptr[c + 1] - self.graph.down_ptr[c] + 1, 1)
             g = self._commit(g)
-            kernels.mark_cell(&self.graph, &g.s, &self.log, c, r)
-            return self._finish(g)
+            self._mark_cell(g, c, r)
+            return self._result(g)
         finally:
             self._exit()
 
@@ -186,8 +186,8 @@ cdef class TrackerCore(GroupTable):
             scratch = self._scratch(g.s.nw)
             self._reserve(self._fanout_entries(c, g), 1)  # removes at most its own batch task
             g = self._commit(g)
-            kernels.mark_range(&self.graph, &g.s, &self.log, c, scratch)
-            return self._finish(g)
+            self._mark_range(g, c, scratch)
+            return self._result(g)
         finally:
             self._exit()
 
@@ -208,7 +208,7 @@ cdef class TrackerCore(GroupTable):
             self._reserve(self._fanout_entries(c, g), g.s.nw + 1)  # removes: one entry per word of c
             g = self._commit(g)
             kernels.mark_cells(&self.graph, &g.s, &self.log, c, mask)
-            return self._finish(g)
+            return self._result(g)
         finally:
             self._exit()
 
@@ -222,8 +222,8 @@ cdef class TrackerCore(GroupTable):
             r = row_of(g, row_index, "drop_row")
             self._reserve(self.graph.num_columns + 1, self.graph.num_columns + 1)
             g = self._commit(g)
-            kernels.drop_row(&self.graph, &g.s, &self.log, r)
-            return self._finish(g)
+            self._drop_row(g, r)
+            return self._result(g)
         finally:
             self._exit()
 
@@ -243,7 +243,7 @@ cdef class TrackerCore(GroupTable):
             self._reserve(C + 1, C * (g.s.nw + 1) + 1)  # removes: one entry per (column, word)
             g = self._commit(g)
             kernels.drop_rows(&self.graph, &g.s, &self.log, mask)
-            return self._finish(g)
+            return self._result(g)
         finally:
             self._exit()
 
@@ -259,19 +259,43 @@ cdef class TrackerCore(GroupTable):
             else:
                 ids = column_list(self.index, self.names, columns, "add_root_tasks")
                 for c in ids:
-                    if not self.graph.is_root[c]:
-                        raise InvalidArgumentError(
-                            f"add_root_tasks() got column {self.names[c]!r}, which has dependencies (not a root)"
-                        )
+                    self._check_admissible(c)
             g = self._group(row_group, "add_root_tasks")
             check_size(g, row_group_size, "add_root_tasks")
             self._reserve(len(ids) * (g.s.nw + 1) + 1, 1)  # one entry per word (cells) or task (batch)
             g = self._commit(g)
             for c in ids:
-                kernels.add_roots(&self.graph, &g.s, &self.log, c)
-            return self._finish(g)
+                self._admit(g, c)
+            return self._result(g)
         finally:
             self._exit()
+
+    # The steps a core of other semantics replaces (see integrations/_dd_core.pyx); each runs
+    # after every check and reservation, and the kernels behind them cannot fail.
+
+    cdef void _mark_cell(self, Group g, int c, int64_t r) noexcept:
+        kernels.mark_cell(&self.graph, &g.s, &self.log, c, r)
+
+    cdef void _mark_range(self, Group g, int c, uint64_t* scratch) noexcept:
+        kernels.mark_range(&self.graph, &g.s, &self.log, c, scratch)
+
+    cdef void _drop_row(self, Group g, int64_t r) noexcept:
+        kernels.drop_row(&self.graph, &g.s, &self.log, r)
+
+    cdef void _admit(self, Group g, int c) noexcept:
+        kernels.add_roots(&self.graph, &g.s, &self.log, c)
+
+    cdef int _check_admissible(self, int c) except -1:
+        """Only a root column can be admitted (its tasks have no dependency to wait for)."""
+        if not self.graph.is_root[c]:
+            raise InvalidArgumentError(
+                f"add_root_tasks() got column {self.names[c]!r}, which has dependencies (not a root)"
+            )
+        return 0
+
+    cdef object _result(self, Group g):
+        """What a mutation returns: its delta."""
+        return self._finish(g)
 
     def set_ready(self, column, row_group, row_index, bint ready):
         """Put one task into the frontier (``ready``) or take it out; returns True on change."""

@@ -12,6 +12,9 @@ cdef void release_cells(
     const Graph* graph, RowGroup* g, DeltaLog* log, int d, const uint64_t* candidates
 ) noexcept nogil
 cdef void leave_cell(RowGroup* g, DeltaLog* log, int c, int64_t r) noexcept nogil
+cdef void visit_downstream(
+    const Graph* graph, RowGroup* g, DeltaLog* log, int c, int64_t r, const uint64_t* rows, bint batches
+) noexcept nogil
 
 # Events.
 cdef void mark_cell(const Graph* graph, RowGroup* g, DeltaLog* log, int c, int64_t r) noexcept nogil

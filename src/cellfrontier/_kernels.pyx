@@ -108,6 +108,28 @@ cdef void release_cells(
             enter(g, log, d, 64 * w, cand)
 
 
+cdef void visit_downstream(
+    const Graph* graph, RowGroup* g, DeltaLog* log, int c, int64_t r, const uint64_t* rows, bint batches
+) noexcept nogil:
+    """Re-check the tasks downstream of column *c* after an event on it.
+
+    Cell tasks: of row *r* when *rows* is NULL (none when *r* is negative as well), else of
+    every row flagged in *rows*.  Full-column tasks: only when *batches* (the caller knows
+    whether the event can have resolved *c* for the whole group).
+    """
+    cdef int32_t k
+    cdef int d
+    for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
+        d = graph.down_idx[k]
+        if graph.is_batch[d]:
+            if batches:
+                check_batch(graph, g, log, d)
+        elif rows != NULL:
+            release_cells(graph, g, log, d, rows)
+        elif r >= 0:
+            check_cell(graph, g, log, d, r)
+
+
 # -- events -------------------------------------------------------------------------------
 
 
@@ -116,8 +138,6 @@ cdef void mark_cell(const Graph* graph, RowGroup* g, DeltaLog* log, int c, int64
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w = r >> 6
     cdef uint64_t bit = row_bit(r)
-    cdef int32_t k
-    cdef int d
     if g.done[c * nw + w] & bit:
         # Done already; a copy put back with add_ready_tasks() still leaves the frontier.
         leave_cell(g, log, c, r)
@@ -128,21 +148,13 @@ cdef void mark_cell(const Graph* graph, RowGroup* g, DeltaLog* log, int c, int64
     if g.dropped[w] & bit:
         return  # already counted as resolved; a dropped row unblocks no cell
     g.n_resolved[c] += 1
-    for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-        d = graph.down_idx[k]
-        if graph.is_batch[d]:
-            if g.n_resolved[c] == g.n:
-                check_batch(graph, g, log, d)
-        else:
-            check_cell(graph, g, log, d, r)
+    visit_downstream(graph, g, log, c, r, NULL, g.n_resolved[c] == g.n)
 
 
 cdef void mark_cells(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* mask) noexcept nogil:
     """Bulk form of :func:`mark_cell`: *mask* holds the rows to mark (overwritten)."""
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w
-    cdef int32_t k
-    cdef int d
     cdef uint64_t newly, taken
     cdef int64_t n_new = 0, n_new_live = 0
     for w in range(nw):
@@ -158,13 +170,7 @@ cdef void mark_cells(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint
         return
     g.n_done[c] += n_new
     g.n_resolved[c] += n_new_live
-    for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-        d = graph.down_idx[k]
-        if graph.is_batch[d]:
-            if n_new_live and g.n_resolved[c] == g.n:
-                check_batch(graph, g, log, d)
-        else:
-            release_cells(graph, g, log, d, mask)
+    visit_downstream(graph, g, log, c, -1, mask, n_new_live and g.n_resolved[c] == g.n)
 
 
 cdef void mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* all_rows) noexcept nogil:
@@ -174,8 +180,6 @@ cdef void mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint
     """
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w
-    cdef int32_t k
-    cdef int d
     cdef uint64_t newly
     cdef int64_t n_new = 0, n_new_live = 0
     if g.full_ready[c] & full_bit(SLOT_BATCH):  # even when done already (put back by add_ready_tasks())
@@ -191,12 +195,7 @@ cdef void mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint
         n_new_live += cf_popcount(newly & ~g.dropped[w])
     g.n_done[c] += n_new
     g.n_resolved[c] += n_new_live
-    for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-        d = graph.down_idx[k]
-        if graph.is_batch[d]:
-            check_batch(graph, g, log, d)
-        else:
-            release_cells(graph, g, log, d, all_rows)
+    visit_downstream(graph, g, log, c, -1, all_rows, True)
 
 
 cdef void drop_row(const Graph* graph, RowGroup* g, DeltaLog* log, int64_t r) noexcept nogil:
@@ -208,8 +207,7 @@ cdef void drop_row(const Graph* graph, RowGroup* g, DeltaLog* log, int64_t r) no
     cdef Py_ssize_t w = r >> 6
     cdef uint64_t bit = row_bit(r)
     cdef bint newly = not (g.dropped[w] & bit)
-    cdef int c, d
-    cdef int32_t k
+    cdef int c
     if newly:
         g.n_dropped += 1
     for c in range(graph.num_columns):
@@ -218,10 +216,7 @@ cdef void drop_row(const Graph* graph, RowGroup* g, DeltaLog* log, int64_t r) no
             g.n_resolved[c] += 1
             # Only a column that just became fully resolved can unblock a full-column task.
             if g.n_resolved[c] == g.n:
-                for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-                    d = graph.down_idx[k]
-                    if graph.is_batch[d]:
-                        check_batch(graph, g, log, d)
+                visit_downstream(graph, g, log, c, -1, NULL, True)
     g.dropped[w] |= bit
 
 
@@ -233,8 +228,7 @@ cdef void drop_rows(const Graph* graph, RowGroup* g, DeltaLog* log, uint64_t* ma
     """
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w
-    cdef int c, d
-    cdef int32_t k
+    cdef int c
     cdef int64_t n_new = 0, resolved
     cdef uint64_t taken
     for w in range(nw):
@@ -253,10 +247,7 @@ cdef void drop_rows(const Graph* graph, RowGroup* g, DeltaLog* log, uint64_t* ma
         g.n_resolved[c] += resolved
         # Only a column that just became fully resolved can unblock a full-column task.
         if resolved and g.n_resolved[c] == g.n:
-            for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-                d = graph.down_idx[k]
-                if graph.is_batch[d]:
-                    check_batch(graph, g, log, d)
+            visit_downstream(graph, g, log, c, -1, NULL, True)
     for w in range(nw):
         mask[w] &= ~g.dropped[w]
         g.dropped[w] |= mask[w]

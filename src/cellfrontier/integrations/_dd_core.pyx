@@ -78,25 +78,18 @@ cdef void dd_mark_cell(const Graph* graph, RowGroup* g, DeltaLog* log, int c, in
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w = r >> 6
     cdef uint64_t bit = row_bit(r)
-    cdef int k, d
     if not (g.done[c * nw + w] & bit):
         g.done[c * nw + w] |= bit
         g.n_done[c] += 1
         if not (g.dropped[w] & bit):
             g.n_resolved[c] += 1
     kernels.leave_cell(g, log, c, r)
-    for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-        d = graph.down_idx[k]
-        if graph.is_batch[d]:
-            kernels.check_batch(graph, g, log, d)
-        else:
-            kernels.check_cell(graph, g, log, d, r)
+    kernels.visit_downstream(graph, g, log, c, r, NULL, True)
 
 
 cdef void dd_mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* all_rows) noexcept nogil:
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w
-    cdef int k, d
     cdef uint64_t newly
     g.batch_done[c] = 1
     if g.full_ready[c] & full_bit(SLOT_BATCH):
@@ -107,12 +100,7 @@ cdef void dd_mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, u
         g.done[c * nw + w] |= newly
         g.n_done[c] += cf_popcount(newly)
         g.n_resolved[c] += cf_popcount(newly & ~g.dropped[w])
-    for k in range(graph.down_ptr[c], graph.down_ptr[c + 1]):
-        d = graph.down_idx[k]
-        if graph.is_batch[d]:
-            kernels.check_batch(graph, g, log, d)
-        else:
-            kernels.release_cells(graph, g, log, d, all_rows)
+    kernels.visit_downstream(graph, g, log, c, -1, all_rows, True)
 
 
 cdef void dd_drop_row(const Graph* graph, RowGroup* g, DeltaLog* log, int64_t r) noexcept nogil:
@@ -212,84 +200,31 @@ cdef class DataDesignerCore(TrackerCore):
         # A compacted group starts afresh, and a zero-row group admits nothing by itself.
         return new_group(key, self._plan_size(key, method), self.graph.num_columns)
 
-    cdef object _wrap(self, FrontierDelta d):
+    # -- this mode's steps of the shared entry points -------------------------------------
+
+    cdef void _mark_cell(self, Group g, int c, int64_t r) noexcept:
+        dd_mark_cell(&self.graph, &g.s, &self.log, c, r)
+
+    cdef void _mark_range(self, Group g, int c, uint64_t* scratch) noexcept:
+        dd_mark_range(&self.graph, &g.s, &self.log, c, scratch)
+
+    cdef void _drop_row(self, Group g, int64_t r) noexcept:
+        dd_drop_row(&self.graph, &g.s, &self.log, r)
+
+    cdef void _admit(self, Group g, int c) noexcept:
+        dd_add_column_tasks(&self.graph, &g.s, &self.log, c)
+
+    cdef int _check_admissible(self, int c) except -1:
+        return 0  # any column: DataDesigner readies every row of the columns it is given
+
+    cdef object _result(self, Group g):
+        """The delta wrapped in DataDesigner's delta class (``empty_delta`` when nothing changed)."""
+        cdef FrontierDelta d = self._finish(g)
         if d._count_added == 0 and d._count_removed == 0:
             return self.empty_delta
         obj = self.delta_class.__new__(self.delta_class)
         PyObject_GenericSetAttr(obj, "__dict__", {"_core_delta": d})
         return obj
-
-    # -- events ----------------------------------------------------------------------------
-
-    def mark_cell(self, column, row_group, row_index):
-        cdef int c
-        cdef Group g
-        cdef int64_t r
-        self._enter()
-        try:
-            c = self._cell_column(column, "mark_cell_complete", " (use mark_row_range_complete())")
-            g = self._group(row_group, "mark_cell_complete")
-            r = row_of(g, row_index, "mark_cell_complete")
-            self._reserve(self.graph.down_ptr[c + 1] - self.graph.down_ptr[c] + 1, 1)
-            g = self._commit(g)
-            dd_mark_cell(&self.graph, &g.s, &self.log, c, r)
-            return self._wrap(self._finish(g))
-        finally:
-            self._exit()
-
-    def mark_range(self, column, row_group, row_group_size):
-        cdef int c
-        cdef Group g
-        cdef uint64_t* scratch
-        self._enter()
-        try:
-            c = self._full_column(
-                column, "mark_row_range_complete", " (use mark_cell_complete() or mark_cells_complete())"
-            )
-            g = self._group(row_group, "mark_row_range_complete")
-            check_size(g, row_group_size, "mark_row_range_complete")
-            scratch = self._scratch(g.s.nw)
-            self._reserve(self._fanout_entries(c, g), 1)
-            g = self._commit(g)
-            dd_mark_range(&self.graph, &g.s, &self.log, c, scratch)
-            return self._wrap(self._finish(g))
-        finally:
-            self._exit()
-
-    def drop_row(self, row_group, row_index):
-        cdef Group g
-        cdef int64_t r
-        self._enter()
-        try:
-            g = self._group(row_group, "drop_row")
-            r = row_of(g, row_index, "drop_row")
-            self._reserve(self.graph.num_columns + 1, self.graph.num_columns + 1)
-            g = self._commit(g)
-            dd_drop_row(&self.graph, &g.s, &self.log, r)
-            return self._wrap(self._finish(g))
-        finally:
-            self._exit()
-
-    def add_roots(self, row_group, row_group_size, columns=None):
-        """Admit a row group: every row of the given columns (all roots if None) is ready."""
-        cdef Group g
-        cdef list ids
-        cdef int c
-        self._enter()
-        try:
-            if columns is None:
-                ids = [c for c in range(self.graph.num_columns) if self.graph.is_root[c]]
-            else:
-                ids = column_list(self.index, self.names, columns, "add_root_tasks")
-            g = self._group(row_group, "add_root_tasks")
-            check_size(g, row_group_size, "add_root_tasks")
-            self._reserve(len(ids) * (g.s.nw + 1) + 1, 1)
-            g = self._commit(g)
-            for c in ids:
-                dd_add_column_tasks(&self.graph, &g.s, &self.log, c)
-            return self._wrap(self._finish(g))
-        finally:
-            self._exit()
 
     def compact(self, row_group):
         """Release an active group's arrays (the caller says it is finished); returns its

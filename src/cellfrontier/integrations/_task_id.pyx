@@ -65,7 +65,7 @@ cdef str stable_task_id_of(str column, object row_group, object row_index, str t
     """The stable id of a task from its four fields (see the module docstring)."""
     cdef char rg_text[24]
     cdef char ri_text[24]
-    cdef Py_ssize_t n_col, n_type, n_rg, n_ri, total, pos, i
+    cdef Py_ssize_t n_col = 0, n_type = 0, n_rg, n_ri, total, pos, i
     cdef const char* col_p
     cdef const char* type_p
     cdef const char* rg_p = rg_text
