@@ -1,6 +1,12 @@
 # cython: language_level=3
 # cython: freethreading_compatible=True
-"""``TrackerCore``: the active row groups of one compiled graph and the frontier over them.
+"""``TrackerCore``: every change to the state of the row groups of one compiled graph.
+
+The state itself, its queries and ``export_state`` are :class:`~cellfrontier._groups.GroupTable`
+(``_groups.pyx``); this class adds the delta log, the events, the hand-out heap, compaction and
+``from_state``.  A core of other semantics (``integrations/_dd_core.pyx``) replaces the steps
+``_mark_cell``, ``_mark_range``, ``_drop_row``, ``_admit``, ``_check_admissible`` and
+``_result`` and keeps everything else.
 
 An event flows through four steps, always in this order:
 
@@ -19,7 +25,7 @@ Every entry point holds the core's lock (``_lock.h``) from its first check to it
 events of several threads never interleave and reads see one instant; no garbage-collector
 trick and no assumption about the GIL's scheduling is involved.
 
-State leaves a core only through :meth:`TrackerCore.export_state` and enters only through
+State leaves a core only through :meth:`GroupTable.export_state` and enters only through
 :meth:`TrackerCore.from_state` (checkpoints, pickling, progress): both speak the plain values
 of :mod:`cellfrontier.state`, and ``from_state`` trusts nothing it reads.
 
@@ -32,7 +38,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
 from cellfrontier cimport _kernels as kernels
-from cellfrontier._bits cimport SLOT_BATCH, clear_ready, full_bit, key_column, key_slot, ready_bits, row_bit, set_ready
+from cellfrontier._bits cimport SLOT_BATCH, clear_ready, key_column, key_slot, ready_bits, row_bit, set_ready
 from cellfrontier._groups cimport (
     GroupTable,
     Group,
@@ -450,7 +456,6 @@ cdef class TrackerCore(GroupTable):
         cdef Group g
         cdef int64_t n_open
         cdef uint64_t* mask
-        cdef int64_t[::1] dropped
         cdef int c
         cdef Py_ssize_t C = self.graph.num_columns
         self._enter()
@@ -468,9 +473,8 @@ cdef class TrackerCore(GroupTable):
                     raise InvalidArgumentError(_incomplete_message(key, size))
                 every_row = np.packbits(np.ones(size, dtype=np.uint8), bitorder="little").tobytes()
                 self.compacted.add(key, size, every_row)
-                dropped = self.compacted.dropped
                 for c in range(C):
-                    dropped[c] += size
+                    self.compacted.dropped_p[c] += size
                 return
             n_open = kernels.open_rows(&self.graph, &g.s, NULL)
             if n_open:

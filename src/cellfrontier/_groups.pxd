@@ -32,9 +32,11 @@ cdef class CompactedGroups:
     cdef dict entries               # row group id -> (size, dropped rows packed little-endian)
     cdef object completed           # int64[C]: cells completed in compacted groups
     cdef object dropped             # int64[C]: rows dropped (and not completed) there
+    cdef int64_t* completed_p       # their data, for additions that cannot fail
+    cdef int64_t* dropped_p
     cdef int64_t packed_bytes
-    cdef void add(self, object key, object size, bytes packed)
-    cdef int add_totals(self, Group g, int num_columns) except -1
+    cdef int add(self, object key, object size, bytes packed) except -1
+    cdef void add_totals(self, Group g, int num_columns) noexcept
 
 
 cdef class GroupTable:

@@ -215,21 +215,25 @@ cdef class CompactedGroups:
         self.entries = {}
         self.completed = np.zeros(num_columns, dtype=np.int64)
         self.dropped = np.zeros(num_columns, dtype=np.int64)
+        cdef int64_t[::1] view
+        if num_columns:  # (no column: nothing ever adds to the totals)
+            view = self.completed
+            self.completed_p = &view[0]
+            view = self.dropped
+            self.dropped_p = &view[0]
         self.packed_bytes = 0
 
-    cdef void add(self, object key, object size, bytes packed):
+    cdef int add(self, object key, object size, bytes packed) except -1:
         self.entries[key] = (size, packed)
         self.packed_bytes += len(packed)
+        return 0
 
-    cdef int add_totals(self, Group g, int num_columns) except -1:
-        """Add a group's progress to the totals, in place (nothing allocated, nothing can fail)."""
-        cdef int64_t[::1] completed = self.completed
-        cdef int64_t[::1] dropped = self.dropped
+    cdef void add_totals(self, Group g, int num_columns) noexcept:
+        """Add a group's progress to the totals, in place: C only, it cannot fail."""
         cdef int c
         for c in range(num_columns):
-            completed[c] += g.s.n_done[c]
-            dropped[c] += g.s.n_resolved[c] - g.s.n_done[c]
-        return 0
+            self.completed_p[c] += g.s.n_done[c]
+            self.dropped_p[c] += g.s.n_resolved[c] - g.s.n_done[c]
 
     def is_dropped(self, key, row_index, str method):
         size, packed = self.entries[key]
@@ -320,10 +324,10 @@ cdef class GroupTable:
         cdef Py_ssize_t C = self.graph.num_columns
         cdef Py_ssize_t nw = g.s.nw
         packed = g.words[2 * C * nw : (2 * C + 1) * nw].astype("<u8").tobytes().rstrip(b"\x00")
+        self.compacted.add(g.row_group, g.s.n, packed)  # the last step that can fail
         self.compacted.add_totals(g, self.graph.num_columns)
         del self.groups[g.row_group]
         g.attached = False
-        self.compacted.add(g.row_group, g.s.n, packed)
         return 0
 
     cdef int _check_untouched_row(self, object key, object row_index, str method) except -1:

@@ -250,13 +250,15 @@ cdef class DataDesignerCore(TrackerCore):
         until then; this keeps the registry proportional to the active groups.
         """
         groups = self.groups
+        # A copy of the entries first: deltas read in other threads register the tasks they
+        # build without this core's lock (one dict operation each, which is atomic).
         stale = [
             task_id
-            for task_id, entry in self.registry.items()
+            for task_id, entry in list(self.registry.items())
             if type(entry) is not tuple or not entry or entry[0] not in groups
         ]
         for task_id in stale:
-            del self.registry[task_id]
+            self.registry.pop(task_id, None)
         self.registry_limit = max(REGISTRY_PRUNE_MIN, 2 * len(self.registry))
 
     # -- the frontier by task ----------------------------------------------------------------
