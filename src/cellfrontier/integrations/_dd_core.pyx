@@ -69,6 +69,8 @@ cdef extern from "Python.h":
 cdef str CELL = "cell"
 cdef str BATCH = "batch"
 cdef str FROM_SCRATCH = "from_scratch"
+cdef object BATCH_SLOT = SLOT_BATCH
+cdef object SCRATCH_SLOT = SLOT_SCRATCH
 
 
 # -- the four event kernels of this mode ------------------------------------------------------
@@ -160,13 +162,20 @@ cdef class DataDesignerTaskFactory(TaskFactory):
 
     cdef object build(self, int column, object row_group, int64_t slot):
         cdef str name = self.names[column]
-        cdef str task_type = CELL if slot >= 0 else (FROM_SCRATCH if slot == SLOT_SCRATCH else BATCH)
-        row_index = slot if slot >= 0 else None
+        cdef str task_type
+        cdef object row_index, entry_slot
+        if slot >= 0:
+            task_type = CELL
+            row_index = entry_slot = slot  # one int object for the task and its registry entry
+        else:
+            task_type = FROM_SCRATCH if slot == SLOT_SCRATCH else BATCH
+            row_index = None
+            entry_slot = SCRATCH_SLOT if slot == SLOT_SCRATCH else BATCH_SLOT
         task_id = stable_task_id_of(name, row_group, row_index, task_type)
         obj = self.task_class.__new__(self.task_class)
         attrs = {"column": name, "row_group": row_group, "row_index": row_index, "task_type": task_type}
         attrs[self.id_key] = task_id
-        self.registry[task_id] = (row_group, column, slot)
+        self.registry[task_id] = (row_group, column, entry_slot)
         PyObject_GenericSetAttr(obj, "__dict__", attrs)
         if PyObject_IS_GC(obj):
             PyObject_GC_UnTrack(<void*>obj)
