@@ -20,7 +20,6 @@ from types import ModuleType
 import pytest
 
 COMPILED = (
-    "cellfrontier._kernels",
     "cellfrontier._values",
     "cellfrontier._groups",
     "cellfrontier._core",

@@ -15,7 +15,7 @@ An event flows through four steps, always in this order:
    that raises here leaves the state as it was.
 2. **Reserve.**  The delta log and any scratch words are grown to the worst case the event
    can record (one entry per touched word or full-column task), so nothing below allocates.
-3. **Run the kernel** (``_kernels.pyx``): bit and counter updates over C structs that cannot
+3. **Run the kernel** (``_kernels.pxd``): bit and counter updates over C structs that cannot
    fail.  Only now is a newly touched group registered.
 4. **Return the delta**: the log's word-level entries, copied into a lazy
    :class:`~cellfrontier._values.FrontierDelta`; a group with ready tasks joins the hand-out

@@ -15,7 +15,7 @@ every event instead of once per task:
 * a zero-row group admits nothing by itself, a compacted group may be touched again (it
   starts afresh) and compaction takes the caller's word that a group is finished.
 
-The readiness checks themselves are the shared kernels of ``_kernels.pyx``; only the four
+The readiness checks themselves are the shared kernels of ``_kernels.pxd``; only the four
 event kernels below differ.  Tasks are DataDesigner's own ``Task`` objects, built without
 running their constructor and registered under their stable id (``_task_id.pyx``), so that
 ``unready_ids`` acknowledges the ids a scheduler sends back in O(1) each.
