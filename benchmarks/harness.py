@@ -1,6 +1,6 @@
 """Shared measurement code for the pytest benchmarks and ``report.py``.
 
-The workload runs themselves are :mod:`cellfrontier.drivers`; this module adds the sizes, the
+The workload runs themselves are :mod:`cellfrontier.simulate.drivers`; this module adds the sizes, the
 MEM workload (a fully admitted wide run, measured with tracemalloc), the single-operation
 micro-benchmarks and their two floors (an empty method call and a numpy copy of a bitmap of the
 size the operation touches).
@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from cellfrontier import CompletionTracker, SliceRef, Task, drivers
-from cellfrontier.workloads import W10, W64, Workload, build_graph, row_groups
+from cellfrontier import CompletionTracker, SliceRef, Task
+from cellfrontier.simulate import drivers
+from cellfrontier.simulate.workloads import W10, W64, Workload, build_graph, row_groups
 
 FULL = os.environ.get("CELLFRONTIER_BENCH_FULL", "") not in ("", "0")
 """``CELLFRONTIER_BENCH_FULL=1`` adds the 1,000,000-row sizes."""
@@ -66,7 +67,7 @@ def backend_rows(workload: str, backend: str, sizes: tuple[int, ...]) -> tuple[i
 def run_workload(backend: str, workload: str, rows: int) -> drivers.RunResult:
     """Run one backend on one reference workload; the driver checks the task count."""
     gc.collect()
-    return drivers.BACKENDS[backend](workload, rows)
+    return drivers.BACKENDS[backend].run(workload, rows)
 
 
 # --------------------------------------------------------------------------- MEM

@@ -731,7 +731,7 @@ def test_compiled_stable_task_id_equals_data_designers(
     column: str, row_group: int, row_index: int | None, task_type: str
 ) -> None:
     """The core's C SHA-1 id matches DataDesigner's hashlib id, across block boundaries too."""
-    from cellfrontier._core import stable_task_id as compiled_id
+    from cellfrontier.integrations._task_id import stable_task_id as compiled_id
 
     task = Task(column, row_group, row_index, task_type)
     assert compiled_id(column, row_group, row_index, task_type) == stable_task_id(task)
@@ -764,7 +764,10 @@ def test_registry_stays_bounded_when_built_tasks_are_never_acknowledged() -> Non
         for row in range(size):
             ours.mark_cell_complete("a", rg, row)
         ours.compact_row_group(rg)
-    assert len(ours._registry) <= 2 * adapter._REGISTRY_PRUNE_MIN
+    from cellfrontier.integrations._dd_core import REGISTRY_PRUNE_MIN
+
+    assert ours._core is not None
+    assert len(ours._core.registry) <= 2 * REGISTRY_PRUNE_MIN
 
 
 def test_unready_ids_never_trusts_registry_entries() -> None:
@@ -785,7 +788,8 @@ def test_unready_ids_never_trusts_registry_entries() -> None:
         "unknown-group": (7, 0, 1),
         "good": (0, 0, 1),
     }
-    missing = core.unready_ids(list(registry), registry)
+    core.registry.update(registry)
+    missing = core.unready_ids(list(registry))
     assert sorted(missing) == sorted(
         ["bad-shape", "bad-column", "bad-row", "huge-row", "batch-of-cell-column", "negative", "not-int"]
     )
@@ -827,3 +831,16 @@ def test_import_without_data_designer_says_which_extra_to_install() -> None:
     message = result.stdout
     assert "pip install 'cellfrontier[datadesigner]'" in message
     assert "pip install '.[datadesigner]'" in message
+
+
+def test_a_data_designer_plan_goes_through_the_cores_row_limit() -> None:
+    """DataDesigner's plans allow any size; the core refuses a group it cannot count, unallocated."""
+    graph = _graph([("a", CELL)])
+    huge = adapter.CompletionTracker.with_graph(
+        graph, CompactRowGroupPlan.fresh(num_records=2**31, buffer_size=2**31)
+    )
+    with pytest.raises(ValueError, match=r"size of row group 0 < 2\*\*31"):
+        huge.mark_cell_complete("a", 0, 0)
+    assert huge.ready_frontier() == ()
+    largest = CompactRowGroupPlan.fresh(num_records=2**31 - 1, buffer_size=2**31 - 1)
+    assert not adapter.CompletionTracker.with_graph(graph, largest).is_column_complete_for_rg("a", 0)

@@ -195,3 +195,82 @@ def test_tracker_accepts_plan_objects_and_pairs(chain) -> None:
     assert uniform.active_row_groups() == [0, 1, 2]
     pairs = CompletionTracker.with_graph(chain, iter([(4, 1)]))
     assert pairs.row_group_plan == RowGroupPlan.explicit([(4, 1)])
+
+
+# -- one row limit ------------------------------------------------------------------------------
+
+
+def test_the_row_limit_is_the_compiled_cores_32_bit_counter_limit() -> None:
+    from cellfrontier._core import MAX_ROWS
+
+    assert MAX_ROWS == 2**31
+
+
+@pytest.mark.parametrize(
+    "make", [lambda size: RowGroupPlan.uniform(10, size), lambda size: RowGroupPlan.explicit([(0, size)])]
+)
+def test_every_plan_constructor_accepts_the_largest_size_and_refuses_the_limit(make) -> None:
+    """Described, never allocated: a plan costs nothing until a group is touched."""
+    from cellfrontier._core import MAX_ROWS
+
+    largest = make(MAX_ROWS - 1)
+    assert largest.buffer_size == MAX_ROWS - 1
+    with pytest.raises(InvalidArgumentError, match=r"< 2\*\*31, got 2147483648"):
+        make(MAX_ROWS)
+    with pytest.raises(InvalidArgumentError):
+        make(2**70)
+
+
+def test_a_uniform_plan_of_the_largest_groups_describes_them_without_allocating() -> None:
+    plan = RowGroupPlan.uniform(3 * (2**31 - 1), 2**31 - 1)
+    assert len(plan) == 3 and plan.row_group_size(2) == 2**31 - 1
+
+
+class HugePlan:
+    """A foreign plan whose one group has *size* rows (a size the library never built)."""
+
+    def __init__(self, size: object) -> None:
+        self.size = size
+
+    def has_row_group(self, row_group: int) -> bool:
+        return row_group == 0
+
+    def row_group_size(self, row_group: int) -> object:
+        return self.size
+
+    def __iter__(self):
+        return iter([(0, self.size)])
+
+
+def test_a_foreign_plans_sizes_go_through_the_same_limit_when_the_core_reads_them(chain) -> None:
+    # 2**31 - 1 rows: queries read the size and answer, without allocating the group.
+    fits = CompletionTracker.with_graph(chain, HugePlan(2**31 - 1))
+    assert not fits.is_dropped(0, 2**31 - 2)
+    assert not fits.is_column_complete_for_rg("topic", 0)
+    assert fits.active_row_groups() == []
+    # 2**31 rows (or a size that is not an integer): refused wherever the core reads it.
+    for size, error in [(2**31, InvalidArgumentError), (-1, InvalidArgumentError), (2.0, IndexTypeError)]:
+        tracker = CompletionTracker.with_graph(chain, HugePlan(size))
+        for call in (
+            lambda t: t.is_dropped(0, 0),
+            lambda t: t.mark_cell_complete("topic", 0, 0),
+            lambda t: t.add_root_tasks(0, 2**31),
+            lambda t: t.compact_row_group(0, abandon=True),
+        ):
+            with pytest.raises(error, match="size of row group 0"):
+                call(tracker)
+        assert tracker.active_row_groups() == [] and tracker.progress()["topic"].completed == 0
+
+
+def test_other_sizes_share_the_limit() -> None:
+    from cellfrontier import ExecutionGraph
+
+    graph = ExecutionGraph()
+    graph.add_column("a", "cell_by_cell")
+    refs = graph.compute_cell_dependencies("a", 0, 2**31 - 2, 2**31 - 1)
+    assert refs == []
+    with pytest.raises(InvalidArgumentError, match=r"row_group_size < 2\*\*31"):
+        graph.compute_cell_dependencies("a", 0, 0, 2**31)
+    graphless = CompletionTracker()
+    with pytest.raises(InvalidArgumentError, match=r"row_group_size < 2\*\*31"):
+        graphless.mark_row_range_complete("a", 0, 2**31)

@@ -1,6 +1,6 @@
 """cellfrontier: a compiled completion tracker and ready-task frontier for column-DAG jobs."""
 
-from cellfrontier._core import FrontierDelta, Task
+from cellfrontier._values import FrontierDelta, Task
 from cellfrontier.errors import (
     CellFrontierError,
     CheckpointError,

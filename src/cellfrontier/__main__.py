@@ -1,5 +1,5 @@
 """``python -m cellfrontier`` is the ``cellfrontier`` command."""
 
-from cellfrontier.cli import main
+from cellfrontier.simulate.cli import main
 
 raise SystemExit(main())

@@ -14,7 +14,9 @@ which columns exist or how many rows a group has.  The state is still bitmaps (n
   already recorded.
 
 Every mutation is a Python read-modify-write of several arrays, so each holds ``_lock``:
-the same no-lost-update contract as the compiled core.
+the same no-lost-update contract as the compiled core.  State leaves and enters through
+:meth:`CompletionOnlyState.export_state` / :meth:`CompletionOnlyState.from_state`, as plain
+values of :mod:`cellfrontier.state`.
 """
 
 from __future__ import annotations
@@ -25,20 +27,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cellfrontier._core import FrontierDelta
+from cellfrontier._core import MAX_ROWS, check_group_size
+from cellfrontier._validate import as_integer
+from cellfrontier._values import FrontierDelta
 from cellfrontier.errors import (
-    IndexTypeError,
-    InvalidArgumentError,
     RowGroupCompactedError,
     RowIndexError,
     SizeMismatchError,
     UnknownColumnError,
 )
+from cellfrontier.state import CompactedGroup, PlainGroupState, PlainState
 
-__all__ = ["MAX_ROWS", "CompletionOnlyState", "PlainGroup"]
-
-MAX_ROWS = 2**31
-"""The largest row-group size a plan accepts, so the bound of a row index without a plan."""
+__all__ = ["CompletionOnlyState", "PlainGroup"]
 
 _EMPTY_DELTA = FrontierDelta()
 _ONE = np.uint64(1)
@@ -76,7 +76,7 @@ class PlainGroup:
         self.n_both: dict[str, int] = {}  # rows both done and dropped
         self.batches: set[str] = set()
 
-    def _grow(self, rows: int) -> None:
+    def grow(self, rows: int) -> None:
         """Make every bitmap hold at least *rows* rows (doubling, so growth is amortised O(1))."""
         need = _words(rows)
         if need <= self.dropped.size:
@@ -116,6 +116,11 @@ def _resized(words: npt.NDArray[np.uint64], capacity: int) -> npt.NDArray[np.uin
     return out
 
 
+def _read_words(data: bytes) -> npt.NDArray[np.uint64]:
+    """Little-endian uint64 words read from bytes (a copy the group owns)."""
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+
+
 class CompletionOnlyState:
     """Completed cells and dropped rows per row group, with no graph and no frontier."""
 
@@ -124,25 +129,64 @@ class CompletionOnlyState:
         self.groups: dict[int, PlainGroup] = {}
         self.compacted: dict[int, tuple[int, bytes]] = {}  # id -> (rows, dropped rows packed)
 
+    # -- state in and out -----------------------------------------------------------------
+
+    def export_state(self) -> PlainState:
+        """The whole state at one instant, as plain values."""
+        with self._lock:
+            return PlainState(
+                groups=tuple(
+                    PlainGroupState(
+                        row_group=rg,
+                        size=group.size,
+                        extent=group.extent,
+                        dropped=group.dropped.astype("<u8").tobytes(),
+                        columns=tuple((c, w.astype("<u8").tobytes()) for c, w in sorted(group.done.items())),
+                        batches=tuple(sorted(group.batches)),
+                    )
+                    for rg, group in sorted(self.groups.items())
+                ),
+                compacted=tuple(
+                    CompactedGroup(rg, rows, packed) for rg, (rows, packed) in sorted(self.compacted.items())
+                ),
+            )
+
+    @classmethod
+    def from_state(cls, state: PlainState) -> CompletionOnlyState:
+        """A state holding *state* (nothing trusted: counters are recomputed, sizes checked)."""
+        groups: dict[int, PlainGroup] = {}
+        for entry in state.groups:
+            group = PlainGroup(None if entry.size is None else int(entry.size))
+            group.extent = int(entry.extent)
+            group.dropped = _read_words(entry.dropped)
+            group.done = {str(column): _read_words(words) for column, words in entry.columns}
+            group.batches = {str(name) for name in entry.batches}
+            # Every bitmap of a group has the same number of words; counters are never trusted.
+            width = max([group.dropped.size, *(w.size for w in group.done.values())])
+            group.dropped = _resized(group.dropped, width)
+            group.done = {c: _resized(w, width) for c, w in group.done.items()}
+            group.recount()
+            if group.size is not None and (
+                not 0 <= group.size < MAX_ROWS or group.size < group.extent or width * 64 < group.size
+            ):
+                raise ValueError(f"graph-less row group {entry.row_group!r} has inconsistent sizes")
+            groups[int(entry.row_group)] = group
+        restored = cls()
+        restored.groups = groups
+        restored.compacted = {int(g.row_group): (int(g.size), bytes(g.dropped)) for g in state.compacted}
+        return restored
+
     # -- validation -----------------------------------------------------------------------
 
-    @staticmethod
-    def _int(value: Any, what: str, method: str) -> int:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise IndexTypeError(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
-        return int(value)
-
     def _row(self, value: Any, group: PlainGroup | None, method: str) -> int:
-        row = self._int(value, "row index", method)
+        row = as_integer(value, "row index", method)
         limit = group.size if group is not None and group.size is not None else MAX_ROWS
         if not 0 <= row < limit:
             raise RowIndexError(f"{method}() got row index {row!r} outside 0 <= row_index < {limit}")
         return row
 
     def _size(self, value: Any, group: PlainGroup | None, method: str) -> int:
-        size = self._int(value, "row_group_size", method)
-        if not 0 <= size < MAX_ROWS:
-            raise InvalidArgumentError(f"{method}() needs 0 <= row_group_size < 2**31, got {size!r}")
+        size = int(check_group_size(value, method))
         if group is not None:
             if group.size is not None and size != group.size:
                 raise SizeMismatchError(
@@ -180,14 +224,14 @@ class CompletionOnlyState:
         row = self._row(row_index, group, method)
         if group is None:
             group = self.groups[row_group] = PlainGroup()
-        group._grow(row + 1)
+        group.grow(row + 1)
         group.extent = max(group.extent, row + 1)
         return group, row
 
     def mark_cell(self, column: Any, row_group: Any, row_index: Any) -> FrontierDelta:
         method = "mark_cell_complete"
         column = self._column(column, method)
-        row_group = self._int(row_group, "row group", method)
+        row_group = as_integer(row_group, "row group", method)
         with self._lock:
             group, row = self._group_for_row(row_group, row_index, method)
             words = group.column_words(column)
@@ -202,14 +246,14 @@ class CompletionOnlyState:
     def mark_range(self, column: Any, row_group: Any, size: Any) -> FrontierDelta:
         method = "mark_row_range_complete"
         column = self._column(column, method)
-        row_group = self._int(row_group, "row group", method)
+        row_group = as_integer(row_group, "row group", method)
         with self._lock:
             group = self._live(row_group, method)
             size = self._size(size, group, method)
             if group is None:
                 group = self.groups[row_group] = PlainGroup(size)
             group.size = size
-            group._grow(size)
+            group.grow(size)
             words = group.column_words(column)
             full = _full_words(size)
             head = words[: full.size]
@@ -223,7 +267,7 @@ class CompletionOnlyState:
 
     def drop(self, row_group: Any, row_index: Any) -> FrontierDelta:
         method = "drop_row"
-        row_group = self._int(row_group, "row group", method)
+        row_group = as_integer(row_group, "row group", method)
         with self._lock:
             group, row = self._group_for_row(row_group, row_index, method)
             word, bit = row >> 6, _ONE << np.uint64(row & 63)
@@ -237,7 +281,7 @@ class CompletionOnlyState:
 
     def compact(self, row_group: Any) -> None:
         """Release a group's bitmaps, keeping its dropped rows (the caller says it is finished)."""
-        row_group = self._int(row_group, "row group", "compact_row_group")
+        row_group = as_integer(row_group, "row group", "compact_row_group")
         with self._lock:
             if row_group in self.compacted:
                 return
@@ -259,7 +303,7 @@ class CompletionOnlyState:
     def is_done(self, column: Any, row_group: Any, row_index: Any) -> bool:
         method = "is_complete"
         column = self._column(column, method)
-        row_group = self._int(row_group, "row group", method)
+        row_group = as_integer(row_group, "row group", method)
         group = self.groups.get(row_group)
         if row_index is None:
             return row_group in self.compacted or (group is not None and column in group.batches)
@@ -274,7 +318,7 @@ class CompletionOnlyState:
         return bool(words[row >> 6] & (_ONE << np.uint64(row & 63)))
 
     def is_dropped(self, row_group: Any, row_index: Any) -> bool:
-        row_group = self._int(row_group, "row group", "is_dropped")
+        row_group = as_integer(row_group, "row group", "is_dropped")
         group = self.groups.get(row_group)
         row = self._row(row_index, group, "is_dropped")
         if row_group in self.compacted:
@@ -285,7 +329,7 @@ class CompletionOnlyState:
 
     def is_group_complete(self, row_group: Any, size: Any, columns: list[Any]) -> bool:
         method = "is_row_group_complete"
-        row_group = self._int(row_group, "row group", method)
+        row_group = as_integer(row_group, "row group", method)
         columns = [self._column(c, method) for c in columns]
         group = self.groups.get(row_group)
         size = self._size(size, group, method)
@@ -298,7 +342,7 @@ class CompletionOnlyState:
     def is_column_complete(self, column: Any, row_group: Any) -> bool:
         method = "is_column_complete_for_rg"
         column = self._column(column, method)
-        row_group = self._int(row_group, "row group", method)
+        row_group = as_integer(row_group, "row group", method)
         if row_group in self.compacted:
             return True
         group = self.groups.get(row_group)

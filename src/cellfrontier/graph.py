@@ -19,15 +19,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cellfrontier._core import check_group_size
+from cellfrontier._validate import as_count, as_integer
 from cellfrontier.errors import (
     ColumnNameError,
-    CountTypeError,
     DAGCircularDependencyError,
     DuplicateColumnError,
     GraphError,
     GraphFrozenError,
-    IndexTypeError,
-    InvalidArgumentError,
     RowIndexError,
     UnknownColumnError,
 )
@@ -35,9 +34,6 @@ from cellfrontier.strategies import GenerationStrategy, coerce_strategy
 from cellfrontier.tasks import SliceRef
 
 __all__ = ["CompiledGraph", "ExecutionGraph"]
-
-# Row groups never hold 2**31 rows or more (row-group plans refuse such sizes).
-_MAX_ROWS = 2**31
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,8 +284,8 @@ class ExecutionGraph:
         A cell-by-cell column has one task per row; a full-column column one per row group.
         Numpy integers are accepted; bool and float are not (:class:`CountTypeError`).
         """
-        num_records = _count(num_records, "num_records", "compute_task_count", 0)
-        buffer_size = _count(buffer_size, "buffer_size", "compute_task_count", 1)
+        num_records = as_count(num_records, "num_records", "compute_task_count", 0)
+        buffer_size = as_count(buffer_size, "buffer_size", "compute_task_count", 1)
         groups = -(-num_records // buffer_size)  # exact for any size, unlike math.ceil(a / b)
         return {
             col: num_records if self._strategies[col] is GenerationStrategy.CELL_BY_CELL else groups
@@ -311,12 +307,10 @@ class ExecutionGraph:
         """
         method = "compute_cell_dependencies"
         self._require(column, method)
-        row_group = _integer(row_group, "row_group", method, IndexTypeError)
-        row_group_size = _count(row_group_size, "row_group_size", method, 0)
-        if row_group_size >= _MAX_ROWS:
-            raise InvalidArgumentError(f"{method}() needs row_group_size < 2**31, got {row_group_size!r}")
+        row_group = as_integer(row_group, "row_group", method)
+        row_group_size = check_group_size(row_group_size, method)
         if row_index is not None:
-            row_index = _integer(row_index, "row_index", method, IndexTypeError)
+            row_index = as_integer(row_index, "row_index", method)
             if not 0 <= row_index < row_group_size:
                 raise RowIndexError(
                     f"{method}() got row_index {row_index!r} outside 0 <= row_index < {row_group_size}"
@@ -406,6 +400,25 @@ class ExecutionGraph:
         graph.get_topological_order()
         return graph
 
+    def difference(self, other: ExecutionGraph) -> str:
+        """What differs between this graph and *other*, in a few words (for error messages)."""
+        parts = []
+        mine, theirs = set(self.columns), set(other.columns)
+        if mine != theirs:
+            parts.append(f"columns only given {sorted(mine - theirs)}, only saved {sorted(theirs - mine)}")
+        else:
+            strategies = [c for c in self.columns if self.get_strategy(c) != other.get_strategy(c)]
+            if strategies:
+                parts.append(f"strategies of {sorted(strategies)}")
+            edges = [
+                c
+                for c in self.columns
+                if set(self.get_upstream_columns(c)) != set(other.get_upstream_columns(c))
+            ]
+            if edges:
+                parts.append(f"upstream columns of {sorted(edges)}")
+        return "; ".join(parts) or "side-effect aliases or column order"
+
     def __repr__(self) -> str:
         return f"ExecutionGraph(columns={self._columns!r})"
 
@@ -484,21 +497,6 @@ class ExecutionGraph:
 def _check_name(value: Any, what: str, method: str) -> None:
     if not isinstance(value, str) or not value:
         raise ColumnNameError(f"{method}() needs a non-empty string {what}, got {value!r}")
-
-
-def _integer(value: Any, what: str, method: str, error: type[IndexTypeError]) -> int:
-    """*value* as a Python int; numpy integers pass, bool and float do not."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise error(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
-def _count(value: Any, what: str, method: str, minimum: int) -> int:
-    """A non-negative (or positive) count; ``CountTypeError`` keeps it a ``ValueError`` too."""
-    number = _integer(value, what, method, CountTypeError)
-    if number < minimum:
-        raise InvalidArgumentError(f"{method}() needs {what} >= {minimum}, got {value!r}")
-    return number
 
 
 def _sub_configs(config: Any) -> list[Any]:

@@ -6,6 +6,11 @@ has one synchronisation node (:class:`BarrierNodeId`), and a graph answers "whic
 ready?" -- without a second bookkeeping engine.  Readiness and completion live in the same
 per-row-group bitmaps and Cython frontier updater as :class:`cellfrontier.CompletionTracker`.
 
+The classes are :class:`NodeGraph` and :class:`NodeTracker`; the design's own names,
+``ExecutionGraph`` and ``CompletionTracker``, are aliases of them, so that code written against
+the design (its notebook's cells, for one) runs unchanged.  They are distinct from the column
+model's :class:`cellfrontier.ExecutionGraph` and :class:`cellfrontier.CompletionTracker`.
+
 How the node view maps onto the column model
 --------------------------------------------
 * A node-view graph of ``num_records`` records is one row group ``(0, num_records)``.
@@ -17,7 +22,7 @@ How the node view maps onto the column model
   ``cell_by_cell`` column ``v`` for the output cells, which depend on that batch only.  So
   the output cells have their own completion bits, as the node model requires, and a column
   downstream of ``v`` reads row ``r`` of ``v`` like any other dependency.
-* :meth:`ExecutionGraph.to_column_graph` gives the plain column graph (a barrier column is
+* :meth:`NodeGraph.to_column_graph` gives the plain column graph (a barrier column is
   one ``full_column`` column).  A main tracker over it with one row group answers readiness
   exactly as this view does when the main model's batch of ``v`` corresponds to "barrier
   ``v`` and all of its output cells done" (``tests/test_nodes.py`` checks this with
@@ -27,7 +32,7 @@ Memory: a graph stores its column descriptors and O(columns) arrays; nodes are c
 demand and never stored, so a graph of a million records costs what a graph of ten does.  A
 tracker holds the core's bitmaps (a few bits per cell), never a Python object per node.
 
-A tracker created without a graph (``CompletionTracker(num_records)``, as in the
+A tracker created without a graph (``NodeTracker(num_records)``, as in the
 exploratory design) binds to the core lazily, the first time a graph uses it.  Until then it
 cannot know the graph's columns, so each column it is told about gets a staging main tracker
 of its own: one row group, the column's cells and its barrier node, updated by the same
@@ -52,10 +57,10 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
+from cellfrontier._validate import as_count, as_integer, is_integer
 from cellfrontier.errors import (
     DuplicateColumnError,
     GraphError,
-    IndexTypeError,
     RowIndexError,
     SizeMismatchError,
     UnknownColumnError,
@@ -73,7 +78,9 @@ __all__ = [
     "ExecutionGraph",
     "ExecutionTraits",
     "GraphBuilder",
+    "NodeGraph",
     "NodeId",
+    "NodeTracker",
     "infer_traits",
 ]
 
@@ -187,15 +194,11 @@ class ColumnDescriptor:
 
 
 def _check_count(value: Any, what: str, method: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise IndexTypeError(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
-    if value < 1:
-        # An empty row group has no cell event that could release a dependent barrier.
-        raise ValueError(f"{method}() needs {what} >= 1, got {value!r}")
-    return int(value)
+    # An empty row group has no cell event that could release a dependent barrier: at least 1.
+    return as_count(value, what, method, 1)
 
 
-class ExecutionGraph:
+class NodeGraph:
     """Columns with traits and dependencies; cell and barrier nodes computed on demand.
 
     Descriptors may come in any order; the graph orders them topologically (keeping the given
@@ -204,14 +207,14 @@ class ExecutionGraph:
     """
 
     def __init__(self, num_records: int, column_descriptors: Iterable[ColumnDescriptor]) -> None:
-        self._num_records = _check_count(num_records, "num_records", "ExecutionGraph")
+        self._num_records = _check_count(num_records, "num_records", "NodeGraph")
         descriptors = list(column_descriptors)
         by_name: dict[str, ColumnDescriptor] = {}
         for desc in descriptors:
             if not isinstance(desc, ColumnDescriptor):
-                raise TypeError(f"ExecutionGraph() needs ColumnDescriptor objects, got {type(desc).__name__}")
+                raise TypeError(f"NodeGraph() needs ColumnDescriptor objects, got {type(desc).__name__}")
             if desc.name in by_name:
-                raise DuplicateColumnError(f"ExecutionGraph() got duplicate column {desc.name!r}")
+                raise DuplicateColumnError(f"NodeGraph() got duplicate column {desc.name!r}")
             by_name[desc.name] = replace(desc)
 
         columns = ColumnGraph()
@@ -284,14 +287,48 @@ class ExecutionGraph:
 
     def get_column_descriptor(self, name: str) -> ColumnDescriptor:
         """A copy of *name*'s descriptor (changing it does not change the graph)."""
-        self._require(name, "get_column_descriptor")
+        self.require_column(name, "get_column_descriptor")
         return replace(self._descriptors[name])
 
     def get_generator_and_config(self, node: NodeId) -> tuple[Any, Any]:
         """``(generator_cls, config)`` of the column that *node* belongs to."""
-        self._check_node(node, "get_generator_and_config")
+        self.check_node(node, "get_generator_and_config")
         desc = self._descriptors[node.column]
         return desc.generator_cls, desc.config
+
+    def has_column(self, name: object) -> bool:
+        """Whether *name* is a column of the graph."""
+        try:
+            return name in self._descriptors
+        except TypeError:  # unhashable
+            return False
+
+    def is_barrier_column(self, name: str) -> bool:
+        """Whether *name* is a barrier column (``UnknownColumnError`` for an unknown name)."""
+        self.require_column(name, "is_barrier_column")
+        return self._barrier[name]
+
+    def require_column(self, name: Any, method: str) -> None:
+        """Raise ``UnknownColumnError`` naming *method* unless *name* is a column of the graph."""
+        if not self.has_column(name):
+            raise UnknownColumnError(f"{method}() got unknown column {name!r}")
+
+    def check_node(self, node: Any, method: str) -> None:
+        """Raise unless *node* is a node of this graph (its column exists, its row is in range,
+        a barrier node belongs to a barrier column); errors name *method*."""
+        if isinstance(node, CellNodeId):
+            self.require_column(node.column, method)
+            _check_row(node.row, self._num_records, method)
+        elif isinstance(node, BarrierNodeId):
+            self.require_column(node.column, method)
+            if not self._barrier[node.column]:
+                raise GraphError(f"{method}() got {node!r}, but {node.column!r} is not a barrier column")
+        else:
+            raise TypeError(f"{method}() needs a CellNodeId or BarrierNodeId, got {type(node).__name__}")
+
+    def same_structure(self, other: NodeGraph) -> bool:
+        """Whether *other* has the same records, columns, barriers and dependencies."""
+        return self._structure == other._structure
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -312,7 +349,7 @@ class ExecutionGraph:
 
     def get_dependencies(self, node: NodeId) -> list[NodeId]:
         """The nodes that must be done before *node* can run."""
-        self._check_node(node, "get_dependencies")
+        self.check_node(node, "get_dependencies")
         if isinstance(node, BarrierNodeId):
             return [CellNodeId(r, dep) for dep in self._deps[node.column] for r in range(self._num_records)]
         if self._barrier[node.column]:
@@ -321,7 +358,7 @@ class ExecutionGraph:
 
     def get_dependents(self, node: NodeId) -> list[NodeId]:
         """The nodes that list *node* among their dependencies."""
-        self._check_node(node, "get_dependents")
+        self.check_node(node, "get_dependents")
         if isinstance(node, BarrierNodeId):
             return list(self._cells(node.column))
         return [
@@ -329,7 +366,7 @@ class ExecutionGraph:
             for down in self._dependents[node.column]
         ]
 
-    def iter_ready_nodes(self, tracker: CompletionTracker) -> Iterator[NodeId]:
+    def iter_ready_nodes(self, tracker: NodeTracker) -> Iterator[NodeId]:
         """Nodes not yet complete whose dependencies all are, in :meth:`iter_nodes` order.
 
         Read from the core's frontier bits (binding *tracker* on first use); each column is
@@ -350,7 +387,7 @@ class ExecutionGraph:
                 for row in rows[start : start + _CHUNK].tolist():
                     yield CellNodeId(row, name)
 
-    def is_complete(self, tracker: CompletionTracker) -> bool:
+    def is_complete(self, tracker: NodeTracker) -> bool:
         """Whether every node of the graph is done (O(columns))."""
         self._backend(tracker, "is_complete")
         return len(tracker) == self.num_nodes
@@ -364,13 +401,13 @@ class ExecutionGraph:
         """
         return ColumnGraph.from_signature(self._column_graph.signature())
 
-    def create_tracker(self) -> CompletionTracker:
+    def create_tracker(self) -> NodeTracker:
         """A tracker bound to this graph from the start."""
-        return CompletionTracker(self._num_records, graph=self)
+        return NodeTracker(self._num_records, graph=self)
 
     def barrier_column_name(self, column: str) -> str:
         """The core column that holds *column*'s barrier node (for bulk access through the backend)."""
-        self._require(column, "barrier_column_name")
+        self.require_column(column, "barrier_column_name")
         if not self._barrier[column]:
             raise GraphError(f"barrier_column_name() got {column!r}, which is not a barrier column")
         self.core_graph()
@@ -406,31 +443,16 @@ class ExecutionGraph:
         return self._core_graph
 
     def __repr__(self) -> str:
-        return f"ExecutionGraph(num_records={self._num_records}, columns={list(self._order)!r})"
+        return f"NodeGraph(num_records={self._num_records}, columns={list(self._order)!r})"
 
     # -- internals -------------------------------------------------------------------------
 
     def _backend(self, tracker: Any, method: str) -> ColumnTracker:
-        if not isinstance(tracker, CompletionTracker):
+        if not isinstance(tracker, NodeTracker):
             raise TypeError(
-                f"{method}() needs a cellfrontier.nodes.CompletionTracker, got {type(tracker).__name__}"
+                f"{method}() needs a cellfrontier.nodes.NodeTracker, got {type(tracker).__name__}"
             )
-        return tracker._bind(self)
-
-    def _require(self, name: Any, method: str) -> None:
-        if name not in self._descriptors:
-            raise UnknownColumnError(f"{method}() got unknown column {name!r}")
-
-    def _check_node(self, node: Any, method: str) -> None:
-        if isinstance(node, CellNodeId):
-            self._require(node.column, method)
-            _check_row(node.row, self._num_records, method)
-        elif isinstance(node, BarrierNodeId):
-            self._require(node.column, method)
-            if not self._barrier[node.column]:
-                raise GraphError(f"{method}() got {node!r}, but {node.column!r} is not a barrier column")
-        else:
-            raise TypeError(f"{method}() needs a CellNodeId or BarrierNodeId, got {type(node).__name__}")
+        return tracker.bind(self)
 
     def _cells(self, name: str) -> Iterator[CellNodeId]:
         for row in range(self._num_records):
@@ -447,17 +469,16 @@ def _strategy(desc: ColumnDescriptor) -> GenerationStrategy:
 
 
 def _check_row(row: Any, num_records: int, method: str) -> int:
-    if isinstance(row, (bool, np.bool_)) or not isinstance(row, (int, np.integer)):
-        raise IndexTypeError(f"{method}() needs an integer row, got {type(row).__name__} {row!r}")
-    if not 0 <= row < num_records:
+    number = as_integer(row, "row", method)
+    if not 0 <= number < num_records:
         raise RowIndexError(f"{method}() got row {row!r} outside 0..{num_records - 1}")
-    return int(row)
+    return number
 
 
 # -- completion tracking ------------------------------------------------------------------
 
 
-class CompletionTracker:
+class NodeTracker:
     """Which nodes are done, kept in the core's bitmaps (see the module docs for binding).
 
     ``mark_complete`` is idempotent and does not check readiness, like the exploratory
@@ -467,17 +488,17 @@ class CompletionTracker:
     cannot tell a column of the graph-to-be from a misspelt one: ``column_completion_count``
     answers 0 and ``is_column_complete`` False for a column with nothing marked, and a node
     of an unknown column is rejected when the tracker binds (``UnknownColumnError``).  Pass
-    ``graph=`` (or use :meth:`ExecutionGraph.create_tracker`) to have unknown names raise
+    ``graph=`` (or use :meth:`NodeGraph.create_tracker`) to have unknown names raise
     from the first call.
     """
 
-    def __init__(self, num_records: int, graph: ExecutionGraph | None = None) -> None:
-        self._num_records = _check_count(num_records, "num_records", "CompletionTracker")
-        self._graph: ExecutionGraph | None = None
+    def __init__(self, num_records: int, graph: NodeGraph | None = None) -> None:
+        self._num_records = _check_count(num_records, "num_records", "NodeTracker")
+        self._graph: NodeGraph | None = None
         self._backend: ColumnTracker | None = None
         self._staged: dict[str, ColumnTracker] = {}  # column -> main tracker of its nodes
         if graph is not None:
-            self._bind(graph)
+            self.bind(graph)
 
     # -- binding ---------------------------------------------------------------------------
 
@@ -486,7 +507,7 @@ class CompletionTracker:
         return self._num_records
 
     @property
-    def graph(self) -> ExecutionGraph | None:
+    def graph(self) -> NodeGraph | None:
         """The graph this tracker is bound to (None until first used with one)."""
         return self._graph
 
@@ -495,37 +516,35 @@ class CompletionTracker:
         """The core tracker (one row group ``(0, num_records)``) once bound; use it for bulk paths."""
         return self._backend
 
-    def bind(self, graph: ExecutionGraph) -> None:
-        """Bind to *graph* now (otherwise the first graph call binds)."""
-        self._bind(graph)
-
-    def _bind(self, graph: ExecutionGraph) -> ColumnTracker:
+    def bind(self, graph: NodeGraph) -> ColumnTracker:
+        """Bind to *graph* now (otherwise the first graph call binds); returns :attr:`backend`."""
         if self._backend is not None:
             assert self._graph is not None
-            if graph is not self._graph and graph._structure != self._graph._structure:
+            if graph is not self._graph and not graph.same_structure(self._graph):
                 raise GraphError("this tracker is bound to another graph (different columns or records)")
             return self._backend
-        if not isinstance(graph, ExecutionGraph):
-            raise TypeError(f"bind() needs a cellfrontier.nodes.ExecutionGraph, got {type(graph).__name__}")
+        if not isinstance(graph, NodeGraph):
+            raise TypeError(f"bind() needs a cellfrontier.nodes.NodeGraph, got {type(graph).__name__}")
         if graph.num_records != self._num_records:
             raise SizeMismatchError(
                 f"a tracker of {self._num_records} records cannot serve a graph of {graph.num_records}"
             )
         # Validate everything first, so that a failed bind changes nothing.
         for column, staged in self._staged.items():
-            graph._require(column, "mark_complete")
-            if _staged_barrier_done(staged, column) and not graph._barrier[column]:
+            graph.require_column(column, "mark_complete")
+            if _staged_barrier_done(staged, column) and not graph.is_barrier_column(column):
                 raise GraphError(
                     f"mark_complete() got {BarrierNodeId(column)!r}, but {column!r} is not a barrier column"
                 )
         backend = ColumnTracker.with_graph(graph.core_graph(), [(_ROW_GROUP, self._num_records)])
         backend.add_root_tasks(_ROW_GROUP, self._num_records)  # its delta stays lazy: no task objects
-        for column in graph._order:  # in topological order, as a run would complete them
+        for column in graph.column_names:  # in topological order, as a run would complete them
             source = self._staged.get(column)
             if source is None:
                 continue
             if _staged_barrier_done(source, column):
-                backend.mark_row_range_complete(graph._barrier_names[column], _ROW_GROUP, self._num_records)
+                barrier = graph.barrier_column_name(column)
+                backend.mark_row_range_complete(barrier, _ROW_GROUP, self._num_records)
             done = np.ones(self._num_records, dtype=bool)
             done[source.ready_rows(column, _ROW_GROUP)] = False  # every staged row was admitted
             backend.mark_cells_complete(column, _ROW_GROUP, np.flatnonzero(done))
@@ -544,7 +563,7 @@ class CompletionTracker:
                 self._staging(node.column).mark_cell_complete(node.column, _ROW_GROUP, row)
                 return
             assert graph is not None
-            graph._require(node.column, "mark_complete")
+            graph.require_column(node.column, "mark_complete")
             backend.mark_cell_complete(node.column, _ROW_GROUP, row)
         elif isinstance(node, BarrierNodeId):
             if backend is None:
@@ -552,8 +571,9 @@ class CompletionTracker:
                 staged.mark_row_range_complete(_barrier_of(node.column), _ROW_GROUP, self._num_records)
                 return
             assert graph is not None
-            graph._check_node(node, "mark_complete")
-            backend.mark_row_range_complete(graph._barrier_names[node.column], _ROW_GROUP, self._num_records)
+            graph.check_node(node, "mark_complete")
+            barrier = graph.barrier_column_name(node.column)
+            backend.mark_row_range_complete(barrier, _ROW_GROUP, self._num_records)
         else:
             raise TypeError(f"mark_complete() needs a CellNodeId or BarrierNodeId, got {type(node).__name__}")
 
@@ -577,7 +597,7 @@ class CompletionTracker:
                     SliceRef(node.column, _ROW_GROUP, int(node.row))
                 )
             assert graph is not None
-            if node.column not in graph._descriptors:
+            if not graph.has_column(node.column):
                 return False
             return backend.is_complete(SliceRef(node.column, _ROW_GROUP, int(node.row)))
         if isinstance(node, BarrierNodeId):
@@ -585,8 +605,10 @@ class CompletionTracker:
                 staged = self._staged.get(node.column)
                 return staged is not None and _staged_barrier_done(staged, node.column)
             assert graph is not None
-            name = graph._barrier_names.get(node.column)
-            return name is not None and backend.is_complete(SliceRef(name, _ROW_GROUP, None))
+            if not graph.has_column(node.column) or not graph.is_barrier_column(node.column):
+                return False
+            name = graph.barrier_column_name(node.column)
+            return bool(backend.is_complete(SliceRef(name, _ROW_GROUP, None)))
         return False
 
     def __len__(self) -> int:
@@ -598,10 +620,13 @@ class CompletionTracker:
             )
         assert self._graph is not None
         progress = self._backend.progress()
-        cells = sum(progress[name].completed for name in self._graph._order)
+        graph = self._graph
+        cells = sum(progress[name].completed for name in graph.column_names)
         barriers = sum(
             self._backend.is_complete(SliceRef(name, _ROW_GROUP, None))
-            for name in self._graph._barrier_names.values()
+            for name in (
+                graph.barrier_column_name(c) for c in graph.column_names if graph.is_barrier_column(c)
+            )
         )
         return cells + barriers
 
@@ -616,7 +641,7 @@ class CompletionTracker:
             staged = self._staged.get(column)
             return 0 if staged is None else staged.progress()[column].completed
         assert self._graph is not None
-        self._graph._require(column, "column_completion_count")
+        self._graph.require_column(column, "column_completion_count")
         return self._backend.progress()[column].completed
 
     def is_column_complete(self, column: str) -> bool:
@@ -632,7 +657,7 @@ class CompletionTracker:
 
     def __repr__(self) -> str:
         state = "bound" if self._backend is not None else "unbound"
-        return f"CompletionTracker(num_records={self._num_records}, completed={len(self)}, {state})"
+        return f"NodeTracker(num_records={self._num_records}, completed={len(self)}, {state})"
 
 
 def _barrier_of(column: str) -> str:
@@ -665,11 +690,7 @@ def _check_name(column: Any, method: str) -> None:
 
 
 def _valid_row(row: Any, num_records: int) -> bool:
-    return bool(
-        isinstance(row, (int, np.integer))
-        and not isinstance(row, (bool, np.bool_))
-        and 0 <= row < num_records
-    )
+    return is_integer(row) and 0 <= row < num_records
 
 
 # -- building from configs ----------------------------------------------------------------
@@ -744,7 +765,7 @@ def infer_traits(
 
 
 class GraphBuilder:
-    """Builds an :class:`ExecutionGraph` from a config of columns and a generator registry.
+    """Builds a :class:`NodeGraph` from a config of columns and a generator registry.
 
     The config is any object with ``columns`` (or an iterable of column configs); each column
     config has ``name`` and ``required_columns``, optionally ``side_effect_columns``.  A
@@ -765,7 +786,7 @@ class GraphBuilder:
     def __init__(self, registry: Any) -> None:
         self._registry = registry
 
-    def build(self, config: Any, num_records: int) -> ExecutionGraph:
+    def build(self, config: Any, num_records: int) -> NodeGraph:
         items = list(config.columns if hasattr(config, "columns") else config)
         entries: list[tuple[Any, Any]] = []  # (column config, generator class)
         for item in items:
@@ -795,7 +816,7 @@ class GraphBuilder:
                     side_effects=list(getattr(sub, "side_effect_columns", None) or ()),
                 )
             )
-        return ExecutionGraph(num_records, descriptors)
+        return NodeGraph(num_records, descriptors)
 
     def get_generator_cls(self, column_config: Any) -> Any:
         """The generator class the registry gives for *column_config*."""
@@ -816,3 +837,8 @@ class GraphBuilder:
             return registry(column_config)
         name = getattr(column_config, "name", column_config)
         raise GraphError(f"build() found no generator for column {name!r} ({type(column_config).__name__})")
+
+
+# The exploratory design's names for the node view's classes (its notebook's cells use them).
+ExecutionGraph = NodeGraph
+CompletionTracker = NodeTracker

@@ -9,7 +9,9 @@ methods (another library's plan, say) is accepted by the tracker as it is.
 
 Bad arguments raise errors of :mod:`cellfrontier.errors` that are also the built-ins these
 calls raised before (``TypeError`` for non-integers, ``ValueError`` for bad values,
-``KeyError`` for an unknown group), so existing handlers keep working.
+``KeyError`` for an unknown group), so existing handlers keep working.  Every size goes
+through the compiled core's one check (``check_group_size``): a row group holds fewer than
+``MAX_ROWS`` (2**31) rows, since the core's per-column counters are 32-bit.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
+from cellfrontier._core import check_group_size
+from cellfrontier._validate import as_count, as_integer, is_integer
 from cellfrontier.errors import (
-    CountTypeError,
     IndexTypeError,
     InvalidArgumentError,
     UnknownRowGroupError,
@@ -40,24 +41,8 @@ class RowGroupPlanLike(Protocol):
     def __iter__(self) -> Iterator[tuple[int, int]]: ...
 
 
-# Sizes the compiled core can index (row indices are 32-bit there).
-_MAX_SIZE = 2**31
 # Row-group ids must fit the core's 64-bit keys with room to spare.
 _MIN_ID = -(2**62)
-
-
-def _is_integer(value: Any) -> bool:
-    return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__")
-
-
-def _check_int(value: Any, what: str, method: str, minimum: int, error: type[IndexTypeError]) -> int:
-    """*value* as a Python int >= *minimum*; any ``__index__`` integer passes, bool does not."""
-    if not _is_integer(value):
-        raise error(f"{method}() needs an integer {what}, got {type(value).__name__} {value!r}")
-    number = int(value)
-    if number < minimum:
-        raise InvalidArgumentError(f"{method}() needs {what} >= {minimum}, got {value!r}")
-    return number
 
 
 class RowGroupPlan:
@@ -78,8 +63,8 @@ class RowGroupPlan:
     @classmethod
     def uniform(cls, num_records: int, buffer_size: int) -> RowGroupPlan:
         """Groups ``0 .. ceil(num_records / buffer_size) - 1`` of *buffer_size* rows, the last shorter."""
-        num_records = _check_int(num_records, "num_records", "uniform", 0, CountTypeError)
-        buffer_size = _check_int(buffer_size, "buffer_size", "uniform", 1, CountTypeError)
+        num_records = as_count(num_records, "num_records", "uniform", 0)
+        buffer_size = check_group_size(buffer_size, "uniform", "buffer_size", 1)
         plan = object.__new__(cls)
         plan._num_records = num_records
         plan._buffer_size = buffer_size
@@ -96,10 +81,10 @@ class RowGroupPlan:
                 raw_id, raw_size = pair
             except (TypeError, ValueError):
                 raise InvalidArgumentError(f"explicit() needs (id, size) pairs, got {pair!r}") from None
-            rg = _check_int(raw_id, "row group id", "explicit", _MIN_ID, IndexTypeError)
-            size = _check_int(raw_size, f"size of row group {rg}", "explicit", 0, CountTypeError)
-            if size >= _MAX_SIZE:
-                raise InvalidArgumentError(f"explicit() needs size of row group {rg} < 2**31, got {size!r}")
+            rg = as_integer(raw_id, "row group id", "explicit")
+            if rg < _MIN_ID:
+                raise InvalidArgumentError(f"explicit() needs row group id >= {_MIN_ID}, got {raw_id!r}")
+            size = check_group_size(raw_size, "explicit", f"size of row group {rg}")
             if rg in sizes:
                 raise InvalidArgumentError(f"explicit() got duplicate row group id {rg!r}")
             sizes[rg] = size
@@ -126,7 +111,7 @@ class RowGroupPlan:
 
     def has_row_group(self, row_group: int) -> bool:
         """Whether *row_group* is in the plan (never, for a non-integer such as ``True`` or ``1.0``)."""
-        if type(row_group) is not int and not _is_integer(row_group):
+        if type(row_group) is not int and not is_integer(row_group):
             return False
         if self._sizes is not None:
             return row_group in self._sizes
@@ -134,7 +119,7 @@ class RowGroupPlan:
 
     def row_group_size(self, row_group: int) -> int:
         """Rows in *row_group*; :class:`UnknownRowGroupError` (a ``KeyError``) if there is none."""
-        if type(row_group) is not int and not _is_integer(row_group):
+        if type(row_group) is not int and not is_integer(row_group):
             raise IndexTypeError(
                 f"row_group_size() needs an integer row group, got {type(row_group).__name__} {row_group!r}"
             )

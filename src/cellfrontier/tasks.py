@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from cellfrontier._core import FrontierDelta, Task
+from cellfrontier._values import FrontierDelta, Task
 
 __all__ = [
     "ColumnName",

@@ -8,10 +8,15 @@ changes, so a call that raises leaves the state as it was; bulk calls are all-or
 Without a graph (``CompletionTracker()``) it records completion state only, in the bitmaps of
 :mod:`cellfrontier.completion_only`; methods that need the frontier raise :class:`NoGraphError`.
 
-Concurrency: every mutation runs as one compiled call that holds the GIL from the first
-state change to the last, so calls from several threads never interleave inside an event
-and no update is lost.  Iterate over results (``pop_ready`` lists, deltas) freely: they are
-snapshots.
+Concurrency: every call into the compiled core holds the core's own lock from its first
+check to its result, so events from several threads never interleave and no update is lost,
+and a checkpoint or a progress report reads one instant.  (A graph-less tracker serialises
+its mutations with a lock to the same effect.)  Iterate over results (``pop_ready`` lists,
+deltas) freely: they are snapshots.
+
+State leaves and enters the tracker only as the plain values of :mod:`cellfrontier.state`
+(``export_state`` / ``from_state`` of the core): :mod:`cellfrontier.checkpoint` turns them into
+bytes and back.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from cellfrontier._core import FrontierDelta, Task, TrackerCore
+from cellfrontier import checkpoint
+from cellfrontier._core import TrackerCore
+from cellfrontier._values import FrontierDelta, Task
 from cellfrontier.completion_only import CompletionOnlyState
 from cellfrontier.errors import (
+    CheckpointError,
     IndexTypeError,
     InvalidArgumentError,
     NoGraphError,
@@ -34,13 +42,12 @@ from cellfrontier.errors import (
     UnknownColumnError,
 )
 from cellfrontier.graph import ExecutionGraph
-from cellfrontier.row_groups import as_row_group_plan
+from cellfrontier.row_groups import RowGroupPlan, as_row_group_plan
+from cellfrontier.state import PlainState
 from cellfrontier.strategies import GenerationStrategy
 from cellfrontier.tasks import SliceRef
 
 __all__ = ["ColumnProgress", "CompletionTracker"]
-
-_EMPTY_DELTA = FrontierDelta()
 
 
 class ColumnProgress(NamedTuple):
@@ -76,10 +83,15 @@ class CompletionTracker:
             raise InvalidArgumentError(
                 f"with_graph() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
             )
-        tracker = cls.__new__(cls)
+        plan = as_row_group_plan(row_groups)
+        return cls._over_core(graph, plan, TrackerCore(graph.compile(), plan))
+
+    @classmethod
+    def _over_core(cls, graph: ExecutionGraph, plan: Any, core: TrackerCore) -> CompletionTracker:
+        tracker = cls()
         tracker._graph = graph
-        tracker._plan = as_row_group_plan(row_groups)
-        tracker._core = TrackerCore(graph.compile(), tracker._plan)
+        tracker._plan = plan
+        tracker._core = core
         tracker._plain = None
         tracker._bind_hot_paths()
         return tracker
@@ -168,7 +180,7 @@ class CompletionTracker:
         """Admit every row group of the plan (:meth:`add_root_tasks` on each)."""
         core = self._need_core("seed_frontier")
         added: list[Task] = []
-        for row_group in core.compacted:  # all or nothing: refuse before admitting anything
+        for row_group in core.compacted_row_groups():  # all or nothing: refuse before admitting anything
             raise RowGroupCompactedError(f"seed_frontier() found row group {row_group!r} already compacted")
         for row_group, size in self._plan:
             added.extend(core.add_roots(row_group, size, None).added)
@@ -252,7 +264,7 @@ class CompletionTracker:
 
     def active_row_groups(self) -> list[int]:
         """Row groups that hold detailed state (touched and not compacted), sorted."""
-        return sorted(self._need_core("active_row_groups").groups)
+        return list(self._need_core("active_row_groups").active_row_groups())
 
     def frontier_size(self) -> int:
         """Number of ready tasks not yet handed out."""
@@ -312,22 +324,19 @@ class CompletionTracker:
 
     def progress(self) -> dict[str, ColumnProgress]:
         """Per column: cells completed, rows dropped (not completed) and rows in the plan."""
-        core = self._need_core("progress")
-        completed, dropped = core.progress_counts()  # one instant, even with other threads
+        state = self._need_core("progress").export_state(bitmaps=False)  # totals of one instant
         num_records = getattr(self._plan, "num_records", None)  # O(1) on a RowGroupPlan
         total_rows = int(num_records) if num_records is not None else sum(size for _, size in self._plan)
         return {
-            name: ColumnProgress(int(completed[i]), int(dropped[i]), total_rows)
-            for i, name in enumerate(core.names)
+            name: ColumnProgress(completed, dropped, total_rows)
+            for name, completed, dropped in zip(state.columns, state.completed, state.dropped, strict=True)
         }
 
     # -- checkpoints ----------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the whole state to *path* atomically (see :mod:`cellfrontier.checkpoint`)."""
-        from cellfrontier.checkpoint import save_tracker
-
-        save_tracker(self, path)
+        checkpoint.write_atomic(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], graph: ExecutionGraph | None = None) -> CompletionTracker:
@@ -336,22 +345,58 @@ class CompletionTracker:
         Tasks handed out but not completed before the checkpoint are ready again; nothing
         completed is offered again.  With *graph*, it must equal the saved graph.
         """
-        from cellfrontier.checkpoint import load_tracker
-
-        return load_tracker(path, graph)
+        return cls._restore(checkpoint.read(path, "load"), graph, "load")
 
     def to_bytes(self) -> bytes:
         """The checkpoint as bytes (same format as :meth:`save`)."""
-        from cellfrontier.checkpoint import tracker_to_bytes
-
-        return tracker_to_bytes(self)
+        core = self._core
+        if core is None:
+            return checkpoint.encode(self._completion_only().export_state())
+        assert self._graph is not None
+        plan = self._plan if isinstance(self._plan, RowGroupPlan) else RowGroupPlan.explicit(self._plan)
+        return checkpoint.encode(
+            checkpoint.GraphCheckpoint(self._graph.signature(), plan.to_dict(), core.export_state())
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, graph: ExecutionGraph | None = None) -> CompletionTracker:
         """Restore a tracker from :meth:`to_bytes` output."""
-        from cellfrontier.checkpoint import tracker_from_bytes
+        return cls._restore(data, graph, "from_bytes")
 
-        return tracker_from_bytes(data, graph, method="from_bytes")
+    @classmethod
+    def _restore(cls, data: Any, graph: ExecutionGraph | None, method: str) -> CompletionTracker:
+        """A tracker from checkpoint bytes; with *graph*, the saved graph must be the same (same
+        columns, strategies, edges and aliases) and the tracker uses that graph object."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidArgumentError(f"{method}() needs bytes, got {type(data).__name__}")
+        if graph is not None and not isinstance(graph, ExecutionGraph):
+            raise InvalidArgumentError(
+                f"{method}() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
+            )
+        saved = checkpoint.decode(bytes(data))
+        try:
+            if isinstance(saved, PlainState):
+                if graph is not None:
+                    raise CheckpointError(f"{method}() got a graph, but the checkpoint has no graph")
+                tracker = cls()
+                tracker._plain = CompletionOnlyState.from_state(saved)
+                return tracker
+            saved_graph = ExecutionGraph.from_signature(saved.graph)
+            if graph is not None:
+                if graph.signature() != saved.graph:
+                    raise CheckpointError(
+                        f"{method}() got a graph that differs from the one in the checkpoint: "
+                        + graph.difference(saved_graph)
+                    )
+                saved_graph = graph
+            plan = RowGroupPlan.from_dict(saved.plan)
+            return cls._over_core(
+                saved_graph, plan, TrackerCore.from_state(saved_graph.compile(), plan, saved.state)
+            )
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            raise CheckpointError(f"checkpoint is malformed: {exc}") from exc
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_tracker_from_bytes, (self.to_bytes(),))
@@ -361,7 +406,7 @@ class CompletionTracker:
             return "CompletionTracker()"
         return (
             f"CompletionTracker(columns={len(self._core.names)}, "
-            f"active_row_groups={len(self._core.groups)}, frontier={self.frontier_size()})"
+            f"active_row_groups={len(self._core.active_row_groups())}, frontier={self.frontier_size()})"
         )
 
     # -- internals ----------------------------------------------------------------------
@@ -398,13 +443,13 @@ class CompletionTracker:
                 f"{method}() got {task!r}: a {'full_column' if batch else 'cell_by_cell'} column "
                 f"needs row_index {'None' if batch else 'set'}"
             )
-        core.is_ready(column, task.row_group, task.row_index, False, method)  # validates group and row
+        core.is_ready(column, task.row_group, task.row_index, method)  # validates group and row
         expected = self._task_type(column, task.row_index)
         if task.task_type != expected:
             raise InvalidArgumentError(
                 f"{method}() got {task!r}: tasks of column {column!r} have task_type {expected!r}"
             )
-        if method == "add_ready_tasks" and task.row_group in core.compacted:
+        if method == "add_ready_tasks" and core.is_compacted(task.row_group):
             raise RowGroupCompactedError(
                 f"add_ready_tasks() got {task!r}, whose row group was already compacted"
             )

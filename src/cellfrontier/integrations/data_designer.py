@@ -17,7 +17,9 @@ deltas list their tasks in DataDesigner's order.  Without a graph (``CompletionT
     with cf_dd.installed():
         ...  # build datasets with DataDesigner's async engine, as usual
 
-Deliberate differences, all where DataDesigner would store bad input silently or fail later:
+Errors carry DataDesigner's exception types and messages (its text first, then the backend's
+detail).  Deliberate differences, all where DataDesigner would store bad input silently or fail
+later:
 
 * a row index that is not an integer in ``0 <= row_index < row_group_size`` (without a graph:
   not an integer ``>= 0``) raises ``RowIndexError`` / ``IndexTypeError`` (``ValueError`` /
@@ -39,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 try:
     from data_designer.engine.dataset_builders.row_group_plan import normalize_row_group_plan
@@ -58,17 +60,20 @@ except ImportError as exc:  # exercised by a test that hides DataDesigner
         "pip install 'cellfrontier[datadesigner]' (from a source checkout: pip install '.[datadesigner]')"
     ) from exc
 
-from cellfrontier._core import TrackerCore
-from cellfrontier._core import stable_task_id as _c_stable_task_id
+from cellfrontier._validate import as_integer
 from cellfrontier.errors import (
     CellFrontierError,
     DAGCircularDependencyError,
     IndexTypeError,
     RowIndexError,
+    SizeMismatchError,
+    StrategyMismatchError,
     UnknownColumnError,
     UnknownRowGroupError,
 )
 from cellfrontier.graph import ExecutionGraph
+from cellfrontier.integrations._dd_core import DataDesignerCore
+from cellfrontier.integrations._task_id import stable_task_id as _c_stable_task_id
 from cellfrontier.strategies import GenerationStrategy
 
 __all__ = ["CompletionTracker", "install", "installed", "is_installed", "uninstall"]
@@ -84,12 +89,6 @@ _MISSING: Any = object()
 # Key of the stable id stored in a materialised task's __dict__ (invisible to the dataclass's
 # eq/hash/repr, and equal to what stable_task_id computes from the task's fields).
 _ID_KEY = "_cf_task_id"
-# The id registry is pruned of tasks of inactive row groups when it grows past this size and
-# past twice its size after the previous pruning: amortised O(1) per registered task.
-_REGISTRY_PRUNE_MIN = 65_536
-# Registry rows of the two full-column task kinds (see TrackerCore.set_task_class).
-_BATCH_ROW = -1
-_SCRATCH_ROW = -2
 
 
 def _dd_task(column: str, row_group: int, row_index: int | None, task_type: str) -> DDTask:
@@ -157,21 +156,20 @@ def _pack_rows(rows: Iterable[int]) -> bytes:
     return bytes(packed)
 
 
-def _checked_row(row_index: Any) -> int:
+def _checked_row(row_index: Any, method: str) -> int:
     """A row index a tracker without a graph may store: an integer >= 0."""
     if type(row_index) is int and row_index >= 0:
         return row_index
-    if isinstance(row_index, bool) or not isinstance(row_index, int):
-        raise IndexTypeError(f"row index must be an integer, got {row_index!r}")
-    if row_index < 0:
-        raise RowIndexError(f"row index must be >= 0, got {row_index!r}")
-    return int(row_index)
+    row = as_integer(row_index, "row index", method)
+    if row < 0:
+        raise RowIndexError(f"{method}() needs a row index >= 0, got {row_index!r}")
+    return row
 
 
 class _LazyFrontierDelta(DDFrontierDelta):
     """DataDesigner's ``FrontierDelta`` whose task tuples are built on first access.
 
-    The compiled core makes these itself (``TrackerCore.set_delta_class``) without running the
+    The compiled core makes these itself (``DataDesignerCore``) without running the
     constructor: ``__dict__`` holds the core's own delta under ``_core_delta``, and the tuples
     once they were asked for.  The constructor is for copies (``dataclasses.replace``): it
     stores the given tuples, as DataDesigner's dataclass does.
@@ -238,8 +236,11 @@ class _LazyFrontierDelta(DDFrontierDelta):
         return (DDFrontierDelta, (self.added, self.removed))
 
 
-def _delta_class(graph: Any, order: tuple[str, ...], batch: frozenset[str]) -> type[_LazyFrontierDelta]:
-    """The delta class whose tuples list tasks in DataDesigner's order for *graph*.
+def _delta_class(
+    graph: Any, order: tuple[str, ...], batch: frozenset[str]
+) -> tuple[type[_LazyFrontierDelta], bool]:
+    """The delta class whose tuples list tasks in DataDesigner's order for *graph*, and whether
+    it lists added tasks as the core built them (True) or sorts them by column name.
 
     A completion adds tasks column by column in name order; a drop removes cell tasks in the
     graph's column order.  The core uses *order* (topological) for both: a graph where that
@@ -257,12 +258,13 @@ def _delta_class(graph: Any, order: tuple[str, ...], batch: frozenset[str]) -> t
     if [c for c in order if c not in batch] != [c for c in columns if c not in batch]:
         removed_rank = {name: i for i, name in enumerate(columns)}
     if added_rank is None and removed_rank is None:
-        return _LazyFrontierDelta
-    return type(
+        return _LazyFrontierDelta, True
+    ordered = type(
         "_OrderedFrontierDelta",
         (_LazyFrontierDelta,),
         {"_added_rank": added_rank, "_removed_rank": removed_rank, "__module__": __name__},
     )
+    return ordered, added_rank is None
 
 
 class CompletionTracker:
@@ -271,7 +273,7 @@ class CompletionTracker:
     def __init__(self) -> None:
         self._graph: Any = None
         self._row_group_plan: Any = None
-        self._core: TrackerCore | None = None
+        self._core: DataDesignerCore | None = None
         self._batch_columns: frozenset[str] = frozenset()
         self._column_position: dict[str, int] = {}
         self._lists_roots_as_built = True
@@ -282,14 +284,11 @@ class CompletionTracker:
         # Compacted row group -> its dropped rows as a little-endian packed mask.
         self._compacted_dropped: dict[Any, bytes] = {}
         # Frontier entries the bitmaps cannot hold (every entry without a graph; with one,
-        # foreign task types, unknown groups, ...): task -> its id, and id -> tasks.
+        # foreign task types, unknown groups, ...): task -> its id, and id -> tasks.  The core
+        # registers every task it holds under its id itself, so that mark_enqueued
+        # acknowledges ids in one compiled call.
         self._extra: dict[DDTask, str] = {}
         self._extra_ids: dict[str, list[DDTask]] = {}
-        # id -> (row group, column id, row) for every task the core holds under a known id
-        # (built by the core, or added with add_ready_tasks), so that mark_enqueued
-        # acknowledges ids in one compiled call.
-        self._registry: dict[str, tuple[int, int, int]] = {}
-        self._registry_limit = _REGISTRY_PRUNE_MIN
 
     @classmethod
     def with_graph(cls, graph: Any, row_groups: Any) -> CompletionTracker:
@@ -315,48 +314,76 @@ class CompletionTracker:
         except (UnknownColumnError, DAGCircularDependencyError) as exc:
             # DataDesigner accepts such a graph and fails when it first orders its columns.
             raise DDDAGCircularDependencyError(
-                f"with_graph() cannot order the graph's columns: {exc}"
+                f"The execution graph contains cyclic dependencies. (with_graph() cannot order the "
+                f"graph's columns: {exc})"
             ) from exc
-        core = TrackerCore(compiled, plan, dd_compat=True)
         batch = frozenset(c for c in columns if cf_graph.get_strategy(c) is GenerationStrategy.FULL_COLUMN)
-        # Tasks hold names and numbers only: they are built untracked by the cyclic GC.
-        core.set_task_class(DDTask, id_key=_ID_KEY, registry=tracker._registry, untrack=True)
-        delta_class = _delta_class(graph, compiled.names, batch)
-        core.set_delta_class(delta_class, _EMPTY_DELTA)
-        tracker._core = core
+        delta_class, tracker._lists_roots_as_built = _delta_class(graph, compiled.names, batch)
+        tracker._core = DataDesignerCore(compiled, plan, DDTask, delta_class, _EMPTY_DELTA, _ID_KEY)
         tracker._batch_columns = batch
         tracker._column_position = {name: i for i, name in enumerate(columns)}
-        tracker._lists_roots_as_built = delta_class._added_rank is None
         return tracker
 
     # -- conversions --------------------------------------------------------------------
 
-    def _require_graph(self) -> TrackerCore:
+    def _require_graph(self) -> DataDesignerCore:
         if self._core is None:
             raise RuntimeError("This method requires a graph to be set.")
         return self._core
 
-    def _check_row_group_first(self, exc: CellFrontierError, row_group: Any) -> None:
-        """DataDesigner validates the row group before anything else: report that fault first."""
+    def _check_row_group(self, row_group: Any) -> int:
+        """The size of *row_group*, or DataDesigner's error for a group its plan does not have."""
         plan = self._row_group_plan
         if not plan.has_row_group(row_group):
             raise UnknownRowGroupError(
                 f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
+            )
+        return int(plan.row_group_size(row_group))
+
+    def _reraise(
+        self, exc: CellFrontierError, method: str, row_group: Any, column: Any = None, size: Any = None
+    ) -> NoReturn:
+        """Raise the core's *exc* as DataDesigner words that fault, with the core's detail after it.
+
+        DataDesigner checks the row group first, then the column's strategy (a name its graph
+        does not know is its graph's ``KeyError``), then the size.  Faults it does not check (a
+        row index outside the group, say) keep the library's own wording.
+        """
+        try:
+            expected = self._check_row_group(row_group)
+        except UnknownRowGroupError as unknown:
+            raise unknown from exc
+        if isinstance(exc, UnknownColumnError):
+            raise UnknownColumnError(f"{column!r} ({exc})") from exc
+        if isinstance(exc, StrategyMismatchError):
+            wanted = "full_column" if method == "mark_row_range_complete" else "cell_by_cell"
+            actual = "cell_by_cell" if wanted == "full_column" else "full_column"
+            raise StrategyMismatchError(
+                f"{method}() requires {wanted} strategy, but column '{column}' has {actual} ({exc})"
             ) from exc
+        if size is not None and isinstance(exc, (SizeMismatchError, IndexTypeError)):
+            if size != expected:
+                raise SizeMismatchError(
+                    f"Row-group size mismatch for rg={row_group}: got {size}, expected {expected}"
+                ) from exc
+            if isinstance(exc, IndexTypeError):  # equal but not an integer: what range() says
+                raise IndexTypeError(
+                    f"{type(size).__name__!r} object cannot be interpreted as an integer ({exc})"
+                ) from exc
+        raise exc
 
     # -- mutations ----------------------------------------------------------------------
 
     def mark_cell_complete(self, column: str, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            row = _checked_row(row_index)
+            row = _checked_row(row_index, "mark_cell_complete")
             self._completed.setdefault(row_group, {}).setdefault(column, set()).add(row)
             return _EMPTY_DELTA
         try:
             delta: Any = core.mark_cell(column, row_group, row_index)
         except CellFrontierError as exc:
-            self._check_row_group_first(exc, row_group)
-            raise
+            self._reraise(exc, "mark_cell_complete", row_group, column)
         if self._extra:
             return self._with_extra_removed(delta, _dd_task(column, row_group, row_index, "cell"))
         return delta
@@ -371,8 +398,7 @@ class CompletionTracker:
         try:
             delta: Any = core.mark_range(column, row_group, row_group_size)
         except CellFrontierError as exc:
-            self._check_row_group_first(exc, row_group)
-            raise
+            self._reraise(exc, "mark_row_range_complete", row_group, column, row_group_size)
         if self._extra:
             return self._with_extra_removed(delta, _dd_task(column, row_group, None, "batch"))
         return delta
@@ -380,13 +406,12 @@ class CompletionTracker:
     def drop_row(self, row_group: int, row_index: int) -> DDFrontierDelta:
         core = self._core
         if core is None:
-            self._dropped.setdefault(row_group, set()).add(_checked_row(row_index))
+            self._dropped.setdefault(row_group, set()).add(_checked_row(row_index, "drop_row"))
             return _EMPTY_DELTA
         try:
             delta: Any = core.drop_row(row_group, row_index)
         except CellFrontierError as exc:
-            self._check_row_group_first(exc, row_group)
-            raise
+            self._reraise(exc, "drop_row", row_group)
         if not self._extra:
             return delta
         # Cell tasks of graph columns for this row leave the frontier, wherever they are held;
@@ -412,22 +437,22 @@ class CompletionTracker:
     ) -> DDFrontierDelta:
         """Add root/from-scratch tasks for one admitted row group."""
         core = self._require_graph()
-        plan = self._row_group_plan
-        if not plan.has_row_group(row_group):
-            raise ValueError(
-                f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
-            )
-        expected = plan.row_group_size(row_group)
+        expected = self._check_row_group(row_group)
         if expected != row_group_size:
-            raise ValueError(
+            raise SizeMismatchError(
                 f"Row-group size mismatch for rg={row_group}: got {row_group_size}, expected {expected}"
             )
         names = tuple(columns) if columns else None
         if names is not None:
             for name in names:
                 if name not in core.index:
-                    raise KeyError(name)
-        delta: Any = core.add_roots(row_group, row_group_size, names)
+                    raise UnknownColumnError(
+                        f"{name!r} (add_root_tasks() got a column the graph does not have)"
+                    )
+        try:
+            delta: Any = core.add_roots(row_group, row_group_size, names)
+        except CellFrontierError as exc:
+            self._reraise(exc, "add_root_tasks", row_group, size=row_group_size)
         if not self._lists_roots_as_built and delta is not _EMPTY_DELTA:
             delta.__dict__["_as_listed"] = True  # in the order of the columns, not by name
         return delta
@@ -435,21 +460,16 @@ class CompletionTracker:
     def add_ready_tasks(self, tasks: list[DDTask] | tuple[DDTask, ...]) -> DDFrontierDelta:
         """Add ready tasks to the frontier idempotently."""
         core = self._core
-        registry = self._registry
         added: list[DDTask] = []
         for task in tasks:
             if core is not None and self._representable(task):
-                row = task.row_index
-                scratch = task.task_type == "from_scratch"
-                if core.set_ready(task.column, task.row_group, row, True, scratch):
-                    added.append(task)
                 # Registered under its id, so that acknowledging it (the scheduler's retry
                 # path) is one lookup instead of a scan of the whole frontier.
-                registry[_compute_task_id(task)] = (
-                    task.row_group,
-                    core.index[task.column],
-                    row if row is not None else (_SCRATCH_ROW if scratch else _BATCH_ROW),
-                )
+                scratch = task.task_type == "from_scratch"
+                if core.add_ready(
+                    task.column, task.row_group, task.row_index, scratch, _compute_task_id(task)
+                ):
+                    added.append(task)
             elif task not in self._extra:
                 task_id = _compute_task_id(task)
                 self._extra[task] = task_id
@@ -467,14 +487,14 @@ class CompletionTracker:
             self._unready_extra_ids(wanted)
             return
         # Tasks the core holds under a known id: one compiled call.
-        unmatched: Iterable[str] = core.unready_ids(wanted, self._registry)
+        unmatched: Iterable[str] = core.unready_ids(wanted)
         if self._extra:
             unmatched = set(unmatched) - self._unready_extra_ids(wanted)
         if unmatched:
             # Ids of tasks nobody listed since they became ready (built by the caller, say):
             # listing the frontier registers every task in it, then the ids resolve.
             core.ready_tasks()
-            core.unready_ids(unmatched, self._registry)
+            core.unready_ids(unmatched)
 
     def mark_complete(self, task: DDTask) -> None:
         """Compatibility hook for scheduler terminal accounting."""
@@ -489,18 +509,8 @@ class CompletionTracker:
             self._completed.pop(row_group, None)
             self._batch_complete.pop(row_group, None)
         else:
-            plan = self._row_group_plan
-            if not plan.has_row_group(row_group):
-                raise ValueError(
-                    f"Unknown row_group {row_group}. Known row_groups: {plan.describe_known_row_groups()}"
-                )
-            packed = b""
-            if row_group in core.groups:  # an untouched group has nothing to release
-                core.compact(row_group)
-                packed = core.compacted.get(row_group, (0, b""))[1]
-            self._compacted_dropped[row_group] = packed
-            if len(self._registry) > self._registry_limit:
-                self._prune_registry()
+            self._check_row_group(row_group)
+            self._compacted_dropped[row_group] = core.compact(row_group)
         for task in [t for t in self._extra if t.row_group == row_group]:
             self._remove_extra(task)
 
@@ -515,10 +525,7 @@ class CompletionTracker:
             row = _as_row(row)
             if row is None:
                 return False
-        group = core.groups.get(ref.row_group)
-        if group is None or ref.column not in core.index or not 0 <= row < group.n:
-            return False
-        return bool(core.is_done(ref.column, ref.row_group, row))
+        return bool(core.cell_done(ref.column, ref.row_group, row))
 
     def is_all_complete(self, cells: list[DDSliceRef]) -> bool:
         """Whether every cell is done; ``row_index=None`` asks for a completed range."""
@@ -544,13 +551,7 @@ class CompletionTracker:
             done = self._completed.get(row_group_index, _NO_COLUMNS).get(column, _NO_ROWS)
             dropped = self._dropped.get(row_group_index, _NO_ROWS)
             return all(row in done or row in dropped for row in range(size))
-        group = core.groups.get(row_group_index)
-        if group is None:
-            return False
-        if column in core.index:
-            return bool(core.column_resolved(column, row_group_index))
-        # A name outside the graph is never completed: only dropping every row resolves it.
-        return bool(group.n_dropped_rows == group.n)
+        return bool(core.column_complete(column, row_group_index))
 
     def is_dropped(self, row_group: int, row_index: int) -> bool:
         packed = self._compacted_dropped.get(row_group)
@@ -559,26 +560,20 @@ class CompletionTracker:
         core = self._core
         if core is None:
             return row_index in self._dropped.get(row_group, _NO_ROWS)
-        group = core.groups.get(row_group)
-        if group is None:
-            return False
         row: int | None = row_index
         if type(row) is not int:
             row = _as_row(row)
-            if row is None:
-                return False
-        if not 0 <= row < group.n:
-            return False
-        return bool(core.is_dropped(row_group, row))
+        return bool(core.row_dropped(row_group, row))
 
     def is_row_group_complete(self, row_group: int, row_group_size: int, all_columns: list[str]) -> bool:
         """All non-dropped rows have all columns done."""
         if row_group in self._compacted_dropped:
             return True
         core = self._core
-        if core is not None and row_group not in core.groups:
+        size = None if core is None else core.group_size(row_group)
+        if core is not None and size is None:
             return row_group_size <= 0 or not all_columns  # nothing is done in an untouched group
-        if core is None or core.groups[row_group].n != row_group_size:
+        if core is None or size != row_group_size:
             return self._slow_group_complete(row_group, row_group_size, all_columns)
         if any(c not in core.index for c in all_columns):
             return self._slow_group_complete(row_group, row_group_size, all_columns)
@@ -647,9 +642,7 @@ class CompletionTracker:
         core = self._core
         if core is None:
             return column in self._batch_complete.get(row_group, _NO_ROWS)
-        if column not in core.index or row_group not in core.groups:
-            return False
-        return bool(core.is_done(column, row_group, None))
+        return bool(core.batch_done(column, row_group))
 
     def _slow_group_complete(self, row_group: int, row_group_size: int, all_columns: list[str]) -> bool:
         for row_index in range(row_group_size):
@@ -685,22 +678,10 @@ class CompletionTracker:
         if not self._representable(task):
             return False
         return bool(
-            self._core.is_ready(  # type: ignore[union-attr]
+            self._core.is_listed(  # type: ignore[union-attr]
                 task.column, task.row_group, task.row_index, task.task_type == "from_scratch"
             )
         )
-
-    def _prune_registry(self) -> None:
-        """Forget registered tasks of row groups that hold no detailed state any more.
-
-        Tasks that were built (in a frontier listing or a delta) but never acknowledged stay in
-        the registry until then; this keeps it proportional to the active row groups.
-        """
-        active = self._core.groups if self._core is not None else {}
-        registry = self._registry
-        for task_id in [k for k, entry in registry.items() if entry[0] not in active]:
-            del registry[task_id]
-        self._registry_limit = max(_REGISTRY_PRUNE_MIN, 2 * len(registry))
 
 
 # -- installing into DataDesigner ---------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellfrontier import drivers
-from cellfrontier.workloads import W10, W64, expected_task_count, row_groups
+from cellfrontier.simulate import drivers
+from cellfrontier.simulate.workloads import W10, W64, expected_task_count, row_groups
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ def test_cellfrontier_drivers_process_the_fixed_task_count(runner, workload, row
 
 
 def test_simulate_command_prints_the_processed_task_count(capsys) -> None:
-    from cellfrontier.cli import main
+    from cellfrontier.simulate.cli import main
 
     assert main(["simulate", "--rows", "10000", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -37,19 +37,22 @@ def test_simulate_command_prints_the_processed_task_count(capsys) -> None:
 
 
 def test_simulate_compare_runs_every_backend_and_prints_the_ratio_matrix(capsys) -> None:
-    from cellfrontier.cli import BACKENDS, main
+    from cellfrontier.simulate.cli import OPTIONS, main
 
     assert main(["simulate", "--compare", "--rows", "2000", "--no-progress"]) == 0
     out = capsys.readouterr().out
     table, ratios = out.split("speed ratios")
     rows = {
-        label: line for line in table.splitlines() for label, _ in BACKENDS.values() if line.startswith(label)
+        label: line
+        for line in table.splitlines()
+        for label in (o.label for o in OPTIONS.values())
+        if line.startswith(label)
     }
     expected = f"{expected_task_count(W10, 2_000):,}"
     for key in ("tasks", "bulk"):
-        assert expected in rows[BACKENDS[key][0]]
+        assert expected in rows[OPTIONS[key].label]
     for key in ("adapter", "datadesigner"):
-        line = rows[BACKENDS[key][0]]
+        line = rows[OPTIONS[key].label]
         assert expected in line or "skipped" in line
     # The matrix has one row per backend that ran, each with a ratio to every other backend.
     ran = [label for label, line in rows.items() if "skipped" not in line]

@@ -7,7 +7,7 @@ read at run time) because users of the library run them too.
 A workload is a column DAG plus the way the driver plays it: row groups of ``buffer_size`` rows,
 at most ``window`` of them active at once, and optionally one ``cell_by_cell`` column whose cells
 drop their row instead of completing it when the row's global index is divisible by
-``drop_every``. :mod:`cellfrontier.drivers` holds the driver itself.
+``drop_every``. :mod:`cellfrontier.simulate.drivers` holds the driver itself.
 """
 
 from __future__ import annotations

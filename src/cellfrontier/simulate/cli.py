@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from cellfrontier import drivers
-from cellfrontier.workloads import WORKLOADS, expected_task_count
+from cellfrontier.simulate import drivers
+from cellfrontier.simulate.drivers import BackendInfo
+from cellfrontier.simulate.workloads import WORKLOADS, expected_task_count
 
 __all__ = ["main"]
 
@@ -127,22 +128,12 @@ def _mib(value: int | None) -> str:
     return f"{value / 2**20:,.1f} MiB"
 
 
-BACKENDS: dict[str, tuple[str, Callable[..., drivers.RunResult]]] = {
-    "tasks": ("cellfrontier (task-at-a-time)", drivers.run_cellfrontier_tasks),
-    "bulk": ("cellfrontier (bulk numpy)", drivers.run_cellfrontier_bulk),
-    "datadesigner": ("DataDesigner 0.9.6 tracker", drivers.run_data_designer),
-    "adapter": ("cellfrontier DataDesigner backend", drivers.run_data_designer_adapter),
-    "graphlib": ("graphlib.TopologicalSorter", drivers.run_graphlib),
+OPTIONS: dict[str, BackendInfo] = {
+    info.option: info for info in drivers.BACKENDS.values() if info.option is not None
 }
-
-
-SHORT_NAMES = {
-    "tasks": "tasks",
-    "bulk": "bulk",
-    "adapter": "DD backend",
-    "datadesigner": "DD",
-    "graphlib": "graphlib",
-}
+"""The backends ``--backend`` offers, by option (from the drivers' one registry)."""
+COMPARED = ("tasks", "bulk", "adapter", "datadesigner", "graphlib")
+"""What ``--compare`` runs, in this order."""
 
 
 class Outcome:
@@ -154,7 +145,7 @@ class Outcome:
 
 
 def _run_one(key: str, workload_name: str, rows: int, show_progress: bool) -> Outcome | str:
-    label, runner = BACKENDS[key]
+    label, runner = OPTIONS[key].label, OPTIONS[key].run
     workload = WORKLOADS[workload_name]
     bar = ProgressBar(expected_task_count(workload, rows), label, enabled=show_progress)
     gc.collect()
@@ -176,7 +167,7 @@ def _print_table(results: list[tuple[str, Outcome | str]], out: TextIO) -> None:
     )
     out.write(header + "\n" + "-" * len(header) + "\n")
     for key, outcome in results:
-        label = BACKENDS[key][0]
+        label = OPTIONS[key].label
         if isinstance(outcome, str):
             out.write(f"{label:<34} {outcome}\n")
             continue
@@ -194,7 +185,7 @@ def _print_table(results: list[tuple[str, Outcome | str]], out: TextIO) -> None:
         "\nspeed ratios: the column's us/task divided by the row's "
         "(how many times faster the row's backend is than the column's)\n"
     )
-    names = [SHORT_NAMES[key] for key, _ in ran]
+    names = [OPTIONS[key].short for key, _ in ran]
     out.write(f"{'':<34}" + "".join(f" {name:>11}" for name in names) + "\n")
     for key, outcome in ran:
         cells = []
@@ -204,7 +195,7 @@ def _print_table(results: list[tuple[str, Outcome | str]], out: TextIO) -> None:
             else:
                 ratio = other.result.us_per_task / max(outcome.result.us_per_task, 1e-12)
                 cells.append(f" {ratio:>10,.1f}x")
-        out.write(f"{BACKENDS[key][0]:<34}" + "".join(cells) + "\n")
+        out.write(f"{OPTIONS[key].label:<34}" + "".join(cells) + "\n")
 
 
 def simulate(args: argparse.Namespace, out: TextIO) -> int:
@@ -217,7 +208,7 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
         f"workload {workload.name}: {len(workload.columns)} columns, {rows:,} rows, "
         f"buffer {workload.buffer_size}, window {workload.window}, expected tasks {expected:,}\n"
     )
-    keys = ["tasks", "bulk", "adapter", "datadesigner", "graphlib"] if args.compare else [args.backend]
+    keys = list(COMPARED) if args.compare else [args.backend]
     results: list[tuple[str, Outcome | str]] = []
     if "datadesigner" in keys or "adapter" in keys:
         # Import DataDesigner before any run, so that no run's RSS growth includes the import.
@@ -257,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--backend",
-        choices=["tasks", "bulk", "adapter", "datadesigner", "graphlib"],
+        choices=list(COMPARED),
         default="tasks",
         help="tracker API to drive (default tasks: the task-at-a-time API)",
     )
