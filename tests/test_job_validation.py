@@ -80,6 +80,8 @@ def test_every_problem_is_reported_at_once() -> None:
     ("options", "match"),
     [
         ({"buffer_size": 0}, "buffer_size >= 1"),
+        ({"buffer_size": 2**31}, r"buffer_size < 2\*\*31"),  # the core's one row limit
+        ({"num_records": True}, "integer num_records"),
         ({"retries": -1}, "retries >= 0"),
         ({"max_concurrency": 0}, "max_concurrency >= 1"),
         ({"max_active_row_groups": 1.5}, "integer max_active_row_groups"),
@@ -89,7 +91,7 @@ def test_every_problem_is_reported_at_once() -> None:
 )
 def test_bad_options(options: dict[str, Any], match: str) -> None:
     with pytest.raises(InvalidArgumentError, match=match):
-        Job(build_j12_graph(), _refusing(), 10, **options)
+        Job(build_j12_graph(), _refusing(), **{"num_records": 10, **options})
 
 
 def test_bad_shards_are_refused() -> None:

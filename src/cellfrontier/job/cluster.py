@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cellfrontier._validate import as_count
 from cellfrontier.errors import CellFrontierError, InvalidArgumentError
 from cellfrontier.job.errors import JobCancelledError, MissingDependencyError, ShardLostError
 from cellfrontier.job.interrupts import StopSignals
@@ -161,13 +162,12 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
         raise InvalidArgumentError(
             "run(client=...) needs output_dir: a directory that every worker and this process can reach"
         )
-    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
-        raise InvalidArgumentError(f"run() needs shards as an integer >= 1, got {shards!r}")
-    if isinstance(shard_retries, bool) or not isinstance(shard_retries, int) or shard_retries < 0:
-        raise InvalidArgumentError(f"run() needs shard_retries as an integer >= 0, got {shard_retries!r}")
+    if shards is not None:
+        shards = as_count(shards, "shards", "run", 1)
+    shard_retries = as_count(shard_retries, "shard_retries", "run")
     started = time.perf_counter()
     layout = OutputLayout(Path(job.output_dir))
-    fingerprint = job._fingerprint()
+    fingerprint = job.fingerprint()
     prepare_output_dir(layout, fingerprint)
     if shards is None:
         shards = DEFAULT_SHARDS_PER_THREAD * max(1, sum(client.nthreads().values()))
@@ -200,7 +200,7 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
         _allowed_failures(client),
     )
     client.subscribe_topic(topic, on_event)
-    worker_job = job._for_workers(max(job.progress_interval, WORKER_PROGRESS_INTERVAL))
+    worker_job = job.without_progress_display(max(job.progress_interval, WORKER_PROGRESS_INTERVAL))
     done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
     futures: dict[Any, range] = {}
     try:
@@ -240,7 +240,7 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
         seconds=time.perf_counter() - started,
         keep_errors=job.keep_errors,
         output_dir=layout.root,
-        columns=tuple(name for p in job._column_plans() for name in p.outputs),
+        columns=tuple(name for p in job.column_plans() for name in p.outputs),
         workers=[o.worker for o in ordered],
     )
 

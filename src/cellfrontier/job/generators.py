@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from cellfrontier._validate import is_integer
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import GeneratorMappingError
 from cellfrontier.job.kernels import (
@@ -98,7 +99,7 @@ def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -
     with arguments (``@blocking(batch_size=1)``) or as a call (``blocking(fn)``), which
     returns a marked wrapper and leaves *fn* itself unchanged.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_integer(batch_size) or batch_size < 1:
         raise GeneratorMappingError(f"blocking() needs an integer batch_size >= 1, got {batch_size!r}")
 
     def mark(target: F) -> BlockingGenerator:
@@ -232,7 +233,7 @@ def resolve_generators(
     for name, cap in caps.items():
         if name not in known:
             problems.append(f"concurrency names {name!r}, which is not a column of the graph")
-        elif isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        elif not is_integer(cap) or cap < 1:
             problems.append(f"concurrency[{name!r}] must be an integer >= 1, got {cap!r}")
     if problems:
         raise GeneratorMappingError("Job() got an unusable generators mapping: " + "; ".join(problems))

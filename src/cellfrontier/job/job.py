@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cellfrontier._core import check_group_size
+from cellfrontier._validate import as_count
 from cellfrontier.errors import InvalidArgumentError
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import RunningLoopError
@@ -22,15 +24,6 @@ from cellfrontier.job.progress import JobProgress
 from cellfrontier.job.sharding import ShardSummary
 
 __all__ = ["Job", "JobResult"]
-
-
-def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise InvalidArgumentError(f"Job() needs an integer {what}, got {type(value).__name__} {value!r}")
-    number = int(value)
-    if number < minimum:
-        raise InvalidArgumentError(f"Job() needs {what} >= {minimum}, got {value!r}")
-    return number
 
 
 def _non_negative(value: Any, what: str) -> float:
@@ -115,28 +108,28 @@ class Job:
                 f"Job() needs a cellfrontier ExecutionGraph, got {type(graph).__name__}"
             )
         self.graph = graph
-        self.num_records = _positive_int(num_records, "num_records", 0)
-        self.buffer_size = _positive_int(buffer_size, "buffer_size")
+        self.num_records = as_count(num_records, "num_records", "Job")
+        self.buffer_size = check_group_size(buffer_size, "Job", "buffer_size", 1)
         self.max_active_row_groups = (
             None
             if max_active_row_groups is None
-            else _positive_int(max_active_row_groups, "max_active_row_groups")
+            else as_count(max_active_row_groups, "max_active_row_groups", "Job", 1)
         )
         self.max_concurrency = (
-            None if max_concurrency is None else _positive_int(max_concurrency, "max_concurrency")
+            None if max_concurrency is None else as_count(max_concurrency, "max_concurrency", "Job", 1)
         )
-        self.retries = _positive_int(retries, "retries", 0)
+        self.retries = as_count(retries, "retries", "Job")
         self.retry_backoff = _non_negative(retry_backoff, "retry_backoff")
         self.max_retry_backoff = _non_negative(max_retry_backoff, "max_retry_backoff")
         self.max_error_rate = _non_negative(max_error_rate, "max_error_rate")
-        self.min_error_sample = _positive_int(min_error_sample, "min_error_sample", 0)
-        self.keep_errors = _positive_int(keep_errors, "keep_errors", 0)
+        self.min_error_sample = as_count(min_error_sample, "min_error_sample", "Job")
+        self.keep_errors = as_count(keep_errors, "keep_errors", "Job")
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_interval = _non_negative(checkpoint_interval, "checkpoint_interval")
         self.checkpoint_every = (
-            None if checkpoint_every is None else _positive_int(checkpoint_every, "checkpoint_every")
+            None if checkpoint_every is None else as_count(checkpoint_every, "checkpoint_every", "Job", 1)
         )
-        self.memory_budget = _positive_int(memory_budget, "memory_budget")
+        self.memory_budget = as_count(memory_budget, "memory_budget", "Job", 1)
         if progress is not None and not callable(progress):
             raise InvalidArgumentError(
                 f"Job() needs a callable progress callback, got {type(progress).__name__}"
@@ -157,13 +150,18 @@ class Job:
         """Row groups of the job: ids ``0 .. num_row_groups - 1``."""
         return -(-self.num_records // self.buffer_size)
 
-    def _column_plans(self) -> list[ColumnPlan]:
+    def column_plans(self) -> list[ColumnPlan]:
+        """How each column runs: its generator resolved and classified (inline, async, blocking).
+
+        Resolved once per process: a copy shipped to another process resolves its own.
+        """
         if self._plans is None:
             self._plans = resolve_generators(self.graph, self.generators, self.concurrency)
         return self._plans
 
-    def _fingerprint(self) -> dict[str, Any]:
-        identities = {plan.name: plan.identity for plan in self._column_plans()}
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the job in its output directory's manifest (see ``manifest.py``)."""
+        identities = {plan.name: plan.identity for plan in self.column_plans()}
         return job_fingerprint(self.graph, identities, self.num_records, self.buffer_size)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -246,13 +244,15 @@ class Job:
 
         return await run_locally(self, shard, signals)
 
-    def _for_workers(self, progress_interval: float) -> Job:
-        """A copy to ship to cluster workers: no progress callback or bar (the client shows progress)."""
-        clone = copy.copy(self)
+    def without_progress_display(self, progress_interval: float) -> Job:
+        """A copy that reports progress only every *progress_interval* seconds, drawing nothing.
+
+        Shipped to cluster workers, where the client shows the job's one progress view.
+        """
+        clone = copy.copy(self)  # through __getstate__: the copy resolves its own plans
         clone.progress = None
         clone.progress_bar = False
         clone.progress_interval = progress_interval
-        clone._plans = None
         return clone
 
     def __repr__(self) -> str:

@@ -42,7 +42,7 @@ async def run_locally(job: Job, requested: range | None, signals: StopSignals) -
         )
     started = time.perf_counter()
     layout = OutputLayout(Path(job.output_dir))
-    fingerprint = job._fingerprint()
+    fingerprint = job.fingerprint()
     prepare_output_dir(layout, fingerprint)
     plan = plan_shards(layout, job.num_row_groups, requested=requested)
     written = set(layout.written_groups(0, job.num_row_groups))
@@ -68,7 +68,7 @@ async def run_locally(job: Job, requested: range | None, signals: StopSignals) -
     if reporter.active:
         now = time.perf_counter()
         reporter.emit(board.progress(now), now, final=True)
-    columns = tuple(name for plan_ in job._column_plans() for name in plan_.outputs)
+    columns = tuple(name for plan_ in job.column_plans() for name in plan_.outputs)
     return combine_results(
         results,
         list(finished.values()),

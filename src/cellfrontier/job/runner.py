@@ -93,7 +93,7 @@ class ShardRunner:
         self.job = job
         self.report = report
         self.first, self.stop = row_groups.start, row_groups.stop
-        self.plans: list[ColumnPlan] = job._column_plans()
+        self.plans: list[ColumnPlan] = job.column_plans()
         self.by_name: dict[str, ColumnPlan] = {p.name: p for p in self.plans}
         self.column_names: list[str] = [p.name for p in self.plans]
         self.output_names: list[str] = [name for p in self.plans for name in p.outputs]

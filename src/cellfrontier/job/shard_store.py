@@ -99,7 +99,7 @@ class ShardStore:
     ) -> ResumedShard:
         """Claim the shard and restore its state from the directory (*tracker* if there is none)."""
         layout = self.layout
-        fingerprint = self.job._fingerprint()
+        fingerprint = self.job.fingerprint()
         self.digest = job_digest(fingerprint)
         prepare_output_dir(layout, fingerprint)
         register_shards(layout, [range(self.first, self.stop)])

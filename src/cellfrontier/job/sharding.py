@@ -189,7 +189,7 @@ def shard_baselines(
     A finished shard counts its rows from its checkpoint's header; another counts the rows of
     its groups whose files exist (their drops are unknown until it reports).
     """
-    plans = job._column_plans()
+    plans = job.column_plans()
     cells = sum(1 for p in plans if not p.batch)
     batches = len(plans) - cells
     buffer_size = job.buffer_size
