@@ -31,7 +31,6 @@ from cellfrontier.job.output import OutputLayout as Layout
 from cellfrontier.job.progress import JobProgress, ProgressBoard, ShardBaseline
 from cellfrontier.job.sharding import cut_range, plan_shards
 from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
-from cellfrontier.tracker import CompletionTracker
 
 ROWS = 4_500  # five row groups of 1,000, the last one short
 
@@ -206,22 +205,27 @@ def test_an_attempt_refuses_to_start_when_a_newer_one_claimed_the_shard(
 
 
 @needs_pyarrow
-def test_shard_states_are_each_shards_tracker_and_merging_needs_the_tracker(tmp_path: Path) -> None:
+def test_shard_states_merge_into_the_whole_jobs_state(tmp_path: Path) -> None:
     out = tmp_path / "out"
     stopping_job(out, None).run(row_groups=range(0, 2))
     with pytest.raises(ErrorRateExceededError):
         stopping_job(out, 700).run(row_groups=range(2, 5))
-    states = shard_states(out, build_j12_graph())
+    graph = build_j12_graph()
+    states = shard_states(out, graph)
     assert sorted(states, key=lambda r: r.start) == [range(0, 2), range(2, 5)]
-    columns = [name for name in build_j12_graph().get_topological_order()]
+    columns = list(graph.get_topological_order())
     assert all(states[range(0, 2)].is_row_group_complete(rg, 1000, columns) for rg in (0, 1))
-    assert states[range(2, 5)].active_row_groups()  # stopped with a group under way
-    if hasattr(CompletionTracker, "merge"):
-        merged = merged_job_state(out, build_j12_graph())
-        assert merged.is_row_group_complete(0, 1000, columns)
-    else:
-        with pytest.raises(NotImplementedError, match=r"CompletionTracker\.merge"):
-            merged_job_state(out, build_j12_graph())
+    under_way = states[range(2, 5)].active_row_groups()
+    assert under_way  # stopped with a group under way
+
+    merged = merged_job_state(out, graph)
+    assert all(merged.is_row_group_complete(rg, 1000, columns) for rg in (0, 1))
+    assert merged.active_row_groups() == under_way
+    by_shard = [states[r].progress() for r in (range(0, 2), range(2, 5))]
+    assert merged.progress() == {
+        name: type(done)(done.completed + other.completed, done.dropped + other.dropped, done.total)
+        for (name, done), other in zip(by_shard[0].items(), by_shard[1].values(), strict=True)
+    }
 
 
 def test_a_row_group_file_is_written_once(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "RowGroupCompactedError",
     "RowIndexError",
     "SizeMismatchError",
+    "StateMergeError",
     "StrategyMismatchError",
     "UnknownColumnError",
     "UnknownRowGroupError",
@@ -135,3 +136,7 @@ class CheckpointFileError(CheckpointError, OSError):
 
 class CheckpointNotFoundError(CheckpointFileError, FileNotFoundError):
     """No checkpoint at the given path."""
+
+
+class StateMergeError(CellFrontierError, ValueError):
+    """Tracker states that cannot be merged: another graph or plan, or a row group held by two."""

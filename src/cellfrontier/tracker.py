@@ -42,6 +42,7 @@ from cellfrontier.errors import (
     UnknownColumnError,
 )
 from cellfrontier.graph import ExecutionGraph
+from cellfrontier.merge import merge_checkpoints
 from cellfrontier.row_groups import RowGroupPlan, as_row_group_plan
 from cellfrontier.state import PlainState
 from cellfrontier.strategies import GenerationStrategy
@@ -362,6 +363,27 @@ class CompletionTracker:
     def from_bytes(cls, data: bytes, graph: ExecutionGraph | None = None) -> CompletionTracker:
         """Restore a tracker from :meth:`to_bytes` output."""
         return cls._restore(data, graph, "from_bytes")
+
+    @classmethod
+    def merge(cls, trackers: Iterable[CompletionTracker]) -> CompletionTracker:
+        """One tracker holding the state of *trackers*, which hold disjoint row groups.
+
+        For the shards of one job: each tracker recorded the events of its own row groups,
+        over the same graph and plan (explicit plans may differ where they share no group).
+        The result is what one tracker would hold had it recorded every event, read at one
+        instant per tracker, with checkpoint semantics: tasks handed out and not completed are
+        ready again.  Another graph or plan, a mix of trackers with and without a graph, or a
+        row group held by two trackers raises :class:`StateMergeError` (see
+        :mod:`cellfrontier.merge`).
+        """
+        parts = _items(trackers, "merge", "trackers")
+        for part in parts:
+            if not isinstance(part, CompletionTracker):
+                raise InvalidArgumentError(
+                    f"merge() needs CompletionTracker objects, got {type(part).__name__} {part!r}"
+                )
+        merged = merge_checkpoints([part.to_bytes() for part in parts])
+        return cls._restore(merged, parts[0].graph if parts else None, "merge")
 
     @classmethod
     def _restore(cls, data: Any, graph: ExecutionGraph | None, method: str) -> CompletionTracker:

@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cellfrontier.job.errors import OutputDirError
 from cellfrontier.job.fencing import checkpoint_epochs, epoch_checkpoint_path
@@ -293,17 +293,13 @@ def shard_states(output_dir: str | os.PathLike[str], graph: ExecutionGraph) -> d
 
 
 def merged_job_state(output_dir: str | os.PathLike[str], graph: ExecutionGraph) -> CompletionTracker:
-    """The whole job's tracker state: every shard's state merged into one tracker.
+    """The whole job's tracker state: every shard's newest checkpoint merged into one tracker.
 
-    Needs ``CompletionTracker.merge`` (states of disjoint row-group ranges into one); until
-    the tracker offers it this raises :class:`NotImplementedError`.  Use :func:`shard_states`
-    for the per-shard states meanwhile.
+    Shards hold disjoint row groups of one plan, so their states merge
+    (:meth:`CompletionTracker.merge`); a shard that has not checkpointed yet contributes
+    nothing.  The result is a view for progress and inspection, with checkpoint semantics.
     """
     states = shard_states(output_dir, graph)
-    merge: Any = getattr(CompletionTracker, "merge", None)
-    if merge is None:
-        raise NotImplementedError(
-            "merging the shards' tracker states needs CompletionTracker.merge, which this version of "
-            "cellfrontier does not have; shard_states() returns them per shard"
-        )
-    return merge([states[shard] for shard in sorted(states, key=lambda r: r.start)])
+    if not states:
+        return CompletionTracker.with_graph(graph, [])
+    return CompletionTracker.merge([states[shard] for shard in sorted(states, key=lambda r: r.start)])
