@@ -55,9 +55,8 @@ from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress, ProgressBoard, ProgressReporter, shard_snapshot
 from cellfrontier.job.runner import ShardRunner
 from cellfrontier.job.sharding import (
-    FinishedShard,
     combine_results,
-    finished_shard,
+    finished_shards,
     plan_shards,
     register_shards,
     shard_baselines,
@@ -175,11 +174,7 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
     register_shards(layout, plan)
     written = set(layout.written_groups(0, job.num_row_groups))
     digest = job_digest(fingerprint)
-    finished: dict[range, FinishedShard] = {}
-    for shard in plan:
-        done = finished_shard(layout, shard, digest, written)
-        if done is not None:
-            finished[shard] = done
+    finished = finished_shards(layout, plan, digest, written)
 
     board = ProgressBoard(shard_baselines(job, plan, finished, written))
     reporter = ProgressReporter(

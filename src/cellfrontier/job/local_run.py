@@ -21,9 +21,8 @@ from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress, ProgressBoard, ProgressReporter, shard_snapshot
 from cellfrontier.job.runner import ShardRunner
 from cellfrontier.job.sharding import (
-    FinishedShard,
     combine_results,
-    finished_shard,
+    finished_shards,
     plan_shards,
     shard_baselines,
 )
@@ -47,11 +46,7 @@ async def run_locally(job: Job, requested: range | None, signals: StopSignals) -
     plan = plan_shards(layout, job.num_row_groups, requested=requested)
     written = set(layout.written_groups(0, job.num_row_groups))
     digest = job_digest(fingerprint)
-    finished: dict[range, FinishedShard] = {}
-    for shard in plan:
-        done = finished_shard(layout, shard, digest, written)
-        if done is not None:
-            finished[shard] = done
+    finished = finished_shards(layout, plan, digest, written)
     to_run = [shard for shard in plan if shard not in finished]
     if len(to_run) == 1 and not finished:
         return await ShardRunner(job, to_run[0]).run(signals)

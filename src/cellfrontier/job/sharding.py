@@ -181,6 +181,18 @@ def finished_shard(
     return FinishedShard(shard, int(header["epoch"]), int(header["records"]), int(header["dropped"]))
 
 
+def finished_shards(
+    layout: OutputLayout, plan: Sequence[range], job_digest: str, written: set[int]
+) -> dict[range, FinishedShard]:
+    """The shards of *plan* that are finished (see :func:`finished_shard`), by range."""
+    finished: dict[range, FinishedShard] = {}
+    for shard in plan:
+        done = finished_shard(layout, shard, job_digest, written)
+        if done is not None:
+            finished[shard] = done
+    return finished
+
+
 def shard_baselines(
     job: Job, plan: Sequence[range], finished: Mapping[range, FinishedShard], written: set[int]
 ) -> list[ShardBaseline]:
