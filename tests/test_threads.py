@@ -1,9 +1,9 @@
 """Several threads sharing one tracker end in exactly the state one thread would reach.
 
-Concurrency contract (see the ``tracker`` module docstring): in graph mode every mutation is
-one compiled call that holds the GIL from its first state change to its last, so events from
-several threads never interleave and no update is lost; a tracker built without a graph
-serialises its mutations with a lock to the same effect.  A task enters the frontier once, so
+Concurrency contract (see the ``tracker`` module docstring): in graph mode every call into the
+compiled core holds the tracker's own lock (``_lock.h``) from its first check to its result,
+so events from several threads never interleave and no update is lost; a tracker built
+without a graph serialises its mutations with a lock to the same effect.  A task enters the frontier once, so
 across all threads each task appears in at most one delta's ``added`` and is handed out by at
 most one ``pop_ready``.  What the contract does not give is an order: the caller decides which
 thread's event comes first, and only order-independent outcomes (the completion state, and the
