@@ -6,9 +6,10 @@
 
 DataDesigner runs a job on its own event-loop thread plus worker threads (plain generators are
 handed to ``asyncio.to_thread``), so a profiler that follows one thread (``cProfile``,
-``pyinstrument``) misses most of the work.  This runs ``benchmarks/dd_jobs.py`` under
-``py-spy record --gil``: py-spy samples, from outside, the thread that holds the GIL, so the
-samples add up to the Python CPU time of the whole process at no cost to it.  Only the job is
+``pyinstrument``) misses most of the work.  This runs
+``python -m cellfrontier.simulate.datadesigner_jobs`` under ``py-spy record --gil``: py-spy
+samples, from outside, the thread that holds the GIL, so the samples add up to the Python CPU
+time of the whole process at no cost to it.  Only the job is
 counted: the engine's threads, and the main thread while it is inside ``DatasetBuilder``.
 
 Two readings are printed:
@@ -35,7 +36,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # Inclusive pieces: a sample counts for a piece when any frame of its stack matches.
@@ -73,7 +73,7 @@ INCLUSIVE: tuple[tuple[str, str | None, str | None], ...] = (
         None,
         r"(^|\.)(to_thread|_worker|run_in_executor)$",
     ),
-    ("custom generators (J12's own functions)", "/dd_jobs.py", r"^j12_|generate"),
+    ("custom generators (J12's own functions)", "/simulate/datadesigner_jobs.py", r"^j12_|generate"),
     ("row-group buffer", "/row_group_buffer.py", None),
     ("Parquet output (checkpoint of a finished row group)", None, r"checkpoint_row_group"),
     ("pandas", "/pandas/", None),
@@ -100,7 +100,8 @@ SELF: tuple[tuple[str, str | None, str | None], ...] = (
     ("scheduler's own lines", "/dataset_builders/async_scheduler.py", None),
     ("row-group buffer", "/row_group_buffer.py", None),
     ("custom-column wrapper and generators", "/column_generators/", None),
-    ("custom-column wrapper and generators", "/dd_jobs.py", None),
+    ("custom-column wrapper and generators", "/simulate/datadesigner_jobs.py", None),
+    ("custom-column wrapper and generators", "/simulate/job_workloads.py", None),
     ("custom-column wrapper and generators", "/config/custom_column.py", None),
     ("thread hand-off (threads, futures, locks)", "/concurrent/futures/", None),
     ("thread hand-off (threads, futures, locks)", "/threading.py", None),
@@ -250,7 +251,8 @@ def record(rows: int, buffer_size: int, cellfrontier_backend: bool, rate: int, r
     command = [
         py_spy, "record", "--gil", "--threads", "--full-filenames", "--format", "raw",
         "--rate", str(rate), "--output", str(raw),
-        "--", sys.executable, str(HERE / "dd_jobs.py"), str(rows), "--buffer", str(buffer_size),
+        "--", sys.executable, "-m", "cellfrontier.simulate.datadesigner_jobs",
+        str(rows), "--buffer", str(buffer_size),
     ]  # fmt: skip
     if cellfrontier_backend:
         command.append("--cellfrontier")

@@ -20,13 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dd_jobs import (
-    LAT_CEILING_PER_SECOND,
-    LAT_DEFAULT_ROWS,
-    compare_tracker_backends,
-    dd_skip_reason,
-    run_dd_j12,
-)
 from harness import (
     ADAPTER_BACKEND,
     BACKENDS,
@@ -45,6 +38,14 @@ from harness import (
 )
 
 import cellfrontier
+from cellfrontier.simulate.datadesigner_jobs import (
+    LAT_DEFAULT_ROWS,
+    compare_tracker_backends,
+    dd_skip_reason,
+    run_dd_j12,
+)
+from cellfrontier.simulate.job_workloads import LAT_CEILING_PER_SECOND
+from cellfrontier.simulate.reporting import format_bytes
 
 HERE = Path(__file__).resolve().parent
 LABELS = {
@@ -67,14 +68,6 @@ SHORT = {
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _mem(value: int | None) -> str:
-    if value is None:
-        return "n/a"
-    if value < 2**20:
-        return f"{value / 2**10:,.1f} KiB"
-    return f"{value / 2**20:,.1f} MiB"
 
 
 def run_workloads(args: argparse.Namespace, dd_reason: str | None) -> list[dict[str, Any]]:
@@ -134,7 +127,7 @@ def run_mem(args: argparse.Namespace, dd_reason: str | None) -> list[dict[str, A
     for backend, rows in plan:
         _log(f"MEM {rows:>9,} {backend} ...")
         result = MEM_RUNNERS[backend](rows)
-        _log(f"    {_mem(result.bytes)} ({result.seconds:.1f} s)")
+        _log(f"    {format_bytes(result.bytes)} ({result.seconds:.1f} s)")
         out.append(result.as_dict())
     return out
 
@@ -231,7 +224,7 @@ def workload_tables(results: list[dict[str, Any]]) -> str:
                 f"{r['seconds']:.3f}",
                 f"{r['us_per_task']:.3f}",
                 f"{r['tasks_per_second']:,.0f}",
-                _mem(r["peak_bytes"]) if backend.startswith("cellfrontier") else "n/a",
+                format_bytes(r["peak_bytes"]) if backend.startswith("cellfrontier") else "n/a",
             ]
             for other in present:
                 o = _find(results, workload, rows, other)
@@ -254,8 +247,9 @@ def mem_table(mem: list[dict[str, Any]]) -> str:
     ]
     for m in mem:
         lines.append(
-            f"| {LABELS[m['backend']]} | {m['rows']:,} | {m['tasks']:,} | {_mem(m['bytes'])} | "
-            f"{_mem(m['python_bytes'])} | {_mem(m['numpy_bytes'])} | {m['bytes'] / m['rows']:,.1f} |"
+            f"| {LABELS[m['backend']]} | {m['rows']:,} | {m['tasks']:,} | {format_bytes(m['bytes'])} | "
+            f"{format_bytes(m['python_bytes'])} | {format_bytes(m['numpy_bytes'])} | "
+            f"{m['bytes'] / m['rows']:,.1f} |"
         )
     return "\n".join(lines)
 
@@ -321,7 +315,7 @@ def dd_job_tables(dd_jobs: dict[str, Any]) -> str:
                 lines.append(
                     f"| {r['buffer_size']:,} | {label} | {r['rows']:,} | {r['seconds']:.1f} | "
                     f"{r['us_per_row']:,.0f} | {r['cpu_seconds']:.1f} | {r['cpu_us_per_task']:,.0f} | "
-                    f"{r['gc_seconds']:.1f} | {_mem(r['peak_rss_growth'])} | {ratios} |"
+                    f"{r['gc_seconds']:.1f} | {format_bytes(r['peak_rss_growth'])} | {ratios} |"
                 )
         lines.append(
             "\nspeed-up / CPU speed-up: the job's wall / CPU time with DataDesigner's tracker divided by the "
@@ -344,7 +338,7 @@ def dd_job_tables(dd_jobs: dict[str, Any]) -> str:
             f"{lat['latency_asked_seconds'] / lat['cell_tasks'] * 1e3:.0f} ms, "
             f"{lat['latency_taken_seconds'] / lat['cell_tasks'] * 1e3:.0f} ms | "
             f"{lat['peak_row_groups_in_flight']} "
-            f"(of {lat['max_active_row_groups']}) | {_mem(lat['peak_rss_growth'])} |",
+            f"(of {lat['max_active_row_groups']}) | {format_bytes(lat['peak_rss_growth'])} |",
             f"\nThe ceiling is {LAT_CEILING_PER_SECOND:,.0f} cell tasks per second: 1,024 calls at once "
             "over a mean latency of 50 ms. A call's latency *taken* is the time from the start of its "
             "sleep until it resumed: a busy event loop runs the timer's callback late.",

@@ -18,7 +18,9 @@ import os
 from typing import Any
 
 import pytest
-from dd_jobs import LAT_CEILING_PER_SECOND, LAT_DEFAULT_ROWS, dd_skip_reason, run_dd_j12, warm_up
+
+from cellfrontier.simulate.datadesigner_jobs import LAT_DEFAULT_ROWS, dd_skip_reason, run_dd_j12, warm_up
+from cellfrontier.simulate.job_workloads import LAT_CEILING_PER_SECOND
 
 FULL = os.environ.get("CELLFRONTIER_BENCH_FULL", "") not in ("", "0")
 

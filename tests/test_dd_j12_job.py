@@ -1,10 +1,11 @@
 """J12 run through NVIDIA DataDesigner's own engine produces J12's values, cell by cell.
 
-The job definition lives in ``benchmarks/dd_jobs.py`` (the comparison side of the whole-job
-benchmarks); these tests keep it honest at small sizes:
+J12 itself lives in ``cellfrontier.simulate.job_workloads``, the DataDesigner side of it in
+``cellfrontier.simulate.datadesigner_jobs`` (the comparison side of the whole-job
+benchmarks); these tests keep both honest at small sizes:
 
-* the column-wise formulas, the per-cell formulas and the checker agree, and the checker
-  reports a wrong cell, a wrong type and a missing row;
+* J12's generators give the table's values, computed a whole column at a time or a row at a
+  time alike, and the checker reports a wrong cell, a wrong type and a missing row;
 * ``DatasetBuilder.build()`` with DataDesigner's tracker, and with cellfrontier's tracker
   installed, writes exactly J12 (several row groups, the last one short);
 * the J12-LAT generators (``async``, awaiting latency under a per-column semaphore) write the
@@ -16,27 +17,18 @@ instead under CI, which installs it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 from dd_e2e_support import ci_requires_data_designer
 
-
-def _load_dd_jobs() -> ModuleType:
-    """``benchmarks/dd_jobs.py`` by path (``benchmarks/`` is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dd_jobs.py"
-    spec = importlib.util.spec_from_file_location("dd_jobs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("dd_jobs", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-dd_jobs = _load_dd_jobs()
+from cellfrontier.simulate import datadesigner_jobs as dd_jobs
+from cellfrontier.simulate.job_workloads import (
+    CELL_COLUMNS,
+    FULL_COLUMNS,
+    J12_COLUMNS,
+    j12_expected_columns,
+    j12_expected_row,
+    j12_lat_delay,
+)
 
 
 @pytest.fixture
@@ -55,31 +47,48 @@ def data_designer() -> None:
 
 def test_column_wise_formulas_match_the_per_cell_formulas() -> None:
     start, rows = 999_990, 25  # crosses 10**6: order ids and codes change width there
-    expected = dd_jobs.j12_expected_columns(rows, start)
-    assert list(expected) == [c.name for c in dd_jobs.J12_COLUMNS]
+    expected = j12_expected_columns(rows, start)
+    assert list(expected) == [c.name for c in J12_COLUMNS]
     for k in range(rows):
+        row = j12_expected_row(start + k)
         for name, values in expected.items():
-            assert values[k] == dd_jobs.j12_value(name, start + k), (name, start + k)
+            assert values[k] == row[name], (name, start + k)
 
 
 def test_formulas_spot_values() -> None:
     # i = 6: region "east" (6 % 4 = 2), price 1 + 222 % 100 = 23, h = 6 * 2654435761 % 1000 = 566
-    assert dd_jobs.j12_value("region", 6) == "east"
-    assert dd_jobs.j12_value("price", 6) == 23
-    assert dd_jobs.j12_value("order_id", 6) == "o000000006"
-    assert dd_jobs.j12_value("h", 6) == 566
-    assert dd_jobs.j12_value("bucket", 6) == 5
-    assert dd_jobs.j12_value("code", 6) == "6-5-566"
-    assert dd_jobs.j12_value("label", 6) == "east/5"
-    assert dd_jobs.j12_value("total", 6) == 23 * 6
-    assert dd_jobs.j12_value("sig", 6) == len("6-5-566") + 566
-    assert dd_jobs.j12_value("summary", 6) == f"7:east/5:{23 * 6}"
-    assert dd_jobs.j12_value("final", 6) == f"7:east/5:{23 * 6}|573|o000000006"
+    row = j12_expected_row(6)
+    assert row["region"] == "east"
+    assert row["price"] == 23
+    assert row["order_id"] == "o000000006"
+    assert row["h"] == 566
+    assert row["bucket"] == 5
+    assert row["code"] == "6-5-566"
+    assert row["label"] == "east/5"
+    assert row["total"] == 23 * 6
+    assert row["sig"] == len("6-5-566") + 566
+    assert row["summary"] == f"7:east/5:{23 * 6}"
+    assert row["final"] == f"7:east/5:{23 * 6}|573|o000000006"
+    # i = 1,000,003: "west" (i % 4 = 3), price 1 + 37,000,111 % 100 = 12, h = 3 * 761 % 1000 = 283
+    assert j12_expected_row(1_000_003) == {
+        "region": "west",
+        "price": 12,
+        "order_id": "o001000003",
+        "row_key": 1_000_003,
+        "h": 283,
+        "bucket": 2,
+        "code": "1000003-2-283",
+        "label": "west/2",
+        "total": 12 * 3,
+        "sig": 13 + 283,
+        "summary": "13:west/2:36",
+        "final": "13:west/2:36|296|o001000003",
+    }
 
 
 def test_latency_is_seeded_by_the_row_and_within_25_to_75_ms() -> None:
-    delays = [dd_jobs.j12_lat_delay(i) for i in range(2000)]
-    assert delays == [dd_jobs.j12_lat_delay(i) for i in range(2000)]
+    delays = [j12_lat_delay(i) for i in range(2000)]
+    assert delays == [j12_lat_delay(i) for i in range(2000)]
     assert all(0.025 <= d < 0.075 for d in delays)
     assert 0.045 < sum(delays) / len(delays) < 0.055
     assert len(set(delays)) > 1900
@@ -87,7 +96,7 @@ def test_latency_is_seeded_by_the_row_and_within_25_to_75_ms() -> None:
 
 def test_checker_accepts_j12_and_reports_each_kind_of_difference() -> None:
     pa = pytest.importorskip("pyarrow")
-    columns = dd_jobs.j12_expected_columns(50, 100)
+    columns = j12_expected_columns(50, 100)
     assert dd_jobs.check_j12_table(pa.table(columns), 50, start=100) == []
     assert dd_jobs.check_j12_table(pa.table(columns), 50, start=101) != []
 
@@ -113,13 +122,13 @@ def test_checker_accepts_j12_and_reports_each_kind_of_difference() -> None:
 def _assert_j12(run, rows: int, buffer_size: int) -> None:
     table = run.dataset
     assert dd_jobs.check_j12_table(table, rows) == []
-    assert set(table.column_names) == {c.name for c in dd_jobs.J12_COLUMNS} | {dd_jobs.SAMPLER_COLUMN}
+    assert set(table.column_names) == {c.name for c in J12_COLUMNS} | {dd_jobs.SAMPLER_COLUMN}
     assert run.checksum == dd_jobs.table_checksum(table)
     groups = -(-rows // buffer_size)
     assert run.row_groups == groups
     assert run.calls == {
-        **dict.fromkeys(dd_jobs.J12_CELL_COLUMNS, rows),
-        **dict.fromkeys(dd_jobs.J12_FULL_COLUMNS, groups),
+        **dict.fromkeys(CELL_COLUMNS, rows),
+        **dict.fromkeys(FULL_COLUMNS, groups),
     }
     assert run.cell_tasks == 7 * rows
 
@@ -143,7 +152,7 @@ def test_data_designer_engine_with_cellfrontier_installed_builds_the_same_j12() 
     assert run.tracker == f"{cf_dd.__name__}.CompletionTracker"
     assert run.backend == "datadesigner+cellfrontier"
     assert not cf_dd.is_installed()
-    expected = dd_jobs.table_checksum(__import__("pyarrow").table(dd_jobs.j12_expected_columns(rows)))
+    expected = dd_jobs.table_checksum(__import__("pyarrow").table(j12_expected_columns(rows)))
     assert run.checksum == expected
 
 
@@ -153,10 +162,10 @@ def test_latency_generators_write_j12_and_respect_the_column_cap() -> None:
     run = dd_jobs.run_dd_j12(rows, buffer_size, latency=True, column_cap=cap, keep_dataset=True)
     _assert_j12(run, rows, buffer_size)
     assert run.workload == "J12-LAT"
-    assert set(run.peak_in_flight_by_column) == set(dd_jobs.J12_CELL_COLUMNS)
+    assert set(run.peak_in_flight_by_column) == set(CELL_COLUMNS)
     assert all(1 <= peak <= cap for peak in run.peak_in_flight_by_column.values())
-    assert 1 <= run.peak_in_flight <= cap * len(dd_jobs.J12_CELL_COLUMNS)
+    assert 1 <= run.peak_in_flight <= cap * len(CELL_COLUMNS)
     assert 1 <= run.peak_row_groups_in_flight <= dd_jobs.DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS
-    asked = len(dd_jobs.J12_CELL_COLUMNS) * sum(dd_jobs.j12_lat_delay(i) for i in range(rows))
+    asked = len(CELL_COLUMNS) * sum(j12_lat_delay(i) for i in range(rows))
     assert run.latency_asked_seconds == pytest.approx(asked)
     assert run.latency_taken_seconds >= 0.99 * asked  # a sleep never ends (much) early

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import gc
-import resource
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TextIO
 
 from cellfrontier.simulate import drivers
 from cellfrontier.simulate.drivers import BackendInfo
+from cellfrontier.simulate.reporting import ProgressBar, RssGrowth, format_bytes, peak_rss_bytes
 from cellfrontier.simulate.workloads import WORKLOADS, expected_task_count
 
 __all__ = ["main"]
@@ -26,106 +24,6 @@ __all__ = ["main"]
 # graphlib holds one Python object per cell: about 21 GB at a million rows of W64.
 GRAPHLIB_MAX_ROWS = 200_000
 COMPARE_DEFAULT_ROWS = 100_000
-
-
-class ProgressBar:
-    """A dependency-free progress bar on stderr (plain periodic lines when not a terminal)."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.total = max(total, 1)
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = self.stream.isatty()
-        self.start = time.perf_counter()
-        self._last_draw = 0.0
-        self._last_decile = -1
-
-    def __call__(self, done: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        fraction = min(done / self.total, 1.0)
-        if self.tty:
-            if now - self._last_draw < 0.1 and done < self.total:
-                return
-            self._last_draw = now
-            width = 30
-            filled = int(width * fraction)
-            rate = done / max(now - self.start, 1e-9)
-            self.stream.write(
-                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{fraction:6.1%} {done:>12,} tasks {rate:>14,.0f}/s"
-            )
-            self.stream.flush()
-        else:
-            decile = int(fraction * 10)
-            if decile > self._last_decile:
-                self._last_decile = decile
-                self.stream.write(f"{self.label}: {fraction:.0%} ({done:,} tasks)\n")
-                self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _peak_rss_bytes() -> int:
-    # ru_maxrss is in KiB on Linux.
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _current_rss_bytes() -> int | None:
-    """Resident set size now (Linux ``/proc``), or None where it cannot be read cheaply."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * resource.getpagesize()
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _release_free_heap() -> None:
-    """Give memory that earlier runs freed back to the OS (glibc), so it cannot hide growth."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class RssGrowth:
-    """Peak growth of the resident set over a run, sampled once per tick of the driver.
-
-    Comparable across backends that hold Python objects (where the tracker's own ``nbytes``
-    does not exist); a sample per tick misses peaks inside a tick, and memory another run
-    freed but the allocator kept can hide part of a later run's growth.
-    """
-
-    def __init__(self, progress: Callable[[int], None]) -> None:
-        self.progress = progress
-        _release_free_heap()
-        self.baseline = _current_rss_bytes()
-        self.peak = self.baseline
-
-    def __call__(self, done: int) -> None:
-        self.progress(done)
-        if self.peak is not None:
-            now = _current_rss_bytes()
-            if now is not None and now > self.peak:
-                self.peak = now
-
-    @property
-    def growth(self) -> int | None:
-        if self.baseline is None or self.peak is None:
-            return None
-        return self.peak - self.baseline
-
-
-def _mib(value: int | None) -> str:
-    """Human-readable bytes (KiB below one MiB, so small states do not print as 0.0 MiB)."""
-    if value is None:
-        return "n/a"
-    if value < 2**20:
-        return f"{value / 2**10:,.1f} KiB"
-    return f"{value / 2**20:,.1f} MiB"
 
 
 OPTIONS: dict[str, BackendInfo] = {
@@ -174,8 +72,8 @@ def _print_table(results: list[tuple[str, Outcome | str]], out: TextIO) -> None:
         result = outcome.result
         out.write(
             f"{label:<34} {result.tasks:>11,} {result.seconds:>9.3f} {result.us_per_task:>9.3f} "
-            f"{result.tasks_per_second:>13,.0f} {_mib(result.peak_bytes):>15} "
-            f"{_mib(outcome.rss_growth):>12}\n"
+            f"{result.tasks_per_second:>13,.0f} {format_bytes(result.peak_bytes):>15} "
+            f"{format_bytes(outcome.rss_growth):>12}\n"
         )
         if result.note:
             out.write(f"{'':<34} note: {result.note}\n")
@@ -214,7 +112,7 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
         # Import DataDesigner before any run, so that no run's RSS growth includes the import.
         with contextlib.suppress(drivers.BackendUnavailable):
             drivers.import_data_designer()
-    baseline_rss = _peak_rss_bytes()
+    baseline_rss = peak_rss_bytes()
     for key in keys:
         if key == "graphlib" and rows > GRAPHLIB_MAX_ROWS:
             results.append((key, f"skipped: needs about {rows * 21 // 1_000_000:,} GB at {rows:,} rows"))
@@ -223,7 +121,8 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
     out.write("\n")
     _print_table(results, out)
     out.write(
-        f"\nprocess peak RSS {_mib(_peak_rss_bytes())} (baseline before the runs {_mib(baseline_rss)}); "
+        f"\nprocess peak RSS {format_bytes(peak_rss_bytes())} "
+        f"(baseline before the runs {format_bytes(baseline_rss)}); "
         "tracker memory: the largest tracker.nbytes (cellfrontier's numpy state) at the end of a tick; "
         "RSS growth: the process's resident set, sampled once per tick, above its size when the run "
         "started\n"

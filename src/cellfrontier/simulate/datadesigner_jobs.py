@@ -1,18 +1,22 @@
 """NVIDIA DataDesigner 0.9.6 running the whole-job workloads J12 and J12-LAT through its own engine.
 
-This is the comparison side of the job benchmarks: the same twelve-column job that
-cellfrontier's runner executes, built as a DataDesigner config and run by DataDesigner's
-``DatasetBuilder.build()`` (the async task-queue engine, writing one Parquet file per row
-group), with no model calls.  DataDesigner is imported, never copied; without it every entry
-point raises :class:`DataDesignerUnavailable` with an install hint (``dd_skip_reason()`` tells
-beforehand).  The module depends on nothing from ``benchmarks/`` so that the ``simulate``
-command can import it as it is.
+This is the comparison side of the job benchmarks and of ``cellfrontier simulate --workload
+J12 --backend datadesigner``: the same twelve-column job that cellfrontier's runner executes,
+built as a DataDesigner config and run by DataDesigner's ``DatasetBuilder.build()`` (the async
+task-queue engine, writing one Parquet file per row group), with no model calls.  The job's
+columns, generators, latency and checks are J12's own
+(:mod:`cellfrontier.simulate.job_workloads`); what is here is what DataDesigner needs around
+them.  DataDesigner is imported lazily (nothing imports this module at package import) and
+never copied; without it every entry point raises :class:`DataDesignerUnavailable` with an
+install hint (``dd_skip_reason()`` tells beforehand).
 
-    from dd_jobs import run_dd_j12
+    from cellfrontier.simulate.datadesigner_jobs import run_dd_j12
     run = run_dd_j12(20_000)                                   # DataDesigner's own tracker
     run = run_dd_j12(20_000, cellfrontier_backend=True)        # with install() in effect
     run = run_dd_j12(36_000, latency=True)                     # J12-LAT
     print(run.summary())
+
+    python -m cellfrontier.simulate.datadesigner_jobs 20000 --buffer 1000 10000 --compare
 
 How the job is expressed in DataDesigner
 ----------------------------------------
@@ -23,16 +27,17 @@ How the job is expressed in DataDesigner
   scheduler sets ``data_designer.engine.context.current_row_group_start_offset`` (a
   ``ContextVar``: the group's planned first row in the whole dataset) around every task, and
   the variable follows the call into the worker thread.  So a root computes the global row
-  index as ``start_offset + df.index``.
+  indices as ``start_offset + df.index`` and hands them to J12's generator as ``"_row"``.
 * **Cell columns** (``h``, ``bucket``, ``code``, ``label``, ``total``, ``sig``, ``final``) are
   custom ``cell_by_cell`` generators.  A cell generator receives only its row's values (no
-  index, no row group), so every cell value is computed from its upstream columns, exactly as
-  J12 defines it, and J12-LAT's latency seed ``i`` is read from the row's ``row_key``, a root
+  index, no row group), which is all J12's cell generators read; J12-LAT's latency seed ``i``
+  is read from the row's ``row_key``, a root
   column whose value is ``i`` and that every cell column depends on (directly or through
   ``h``), so it is always in the row.  Plain ``def`` generators run on DataDesigner's worker
   threads (``asyncio.to_thread``, one hand-off per cell); ``async def`` ones run on its event
   loop.
-* ``summary`` is a custom ``full_column`` generator over ``code``, ``label`` and ``total``.
+* ``summary`` is a custom ``full_column`` generator over ``code``, ``label`` and ``total``,
+  handed to J12's generator as lists.
 * **One sampler column.**  DataDesigner needs at least one sampler or seed column to start a
   row group: without one it adds a UUID sampler named ``_internal_row_id`` and a processor
   that drops it.  The job carries its own instead, ``tier``, a category sampler kept in the
@@ -56,7 +61,7 @@ thread of the process) of building the builder and running ``build()``, the task
 generators saw, the peak RSS growth over the run (Linux: the high-water mark reset through
 ``/proc/self/clear_refs`` before the run; elsewhere a sampling thread), and a checksum of the
 output.  The output is read back from the Parquet files after the clock stops and checked cell
-by cell against J12's formulas (:func:`check_j12_table`); a run that produced anything else
+by cell against J12 (:func:`check_j12_table`); a run that produced anything else
 raises :class:`J12Mismatch`.  The time the garbage collector ran is recorded too
 (``gc.callbacks``): nothing is frozen out of its view by default, as in a real DataDesigner
 process, whose imports leave over 150,000 objects for every full collection to walk.
@@ -71,8 +76,6 @@ import hashlib
 import logging
 import math
 import os
-import random
-import re
 import shutil
 import tempfile
 import threading
@@ -82,170 +85,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cellfrontier.simulate.job_workloads import (
+    CELL_COLUMNS,
+    FULL_COLUMNS,
+    J12,
+    J12_COLUMNS,
+    LAT_CEILING_PER_SECOND,
+    LAT_COLUMN_CAP,
+    LAT_JOB_CAP,
+    LAT_MEAN_SECONDS,
+    J12Column,
+    j12_differences,
+    j12_generators,
+    j12_lat_delay,
+)
+from cellfrontier.simulate.reporting import PeakRss
+
 __all__ = [
-    "J12_BUFFER_SIZE",
-    "J12_CELL_COLUMNS",
-    "J12_COLUMNS",
-    "J12_FULL_COLUMNS",
-    "J12_ROOT_COLUMNS",
-    "LAT_CEILING_PER_SECOND",
-    "LAT_COLUMN_CAP",
+    "DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS",
     "LAT_DEFAULT_ROWS",
-    "LAT_JOB_CAP",
     "SAMPLER_COLUMN",
     "SAMPLER_VALUES",
     "BackendComparison",
     "DataDesignerUnavailable",
-    "J12Column",
     "J12Mismatch",
     "JobRun",
     "build_j12_config",
     "check_j12_table",
     "compare_tracker_backends",
     "dd_skip_reason",
-    "j12_expected_columns",
-    "j12_lat_delay",
-    "j12_value",
     "run_dd_j12",
     "table_checksum",
     "warm_up",
 ]
 
-# --------------------------------------------------------------------------- J12, the workload
-
-
-@dataclass(frozen=True)
-class J12Column:
-    """One column of J12: its strategy and the columns it reads."""
-
-    name: str
-    strategy: str  # "full_column" or "cell_by_cell"
-    depends_on: tuple[str, ...]
-
-
-J12_COLUMNS: tuple[J12Column, ...] = (
-    J12Column("region", "full_column", ()),
-    J12Column("price", "full_column", ()),
-    J12Column("order_id", "full_column", ()),
-    J12Column("row_key", "full_column", ()),
-    J12Column("h", "cell_by_cell", ("row_key",)),
-    J12Column("bucket", "cell_by_cell", ("h",)),
-    J12Column("code", "cell_by_cell", ("row_key", "bucket", "h")),
-    J12Column("label", "cell_by_cell", ("region", "bucket")),
-    J12Column("total", "cell_by_cell", ("price", "bucket")),
-    J12Column("sig", "cell_by_cell", ("code", "h")),
-    J12Column("summary", "full_column", ("code", "label", "total")),
-    J12Column("final", "cell_by_cell", ("summary", "sig", "order_id")),
-)
-J12_ROOT_COLUMNS = tuple(c.name for c in J12_COLUMNS if not c.depends_on)
-J12_CELL_COLUMNS = tuple(c.name for c in J12_COLUMNS if c.strategy == "cell_by_cell")
-J12_FULL_COLUMNS = tuple(c.name for c in J12_COLUMNS if c.strategy == "full_column")
-J12_BUFFER_SIZE = 1000
-REGIONS = ("north", "south", "east", "west")
-HASH_MULTIPLIER = 2654435761
-
 SAMPLER_COLUMN = "tier"
 SAMPLER_VALUES = ("gold", "silver", "bronze")
 """The job's one sampler column (DataDesigner needs one to start a row group)."""
 
-LAT_MEAN_SECONDS = 0.050
-LAT_COLUMN_CAP = 256
-LAT_JOB_CAP = 1024
-LAT_CEILING_PER_SECOND = LAT_JOB_CAP / LAT_MEAN_SECONDS
-"""Cell tasks per second the caps and a mean latency of 50 ms allow: 20,480."""
 LAT_DEFAULT_ROWS = 36_000
 """J12-LAT rows for DataDesigner: 252,000 cell tasks, over 60 s at the 2,700-3,400 cells/s it
 reaches (a faster run would need more rows to last the 60 s the workload asks for)."""
 
 DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS = 3
 """DataDesigner's default ``RunConfig.max_concurrent_row_groups``, kept for both workloads."""
-
-
-# The value of each cell column from its row's upstream values (J12's table, verbatim).
-def _h(row: Mapping[str, Any]) -> int:
-    return (row["row_key"] * HASH_MULTIPLIER) % 1000
-
-
-def _bucket(row: Mapping[str, Any]) -> int:
-    return row["h"] // 100
-
-
-def _code(row: Mapping[str, Any]) -> str:
-    return f"{row['row_key']}-{row['bucket']}-{row['h']}"
-
-
-def _label(row: Mapping[str, Any]) -> str:
-    return f"{row['region']}/{row['bucket']}"
-
-
-def _total(row: Mapping[str, Any]) -> int:
-    return row["price"] * (row["bucket"] + 1)
-
-
-def _sig(row: Mapping[str, Any]) -> int:
-    return len(row["code"]) + row["h"]
-
-
-def _final(row: Mapping[str, Any]) -> str:
-    return f"{row['summary']}|{row['sig']}|{row['order_id']}"
-
-
-CELL_VALUE: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "h": _h,
-    "bucket": _bucket,
-    "code": _code,
-    "label": _label,
-    "total": _total,
-    "sig": _sig,
-    "final": _final,
-}
-ROOT_VALUE: dict[str, Callable[[int], Any]] = {
-    "region": lambda i: REGIONS[i % 4],
-    "price": lambda i: 1 + (i * 37) % 100,
-    "order_id": lambda i: f"o{i:09d}",
-    "row_key": lambda i: i,
-}
-
-
-def summary_value(code: str, label: str, total: int) -> str:
-    """``summary`` for one row."""
-    return f"{len(code)}:{label}:{total}"
-
-
-def j12_value(column: str, i: int) -> Any:
-    """J12's value of *column* at global row index *i*, straight from the formulas."""
-    if column in ROOT_VALUE:
-        return ROOT_VALUE[column](i)
-    row: dict[str, Any] = {name: fn(i) for name, fn in ROOT_VALUE.items()}
-    for name in ("h", "bucket", "code", "label", "total", "sig"):
-        row[name] = CELL_VALUE[name](row)
-    row["summary"] = summary_value(row["code"], row["label"], row["total"])
-    row["final"] = _final(row)
-    return row[column]
-
-
-def j12_expected_columns(rows: int, start: int = 0) -> dict[str, list[Any]]:
-    """Every J12 column for global rows ``start .. start + rows - 1``, column by column."""
-    index = range(start, start + rows)
-    cols: dict[str, list[Any]] = {name: [fn(i) for i in index] for name, fn in ROOT_VALUE.items()}
-    cols["h"] = [(k * HASH_MULTIPLIER) % 1000 for k in cols["row_key"]]
-    cols["bucket"] = [h // 100 for h in cols["h"]]
-    keys, buckets, hashes = cols["row_key"], cols["bucket"], cols["h"]
-    cols["code"] = [f"{k}-{b}-{h}" for k, b, h in zip(keys, buckets, hashes, strict=True)]
-    cols["label"] = [f"{r}/{b}" for r, b in zip(cols["region"], cols["bucket"], strict=True)]
-    cols["total"] = [p * (b + 1) for p, b in zip(cols["price"], cols["bucket"], strict=True)]
-    cols["sig"] = [len(c) + h for c, h in zip(cols["code"], cols["h"], strict=True)]
-    cols["summary"] = [
-        summary_value(c, lb, t) for c, lb, t in zip(cols["code"], cols["label"], cols["total"], strict=True)
-    ]
-    summaries, sigs, order_ids = cols["summary"], cols["sig"], cols["order_id"]
-    cols["final"] = [f"{s}|{g}|{o}" for s, g, o in zip(summaries, sigs, order_ids, strict=True)]
-    return {c.name: cols[c.name] for c in J12_COLUMNS}
-
-
-def j12_lat_delay(i: int) -> float:
-    """J12-LAT's latency of every cell of row *i*: ``0.050 * (0.5 + u)``, ``u`` seeded by *i*."""
-    return LAT_MEAN_SECONDS * (0.5 + random.Random(i).random())
 
 
 # --------------------------------------------------------------------------- availability
@@ -332,8 +215,8 @@ class JobProbe:
         self.column_cap = column_cap
         self._lock = threading.Lock()
         self.calls: dict[str, int] = {c.name: 0 for c in J12_COLUMNS}
-        self.in_flight: dict[str, int] = dict.fromkeys(J12_CELL_COLUMNS, 0)
-        self.peak_in_flight: dict[str, int] = dict.fromkeys(J12_CELL_COLUMNS, 0)
+        self.in_flight: dict[str, int] = dict.fromkeys(CELL_COLUMNS, 0)
+        self.peak_in_flight: dict[str, int] = dict.fromkeys(CELL_COLUMNS, 0)
         self.total_in_flight = 0
         self.peak_total_in_flight = 0
         self.row_groups_in_flight: dict[int, int] = {}
@@ -341,6 +224,10 @@ class JobProbe:
         self.semaphores: dict[str, asyncio.Semaphore] = {}
         self.latency_asked = 0.0
         self.latency_taken = 0.0
+
+    def total_calls(self) -> int:
+        """Generator calls so far, every column (read without the lock: a progress figure)."""
+        return sum(list(self.calls.values()))
 
     def count(self, column: str) -> None:
         """One call of *column*'s generator."""
@@ -384,13 +271,15 @@ def build_j12_config(
     probe: JobProbe | None = None,
     *,
     latency: bool = False,
+    mean_latency: float | None = None,
     async_cells: bool = False,
     sampler_column: bool = True,
 ) -> Any:
-    """J12 as a DataDesigner ``DataDesignerConfig``: custom columns computing J12's values.
+    """J12 as a DataDesigner ``DataDesignerConfig``: custom columns calling J12's generators.
 
-    *latency* makes every cell generator ``async`` and await J12-LAT's latency under a
-    per-column ``asyncio.Semaphore(probe.column_cap)`` (256 by default) first.  *async_cells*
+    *latency* makes every cell generator ``async`` and await J12-LAT's latency (mean
+    *mean_latency* seconds, 50 ms by default) under a per-column
+    ``asyncio.Semaphore(probe.column_cap)`` (256 by default) first.  *async_cells*
     makes them ``async`` without latency (DataDesigner then runs them on its event loop instead
     of handing each call to a worker thread).
     *sampler_column* adds the ``tier`` category sampler; without it DataDesigner adds its own
@@ -413,34 +302,27 @@ def build_j12_config(
             )
         )
 
-    def root_generator(name: str) -> Callable[..., Any]:
-        value = ROOT_VALUE[name]
+    generators = j12_generators()
+    mean = LAT_MEAN_SECONDS if mean_latency is None else mean_latency
+
+    def full_column_generator(column: J12Column) -> Callable[..., Any]:
+        name, value, upstream = column.name, generators[column.name], column.depends_on
 
         def generate(df: Any) -> Any:
             counter.count(name)
             offset = start_offset.get()
             if offset is None:
                 raise RuntimeError("DataDesigner did not set the row group's start offset")
-            df[name] = [value(offset + local) for local in df.index]
+            batch: dict[str, Any] = {up: df[up].tolist() for up in upstream}
+            batch["_row"] = [offset + local for local in df.index]
+            df[name] = value(batch)
             return df
 
         generate.__name__ = f"j12_{name}"
-        return custom()(generate)
-
-    def summary_generator() -> Callable[..., Any]:
-        def generate(df: Any) -> Any:
-            counter.count("summary")
-            df["summary"] = [
-                summary_value(c, lb, t) for c, lb, t in zip(df["code"], df["label"], df["total"], strict=True)
-            ]
-            return df
-
-        generate.__name__ = "j12_summary"
-        return custom(required_columns=["code", "label", "total"])(generate)
+        return custom(required_columns=list(upstream))(generate) if upstream else custom()(generate)
 
     def cell_generator(column: J12Column) -> Callable[..., Any]:
-        name = column.name
-        value = CELL_VALUE[name]
+        name, value = column.name, generators[column.name]
         if latency:
 
             async def generate_late(row: dict[str, Any]) -> dict[str, Any]:
@@ -449,7 +331,7 @@ def build_j12_config(
                 async with counter.semaphore(name):
                     counter.enter(name, row_group)
                     try:
-                        delay = j12_lat_delay(row["row_key"])
+                        delay = j12_lat_delay(row["row_key"], mean)
                         slept_from = time.perf_counter()
                         await asyncio.sleep(delay)
                         counter.slept(delay, time.perf_counter() - slept_from)
@@ -479,16 +361,12 @@ def build_j12_config(
         return custom(required_columns=list(column.depends_on))(generate)
 
     for column in J12_COLUMNS:
-        if column.name in ROOT_VALUE:
+        if column.strategy == "full_column":
             columns.append(
                 column_config(
-                    name=column.name, generator_function=root_generator(column.name), generation_strategy=full
-                )
-            )
-        elif column.name == "summary":
-            columns.append(
-                column_config(
-                    name="summary", generator_function=summary_generator(), generation_strategy=full
+                    name=column.name,
+                    generator_function=full_column_generator(column),
+                    generation_strategy=full,
                 )
             )
         else:
@@ -503,26 +381,15 @@ def check_j12_table(table: Any, rows: int, *, start: int = 0, limit: int = 5) ->
     """Compare a table (pyarrow ``Table`` or pandas ``DataFrame``) with J12, cell by cell.
 
     Row ``k`` of the table must be global row ``start + k``. Returns the differences found
-    (at most *limit* per column, plus a count), empty when every cell is right. The sampler
-    column, when present, must hold one of its category values.
+    (:func:`~cellfrontier.simulate.job_workloads.j12_differences`: at most *limit* per column,
+    plus a count), empty when every cell is right. The sampler column, when present, must hold
+    one of its category values.
     """
     names = list(table.column_names) if hasattr(table, "column_names") else list(table.columns)
-    problems: list[str] = []
     if len(table) != rows:
-        problems.append(f"{len(table):,} rows, expected {rows:,}")
-        return problems
-    missing = [c.name for c in J12_COLUMNS if c.name not in names]
-    if missing:
-        problems.append(f"missing columns {missing}")
-        return problems
-    expected = j12_expected_columns(rows, start)
-    for name, want in expected.items():
-        got = _column_values(table, name)
-        wrong = [k for k in range(rows) if got[k] != want[k] or type(got[k]) is not type(want[k])]
-        for k in wrong[:limit]:
-            problems.append(f"{name}[{start + k}] = {got[k]!r}, expected {want[k]!r}")
-        if len(wrong) > limit:
-            problems.append(f"{name}: {len(wrong) - limit:,} more wrong cells")
+        return [f"{len(table):,} rows, expected {rows:,}"]
+    data = {c.name: _column_values(table, c.name) for c in J12_COLUMNS if c.name in names}
+    problems = j12_differences(data, rows, start=start, limit=limit)
     if SAMPLER_COLUMN in names:
         odd = [v for v in _column_values(table, SAMPLER_COLUMN) if v not in SAMPLER_VALUES]
         if odd:
@@ -561,62 +428,6 @@ def _read_output(pq: Any, dataset_dir: Path) -> tuple[Any, int]:
 # --------------------------------------------------------------------------- measuring a run
 
 
-class PeakRss:
-    """Peak resident memory of the process over a block, as growth over the block's start.
-
-    On Linux the kernel's high-water mark (``VmHWM``) is reset through ``/proc/self/clear_refs``
-    at the start; where that is not allowed, a thread samples ``VmRSS`` every 5 ms.
-    """
-
-    def __init__(self) -> None:
-        self.baseline = 0
-        self.peak = 0
-        self._reset_works = False
-        self._stop = threading.Event()
-        self._sampler: threading.Thread | None = None
-
-    @staticmethod
-    def _status_kib(field_name: str) -> int | None:
-        try:
-            text = Path("/proc/self/status").read_text()
-        except OSError:
-            return None
-        found = re.search(rf"^{field_name}:\s+(\d+) kB", text, re.MULTILINE)
-        return int(found.group(1)) if found else None
-
-    def __enter__(self) -> PeakRss:
-        rss = self._status_kib("VmRSS")
-        self.baseline = self.peak = (rss or 0) * 1024
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-            self._reset_works = True
-        except OSError:
-            self._sampler = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
-            self._sampler.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            rss = self._status_kib("VmRSS")
-            if rss is not None:
-                self.peak = max(self.peak, rss * 1024)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._reset_works:
-            hwm = self._status_kib("VmHWM")
-            self.peak = max(self.peak, (hwm or 0) * 1024)
-        else:
-            self._stop.set()
-            if self._sampler is not None:
-                self._sampler.join()
-
-    @property
-    def growth(self) -> int:
-        """Bytes the peak rose above the baseline."""
-        return max(0, self.peak - self.baseline)
-
-
 @dataclass
 class JobRun:
     """One DataDesigner run of J12 or J12-LAT.
@@ -648,13 +459,15 @@ class JobRun:
     """J12-LAT: the most latency calls past their column's semaphore at once."""
     peak_in_flight_by_column: dict[str, int] = field(default_factory=dict)
     peak_row_groups_in_flight: int = 0
+    """J12-LAT: the most row groups with a latency call in flight at once (active groups
+    waiting only on full-column work are not counted, so this is a lower bound)."""
     latency_asked_seconds: float = 0.0
     """J12-LAT: the latencies the calls asked for, summed (about 50 ms a call)."""
     latency_taken_seconds: float = 0.0
     """J12-LAT: how long those sleeps really took until the call resumed, summed: an event loop
     too busy to run a timer's callback on time stretches every call."""
-    """J12-LAT: the most row groups with a latency call in flight at once (active groups
-    waiting only on full-column work are not counted, so this is a lower bound)."""
+    ceiling_per_second: float = LAT_CEILING_PER_SECOND
+    """J12-LAT: the cell tasks per second the caps allow at the run's mean latency (20,480)."""
     dataset: Any = None
     """The output as a pyarrow Table in row order, when asked for with ``keep_dataset``."""
 
@@ -685,8 +498,8 @@ class JobRun:
 
     @property
     def utilization(self) -> float:
-        """Cell tasks per second over J12-LAT's ceiling of 20,480 (meaningful with latency)."""
-        return self.cell_tasks_per_second / LAT_CEILING_PER_SECOND
+        """Cell tasks per second over J12-LAT's ceiling, 20,480 at 50 ms (meaningful with latency)."""
+        return self.cell_tasks_per_second / self.ceiling_per_second
 
     def as_dict(self) -> dict[str, Any]:
         """Plain fields and derived figures, for JSON (the dataset left out)."""
@@ -713,7 +526,7 @@ class JobRun:
         if self.workload == "J12-LAT":
             line += (
                 f", {self.cell_tasks_per_second:,.0f} cells/s = {self.utilization:.1%} of "
-                f"{LAT_CEILING_PER_SECOND:,.0f}/s, peak {self.peak_in_flight} in flight "
+                f"{self.ceiling_per_second:,.0f}/s, peak {self.peak_in_flight} in flight "
                 f"(mean {self.mean_calls_in_flight:,.0f}), a call's latency "
                 f"{self.latency_asked_seconds / max(1, self.cell_tasks) * 1e3:.0f} ms asked, "
                 f"{self.latency_taken_seconds / max(1, self.cell_tasks) * 1e3:.0f} ms taken"
@@ -779,6 +592,28 @@ def _settled_gc(freeze: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _reporting_calls(probe: JobProbe, progress: Callable[[int], None] | None) -> Iterator[None]:
+    """Call *progress* with the probe's call count every 0.25 s from a thread, for the block."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(0.25):
+            progress(probe.total_calls())
+
+    reporter = threading.Thread(target=report, name="j12-progress", daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reporter.join()
+        progress(probe.total_calls())
+
+
+@contextlib.contextmanager
 def _tracker_backend(cellfrontier_backend: bool) -> Iterator[None]:
     if not cellfrontier_backend:
         yield
@@ -791,10 +626,11 @@ def _tracker_backend(cellfrontier_backend: bool) -> Iterator[None]:
 
 def run_dd_j12(
     rows: int,
-    buffer_size: int = J12_BUFFER_SIZE,
+    buffer_size: int = J12.buffer_size,
     *,
     cellfrontier_backend: bool = False,
     latency: bool = False,
+    mean_latency: float | None = None,
     async_cells: bool = False,
     sampler_column: bool = True,
     max_active_row_groups: int = DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS,
@@ -806,11 +642,13 @@ def run_dd_j12(
     quiet: bool = True,
     artifact_dir: str | os.PathLike[str] | None = None,
     on_started: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> JobRun:
     """Run J12 (or J12-LAT with *latency*) through DataDesigner's ``DatasetBuilder.build()``.
 
     *cellfrontier_backend* runs it with ``cellfrontier.integrations.data_designer`` installed
-    (DataDesigner's scheduler then uses cellfrontier's tracker).  *buffer_size* is the
+    (DataDesigner's scheduler then uses cellfrontier's tracker).  *mean_latency* scales
+    J12-LAT's delays (50 ms by default; tests use milliseconds).  *buffer_size* is the
     row-group size, *max_active_row_groups* DataDesigner's ``max_concurrent_row_groups`` and
     *max_in_flight_tasks* its whole-job task cap; *column_cap* is J12-LAT's per-column cap.
     With *verify* the output is checked cell by cell against J12 (:class:`J12Mismatch` if any
@@ -819,12 +657,17 @@ def run_dd_j12(
     garbage collector (DataDesigner's imports leave over 150,000); by default they stay visible,
     as in any process that runs DataDesigner.  *quiet* raises DataDesigner's loggers to WARNING
     for the run.  *on_started* is called just before the clock starts (a profiler hook).
+    *progress*, if given, is called about four times a second with the generator calls made so
+    far, from a thread that reads the call counters (the generators pay nothing for it).
     """
     if rows <= 0 or buffer_size <= 0:
         raise ValueError(f"rows and buffer_size must be positive, got {rows} and {buffer_size}")
     dd = _import_engine()
     probe = JobProbe(column_cap)
-    config = build_j12_config(probe, latency=latency, async_cells=async_cells, sampler_column=sampler_column)
+    mean = LAT_MEAN_SECONDS if mean_latency is None else mean_latency
+    config = build_j12_config(
+        probe, latency=latency, mean_latency=mean, async_cells=async_cells, sampler_column=sampler_column
+    )
     run_config = dd["RunConfig"](
         buffer_size=buffer_size,
         max_concurrent_row_groups=max_active_row_groups,
@@ -850,7 +693,12 @@ def run_dd_j12(
             tracker = (
                 f"{builder_module.CompletionTracker.__module__}.{builder_module.CompletionTracker.__name__}"
             )
-            with _settled_gc(freeze_gc), PeakRss() as rss, GcClock() as gc_clock:
+            with (
+                _settled_gc(freeze_gc),
+                PeakRss() as rss,
+                GcClock() as gc_clock,
+                _reporting_calls(probe, progress),
+            ):
                 if on_started is not None:
                     on_started()
                 wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -880,8 +728,8 @@ def run_dd_j12(
         max_active_row_groups=max_active_row_groups,
         seconds=wall,
         cpu_seconds=cpu,
-        cell_tasks=sum(probe.calls[c] for c in J12_CELL_COLUMNS),
-        full_column_tasks=sum(probe.calls[c] for c in J12_FULL_COLUMNS) + sampler_tasks,
+        cell_tasks=sum(probe.calls[c] for c in CELL_COLUMNS),
+        full_column_tasks=sum(probe.calls[c] for c in FULL_COLUMNS) + sampler_tasks,
         row_groups=files,
         peak_rss_growth=rss.growth,
         gc_seconds=gc_clock.seconds,
@@ -894,6 +742,7 @@ def run_dd_j12(
         peak_row_groups_in_flight=probe.peak_row_groups_in_flight,
         latency_asked_seconds=probe.latency_asked,
         latency_taken_seconds=probe.latency_taken,
+        ceiling_per_second=LAT_JOB_CAP / mean,
         dataset=table if keep_dataset else None,
     )
 
@@ -983,7 +832,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run J12 or J12-LAT through NVIDIA DataDesigner's engine (DatasetBuilder.build())."
     )
     parser.add_argument("rows", type=int, nargs="?", default=20_000)
-    parser.add_argument("--buffer", type=int, nargs="+", default=[J12_BUFFER_SIZE], help="row-group size(s)")
+    parser.add_argument("--buffer", type=int, nargs="+", default=[J12.buffer_size], help="row-group size(s)")
     parser.add_argument("--latency", action="store_true", help="J12-LAT instead of J12")
     parser.add_argument("--cellfrontier", action="store_true", help="with cellfrontier's tracker installed")
     parser.add_argument(
