@@ -1,8 +1,9 @@
 """``cellfrontier simulate``: run a reference workload and report throughput and memory.
 
-The driver plays a scheduler whose generators finish instantly, so only the tracker's own
-cost is measured.  ``--compare`` runs the same workload through every available backend in
-one process, one after another, and prints the ratios side by side.
+For the tracker workloads (W10, W64) the driver plays a scheduler whose generators finish
+instantly, so only the tracker's own cost is measured.  ``--compare`` runs the same workload
+through every available backend in one process, one after another, and prints the ratios side
+by side.  The job workloads (J12, J12-LAT) run whole jobs: :mod:`cellfrontier.simulate.job_cli`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from cellfrontier.simulate import drivers
+from cellfrontier.simulate import drivers, job_cli
 from cellfrontier.simulate.drivers import BackendInfo
-from cellfrontier.simulate.reporting import ProgressBar, RssGrowth, format_bytes, peak_rss_bytes
+from cellfrontier.simulate.job_workloads import JOB_BACKENDS, JOB_WORKLOADS
+from cellfrontier.simulate.reporting import (
+    ProgressBar,
+    RssGrowth,
+    format_bytes,
+    peak_rss_bytes,
+    write_ratio_matrix,
+)
 from cellfrontier.simulate.workloads import WORKLOADS, expected_task_count
 
 __all__ = ["main"]
@@ -83,17 +91,7 @@ def _print_table(results: list[tuple[str, Outcome | str]], out: TextIO) -> None:
         "\nspeed ratios: the column's us/task divided by the row's "
         "(how many times faster the row's backend is than the column's)\n"
     )
-    names = [OPTIONS[key].short for key, _ in ran]
-    out.write(f"{'':<34}" + "".join(f" {name:>11}" for name in names) + "\n")
-    for key, outcome in ran:
-        cells = []
-        for _, other in ran:
-            if other is outcome:
-                cells.append(f" {'':>11}")
-            else:
-                ratio = other.result.us_per_task / max(outcome.result.us_per_task, 1e-12)
-                cells.append(f" {ratio:>10,.1f}x")
-        out.write(f"{OPTIONS[key].label:<34}" + "".join(cells) + "\n")
+    write_ratio_matrix(out, [(OPTIONS[k].label, OPTIONS[k].short, o.result.us_per_task) for k, o in ran])
 
 
 def simulate(args: argparse.Namespace, out: TextIO) -> int:
@@ -137,30 +135,70 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cellfrontier", description="cellfrontier command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("simulate", help="run a reference workload and report throughput and memory")
-    sim.add_argument("--workload", choices=sorted(WORKLOADS), default="W10", help="workload (default W10)")
+    sim = sub.add_parser(
+        "simulate",
+        help="run a reference workload and report throughput and memory",
+        description=(
+            "Run a reference workload: W10 and W64 drive the tracker alone (generators that finish "
+            "instantly); J12 and J12-LAT run whole jobs (generators called, values stored, Parquet "
+            "written), J12-LAT with 25-75 ms of latency per cell."
+        ),
+    )
+    sim.add_argument(
+        "--workload",
+        choices=[*sorted(WORKLOADS), *JOB_WORKLOADS],
+        default="W10",
+        help="workload (default W10)",
+    )
+    job_rows = job_cli.DEFAULT_ROWS
     sim.add_argument(
         "--rows",
         type=int,
         default=None,
-        help=f"rows to generate (default 1,000,000; {COMPARE_DEFAULT_ROWS:,} with --compare)",
+        help=(
+            f"rows to generate (default 1,000,000; {COMPARE_DEFAULT_ROWS:,} with --compare). "
+            f"J12: {job_rows['J12']['job']:,} with job or floor, {job_rows['J12']['datadesigner']:,} "
+            f"with datadesigner (about 3 s per 1,000 rows) and with --compare; J12-LAT: "
+            f"{job_rows['J12-LAT']['job']:,} with job, {job_rows['J12-LAT']['datadesigner']:,} with "
+            "datadesigner and with --compare (each about a minute)"
+        ),
     )
     sim.add_argument(
         "--backend",
-        choices=list(COMPARED),
-        default="tasks",
-        help="tracker API to drive (default tasks: the task-at-a-time API)",
+        choices=[*COMPARED, *(b for b in JOB_BACKENDS if b not in COMPARED)],
+        default=None,
+        help=(
+            "what runs the workload. W10/W64: the tracker API to drive (default tasks: the "
+            "task-at-a-time API); J12/J12-LAT: job (cellfrontier.Job, the default), floor (a plain "
+            "loop over the tracker; J12 only) or datadesigner (DataDesigner's own engine)"
+        ),
     )
     sim.add_argument("--compare", action="store_true", help="run every available backend side by side")
     sim.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    sim.add_argument(
+        "--output-dir",
+        default=None,
+        help=(
+            "J12/J12-LAT: write the Parquet output here and keep it (an empty or new directory; a "
+            "folder per backend with --compare); by default a temporary directory"
+        ),
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "simulate":
-        return simulate(args, sys.stdout)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "simulate":
+        return 2
+    problem = job_cli.argument_problem(args.workload, args.backend, args.output_dir, COMPARED)
+    if problem is not None:
+        parser.error(problem)
+    if args.workload in JOB_WORKLOADS:
+        return job_cli.simulate_job(args, sys.stdout)
+    if args.backend is None:
+        args.backend = "tasks"
+    return simulate(args, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "format_bytes",
     "peak_rss_bytes",
     "release_free_heap",
+    "write_ratio_matrix",
 ]
 
 
@@ -185,3 +186,22 @@ def format_bytes(value: int | None) -> str:
     if value < 2**20:
         return f"{value / 2**10:,.1f} KiB"
     return f"{value / 2**20:,.1f} MiB"
+
+
+def write_ratio_matrix(
+    out: TextIO, rows: list[tuple[str, str, float]], *, label_width: int = 34, cell_width: int = 11
+) -> None:
+    """A matrix of cost ratios: each cell is its column's cost divided by its row's.
+
+    *rows* are ``(label, short name, cost)``, cost being time per unit (lower is faster), so a
+    cell reads "how many times faster the row's backend is than the column's".
+    """
+    out.write(f"{'':<{label_width}}" + "".join(f" {short:>{cell_width}}" for _, short, _ in rows) + "\n")
+    for i, (label, _, cost) in enumerate(rows):
+        cells = []
+        for j, (_, _, other) in enumerate(rows):
+            if i == j:
+                cells.append(f" {'':>{cell_width}}")
+            else:
+                cells.append(f" {other / max(cost, 1e-12):>{cell_width - 1},.1f}x")
+        out.write(f"{label:<{label_width}}" + "".join(cells) + "\n")
