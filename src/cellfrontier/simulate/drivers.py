@@ -383,7 +383,7 @@ def import_data_designer() -> dict[str, Any]:
     except ImportError as exc:
         raise BackendUnavailable(
             "NVIDIA DataDesigner's tracker is not installed; install it with "
-            "`pip install 'cellfrontier[compare]'` (data-designer-engine==0.9.6)"
+            "`pip install 'cellfrontier[datadesigner]'` (data-designer-engine==0.9.6)"
         ) from exc
     try:
         from importlib.metadata import version

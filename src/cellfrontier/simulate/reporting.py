@@ -23,6 +23,7 @@ __all__ = [
     "RssGrowth",
     "current_rss_bytes",
     "format_bytes",
+    "format_ratio",
     "peak_rss_bytes",
     "release_free_heap",
     "write_ratio_matrix",
@@ -188,6 +189,11 @@ def format_bytes(value: int | None) -> str:
     return f"{value / 2**20:,.1f} MiB"
 
 
+def format_ratio(ratio: float) -> str:
+    """A ratio with one decimal, or three significant digits below 1 (0.0027 is not "0.0")."""
+    return f"{ratio:,.1f}" if ratio >= 1 else f"{ratio:.3g}"
+
+
 def write_ratio_matrix(
     out: TextIO, rows: list[tuple[str, str, float]], *, label_width: int = 34, cell_width: int = 11
 ) -> None:
@@ -203,5 +209,5 @@ def write_ratio_matrix(
             if i == j:
                 cells.append(f" {'':>{cell_width}}")
             else:
-                cells.append(f" {other / max(cost, 1e-12):>{cell_width - 1},.1f}x")
+                cells.append(f" {format_ratio(other / max(cost, 1e-12)):>{cell_width - 1}}x")
         out.write(f"{label:<{label_width}}" + "".join(cells) + "\n")
