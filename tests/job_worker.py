@@ -12,6 +12,7 @@ when the job finished, 130 on KeyboardInterrupt (Ctrl-C: the job checkpointed fi
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from job_support import CallLog, logged_j12
@@ -30,6 +31,10 @@ def main() -> int:
     parser.add_argument("--action", default="kill")
     parser.add_argument("--async", dest="async_cells", action="store_true")
     args = parser.parse_args()
+    # Ctrl-C as at a terminal, however the test run was started: a test runner launched in the
+    # background of a non-interactive shell passes SIGINT on ignored, and a job leaves an
+    # ignored signal ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     log = CallLog(args.call_log, args.act_at, args.action)
     log.marker("run")
     job = Job(

@@ -5,7 +5,10 @@ loop; the runner then cancels what is in flight (it will run again on resume), w
 checkpoint, puts the previous handlers back and raises the signal again, so the process sees
 what it would have seen without the job (``KeyboardInterrupt`` for Ctrl-C, termination for
 SIGTERM), only later and with the work saved.  Handlers are never installed from another
-thread (Python does not allow it): there, signals keep their previous behaviour.
+thread (Python does not allow it): there, signals keep their previous behaviour.  A signal
+the process ignores (``SIG_IGN``: a program started with ``nohup``, or in the background of a
+non-interactive shell, inherits SIGINT ignored) stays ignored: a job does not make its host
+process stop on a signal it chose not to stop on.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in _SIGNALS:
+                if signal.getsignal(signum) is signal.SIG_IGN:
+                    continue
                 with contextlib.suppress(ValueError, OSError):
                     self.previous[signum] = signal.signal(signum, self._handle)
         return self
