@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cellfrontier import GeneratorMappingError, InvalidArgumentError, Job, blocking
+from cellfrontier import GeneratorMappingError, InvalidArgumentError, Job, OutputDirError, blocking
 from cellfrontier.job.generators import ASYNC, BLOCKING, INLINE, generator_identity, resolve_generators
 from cellfrontier.simulate.job_workloads import build_j12_graph, j12_generators
 
@@ -153,3 +153,16 @@ def test_blocking_leaves_the_function_itself_unchanged() -> None:
     generators = {**j12_generators(), "h": fetch}
     kinds = {p.name: p.kind for p in resolve_generators(build_j12_graph(), generators, None)}
     assert kinds["h"] == INLINE
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/job", "gs://b/j", "file:///tmp/job", "abfs+x.y://c/d"])
+def test_an_output_dir_url_is_refused_before_anything_is_created(tmp_path, monkeypatch, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputDirError, match="must be a filesystem path"):
+        Job(build_j12_graph(), _refusing(), 10, output_dir=url)
+    assert list(tmp_path.iterdir()) == []  # no local folder named "s3:"
+
+
+def test_an_output_dir_that_only_looks_like_a_scheme_is_a_path(tmp_path) -> None:
+    job = Job(build_j12_graph(), _refusing(), 10, output_dir=str(tmp_path / "a:b"))
+    assert job.output_dir == tmp_path / "a:b"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from cellfrontier._core import check_group_size
 from cellfrontier._validate import as_count
 from cellfrontier.errors import InvalidArgumentError
 from cellfrontier.graph import ExecutionGraph
-from cellfrontier.job.errors import RunningLoopError
+from cellfrontier.job.errors import OutputDirError, RunningLoopError
 from cellfrontier.job.failures import GeneratorFailure
 from cellfrontier.job.generators import ColumnPlan, resolve_generators
 from cellfrontier.job.interrupts import StopSignals
@@ -30,6 +31,22 @@ def _non_negative(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise InvalidArgumentError(f"Job() needs a number >= 0 for {what}, got {value!r}")
     return float(value)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _output_path(output_dir: str | os.PathLike[str] | None) -> Path | None:
+    """*output_dir* as a path; a URL would otherwise become a local folder named ``s3:``."""
+    if output_dir is None:
+        return None
+    if isinstance(output_dir, str) and _URL.match(output_dir):
+        raise OutputDirError(
+            f"output_dir must be a filesystem path (local, or shared by every worker), got the URL "
+            f"{output_dir!r}: a job's checkpoints and row-group files need exclusive creation and "
+            "atomic renames, which object stores do not offer; mount the storage and pass its path"
+        )
+    return Path(output_dir)
 
 
 class Job:
@@ -67,7 +84,8 @@ class Job:
       completed tasks when set) and on Ctrl-C / SIGTERM, and running the same job on the same
       directory resumes it.  Without it, the output stays in memory.  ``run(client=...)``
       runs the job on a Dask cluster (``output_dir`` then required, on storage the workers
-      share).
+      share).  It is a filesystem path: URLs (``s3://...``) are refused, since resuming and
+      fencing need exclusive creation and atomic renames, which object stores do not offer.
     - ``progress``: a callback receiving :class:`JobProgress` every ``progress_interval``
       seconds; ``progress_bar``: True/False forces the stderr bar on or off, None (default)
       draws it on a terminal and logs to ``cellfrontier.job`` every ``log_interval`` seconds
@@ -124,7 +142,7 @@ class Job:
         self.max_error_rate = _non_negative(max_error_rate, "max_error_rate")
         self.min_error_sample = as_count(min_error_sample, "min_error_sample", "Job")
         self.keep_errors = as_count(keep_errors, "keep_errors", "Job")
-        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.output_dir = _output_path(output_dir)
         self.checkpoint_interval = _non_negative(checkpoint_interval, "checkpoint_interval")
         self.checkpoint_every = (
             None if checkpoint_every is None else as_count(checkpoint_every, "checkpoint_every", "Job", 1)
