@@ -11,7 +11,6 @@ import abc
 import functools
 import gc
 import sys
-import tracemalloc
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memory_support import allocated_bytes
 
 import cellfrontier
 from cellfrontier.errors import (
@@ -350,13 +350,8 @@ def test_ready_iteration_reads_each_column_when_reached() -> None:
 
 
 def _allocated(fn: Any) -> tuple[Any, int]:
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        result = fn()
-        return result, tracemalloc.get_traced_memory()[0] - base
-    finally:
-        tracemalloc.stop()
+    result, size, _ = allocated_bytes(fn)
+    return result, size
 
 
 def test_graph_memory_does_not_grow_with_records() -> None:

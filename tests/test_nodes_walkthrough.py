@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import runpy
 import sys
-import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from memory_support import allocated_bytes
 
 from cellfrontier.nodes import (
     BarrierNodeId,
@@ -128,18 +128,12 @@ def test_section_4_graph_properties() -> None:
 
 def test_section_4_million_records_cost_what_five_do() -> None:
     descs = descriptors()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        small = ExecutionGraph(num_records=5, column_descriptors=descs)
-        small_bytes = tracemalloc.get_traced_memory()[0] - base
-        base = tracemalloc.get_traced_memory()[0]
-        large = ExecutionGraph(num_records=1_000_000, column_descriptors=descs)
-        large_bytes, peak = tracemalloc.get_traced_memory()[0] - base, tracemalloc.get_traced_memory()[1]
-        assert f"{large.num_nodes:,}" == "3,000,001" and large.num_columns == 3
-        count_bytes = tracemalloc.get_traced_memory()[0] - base - large_bytes
-    finally:
-        tracemalloc.stop()
+    small, small_bytes, _ = allocated_bytes(lambda: ExecutionGraph(num_records=5, column_descriptors=descs))
+    large, large_bytes, peak = allocated_bytes(
+        lambda: ExecutionGraph(num_records=1_000_000, column_descriptors=descs)
+    )
+    assert f"{large.num_nodes:,}" == "3,000,001" and large.num_columns == 3
+    _, count_bytes, _ = allocated_bytes(lambda: (large.num_nodes, large.num_columns))
     assert large_bytes < 32 * 1024 and abs(large_bytes - small_bytes) < 2 * 1024
     assert count_bytes < 1024 and peak < 1024 * 1024
     assert small.num_nodes == 16
