@@ -5,29 +5,31 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cellfrontier.job.interrupts import StopSignals
 
 
-@pytest.fixture
-def sigint_ignored() -> Iterator[None]:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_set_to(handler: Any) -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored, as in a process started with nohup or in a non-interactive background job."""
+    yield from _sigint_set_to(signal.SIG_IGN)
 
 
 @pytest.fixture
 def sigint_default() -> Iterator[None]:
     """Ctrl-C raising KeyboardInterrupt, as at a terminal, however the test run was started."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    yield from _sigint_set_to(signal.default_int_handler)
 
 
 def test_handlers_are_installed_while_inside_and_put_back_after(sigint_default: None) -> None:
