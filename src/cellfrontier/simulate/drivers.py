@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cellfrontier.simulate.reporting import Throughput
 from cellfrontier.simulate.workloads import (
     CELL_BY_CELL,
     FULL_COLUMN,
@@ -86,7 +87,7 @@ class FrontierStall(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(Throughput):
     """One backend's run of one workload."""
 
     backend: str
@@ -96,16 +97,6 @@ class RunResult:
     seconds: float
     peak_bytes: int | None
     note: str = ""
-
-    @property
-    def us_per_task(self) -> float:
-        """Microseconds per processed task, the figure that compares across sizes."""
-        return self.seconds * 1e6 / self.tasks if self.tasks else 0.0
-
-    @property
-    def tasks_per_second(self) -> float:
-        """Processed tasks per second of wall time."""
-        return self.tasks / self.seconds if self.seconds > 0 else 0.0
 
 
 # --------------------------------------------------------------------------- the driver

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cellfrontier.simulate.reporting import PeakRss
+from cellfrontier.simulate.reporting import PeakRss, Throughput
 
 __all__ = [
     "CELL_COLUMNS",
@@ -380,7 +380,7 @@ JOB_BACKENDS = ("job", "floor", "datadesigner")
 
 
 @dataclass(frozen=True)
-class JobFigures:
+class JobFigures(Throughput):
     """One run of a job workload by one backend."""
 
     workload: str
@@ -397,14 +397,6 @@ class JobFigures:
     checked: bool
     peak_rss_growth: int | None = None
     """Bytes the process's peak resident set rose over the run (when measured)."""
-
-    @property
-    def us_per_task(self) -> float:
-        return self.seconds * 1e6 / self.tasks if self.tasks else 0.0
-
-    @property
-    def tasks_per_second(self) -> float:
-        return self.tasks / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def cpu_us_per_task(self) -> float:

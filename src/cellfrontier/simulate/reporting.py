@@ -21,6 +21,7 @@ __all__ = [
     "PeakRss",
     "ProgressBar",
     "RssGrowth",
+    "Throughput",
     "current_rss_bytes",
     "format_bytes",
     "format_ratio",
@@ -28,6 +29,23 @@ __all__ = [
     "release_free_heap",
     "write_ratio_matrix",
 ]
+
+
+class Throughput:
+    """Per-task rates of a run that counts ``tasks`` over ``seconds`` (a mixin for result types)."""
+
+    tasks: int
+    seconds: float
+
+    @property
+    def us_per_task(self) -> float:
+        """Microseconds per processed task, the figure that compares across sizes."""
+        return self.seconds * 1e6 / self.tasks if self.tasks else 0.0
+
+    @property
+    def tasks_per_second(self) -> float:
+        """Processed tasks per second of wall time."""
+        return self.tasks / self.seconds if self.seconds > 0 else 0.0
 
 
 class ProgressBar:
