@@ -23,10 +23,10 @@ from cellfrontier import (
     OutputDirError,
     StaleShardError,
 )
+from cellfrontier._durable import create_once
 from cellfrontier.job import OutputLayout, latest_checkpoint, merged_job_state, shard_states
 from cellfrontier.job import shard_store as shard_store_module
 from cellfrontier.job.fencing import claim_epoch, claimed_epochs
-from cellfrontier.job.files import create_once
 from cellfrontier.job.output import OutputLayout as Layout
 from cellfrontier.job.progress import JobProgress, ProgressBoard, ShardBaseline
 from cellfrontier.job.sharding import cut_range, plan_shards

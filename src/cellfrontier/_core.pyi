@@ -7,9 +7,8 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import Self, TypeVar
 
-from cellfrontier._groups import MAX_ROWS as MAX_ROWS
 from cellfrontier._groups import GroupTable
-from cellfrontier._groups import check_group_size as check_group_size
+from cellfrontier._validate import MAX_ROWS as MAX_ROWS
 from cellfrontier._values import FrontierDelta, Task
 from cellfrontier.state import CoreState
 

@@ -56,10 +56,10 @@ import heapq
 import numpy as np
 
 from cellfrontier import _validate
-from cellfrontier._groups import MAX_ROWS, check_group_size
+from cellfrontier._validate import MAX_ROWS
 from cellfrontier.errors import InvalidArgumentError, StrategyMismatchError
 
-__all__ = ["MAX_ROWS", "TrackerCore", "check_group_size"]
+__all__ = ["MAX_ROWS", "TrackerCore"]
 
 cdef Py_ssize_t NO_LIMIT = (<Py_ssize_t>1) << 62
 

@@ -5,10 +5,6 @@ from typing import Any, final
 
 from cellfrontier.state import CoreState
 
-MAX_ROWS: int
-
-def check_group_size(size: object, method: str, what: str = ..., minimum: int = ...) -> int: ...
-
 @final
 class Group:
     """One active row group (its arrays and the C view the kernels work on)."""

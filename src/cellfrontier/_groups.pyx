@@ -32,19 +32,13 @@ from cellfrontier.errors import (
 )
 from cellfrontier.state import ActiveGroup, CompactedGroup, CoreState
 
-__all__ = ["MAX_ROWS", "CompactedGroups", "Group", "GroupTable", "check_group_size"]
+__all__ = ["CompactedGroups", "Group", "GroupTable"]
 
-MAX_ROWS = CF_MAX_ROWS
-"""Row groups hold fewer rows than this (2**31): the core's per-column counters are 32-bit."""
-
-
-def check_group_size(size, str method, str what="row_group_size", int minimum=0):
-    """*size* as an int in ``minimum <= size < MAX_ROWS``: the one check of every row-group size.
-
-    Plan constructors call it for every size they are given, and the core for every size it
-    reads from a plan it did not build.
-    """
-    return _validate.as_count(size, what, method, minimum, MAX_ROWS)
+if _validate.MAX_ROWS != CF_MAX_ROWS:  # one limit, stated in C for the kernels and in Python for the checks
+    raise ImportError(
+        f"cellfrontier._validate.MAX_ROWS ({_validate.MAX_ROWS}) differs from the core's CF_MAX_ROWS "
+        f"({CF_MAX_ROWS}); rebuild the package"
+    )
 
 
 # -- argument checks ------------------------------------------------------------------------
@@ -293,7 +287,7 @@ cdef class GroupTable:
 
     cdef object _plan_size(self, object key, str method):
         """The plan's size of group *key*, through the one size check (a plan may be foreign)."""
-        return check_group_size(self.plan.row_group_size(key), method, f"size of row group {key!r}")
+        return _validate.check_group_size(self.plan.row_group_size(key), method, f"size of row group {key!r}")
 
     cdef Group _new_group(self, object key, str method):
         """A new, unregistered group for *key*; a compacted group may not come back."""

@@ -1,4 +1,4 @@
-"""Argument checks shared by every module: integers, counts, rows, row arrays.
+"""Argument checks shared by every module: integers, counts, rows, row arrays, row-group sizes.
 
 One rule for what counts as an integer argument (a Python or numpy integer, never a bool,
 never a float) and one wording for the errors, so that every call of the library refuses the
@@ -25,14 +25,22 @@ from cellfrontier.errors import (
 )
 
 __all__ = [
+    "MAX_ROWS",
     "as_count",
     "as_integer",
     "as_row",
+    "check_group_size",
     "describe_names",
     "describe_plan",
     "is_integer",
     "row_array",
 ]
+
+MAX_ROWS = 2**31
+"""Row groups hold fewer rows than this: the core's per-column counters are 32-bit.
+
+The compiled core states the same limit in C (``CF_MAX_ROWS`` in ``_bits.pxd``) and refuses
+to import if the two differ."""
 
 
 def is_integer(value: Any) -> bool:
@@ -58,6 +66,15 @@ def as_count(value: Any, what: str, method: str, minimum: int = 0, maximum: int 
     if maximum is not None and number >= maximum:
         raise InvalidArgumentError(f"{method}() needs {what} < {_power_of_two(maximum)}, got {value!r}")
     return number
+
+
+def check_group_size(size: Any, method: str, what: str = "row_group_size", minimum: int = 0) -> int:
+    """*size* as an int in ``minimum <= size < MAX_ROWS``: the one check of every row-group size.
+
+    Plan constructors call it for every size they are given, and the core for every size it
+    reads from a plan it did not build.
+    """
+    return as_count(size, what, method, minimum, MAX_ROWS)
 
 
 def as_row(value: Any, size: int, method: str, where: str = "") -> int:

@@ -30,16 +30,15 @@ bits that were in the file (tasks put back with ``add_ready_tasks`` included) st
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cellfrontier._durable import replace_atomically
 from cellfrontier.errors import (
     CheckpointError,
     CheckpointFileError,
@@ -267,38 +266,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write *data* to *path* atomically: temporary file, flush and fsync, then rename.
 
     A crash at any moment leaves either the previous file or the new one, never a partial
-    file under *path*.
+    file under *path*; a replaced checkpoint keeps its file mode (see :mod:`cellfrontier._durable`).
     """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        # mkstemp creates the file private (0600); keep the mode of the checkpoint it replaces,
-        # or give a new one the usual 0644, so that a checkpoint reads like any other file.
-        try:
-            mode = target.stat().st_mode & 0o777
-        except OSError:
-            mode = 0o644
-        if hasattr(os, "fchmod"):  # POSIX
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(target.parent or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    replace_atomically(path, lambda handle: handle.write(data))
 
 
 def read(path: str | os.PathLike[str], method: str = "load") -> bytes:

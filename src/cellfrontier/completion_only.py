@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cellfrontier._core import MAX_ROWS, check_group_size
-from cellfrontier._validate import as_integer
+from cellfrontier._validate import MAX_ROWS, as_integer, check_group_size
 from cellfrontier._values import FrontierDelta
 from cellfrontier.errors import (
     RowGroupCompactedError,

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cellfrontier._core import check_group_size
-from cellfrontier._validate import as_count, as_integer
+from cellfrontier._validate import as_count, as_integer, check_group_size
 from cellfrontier.errors import (
     ColumnNameError,
     DAGCircularDependencyError,

@@ -10,8 +10,8 @@ methods (another library's plan, say) is accepted by the tracker as it is.
 Bad arguments raise errors of :mod:`cellfrontier.errors` that are also the built-ins these
 calls raised before (``TypeError`` for non-integers, ``ValueError`` for bad values,
 ``KeyError`` for an unknown group), so existing handlers keep working.  Every size goes
-through the compiled core's one check (``check_group_size``): a row group holds fewer than
-``MAX_ROWS`` (2**31) rows, since the core's per-column counters are 32-bit.
+through the one size check (:func:`cellfrontier._validate.check_group_size`): a row group holds
+fewer than ``MAX_ROWS`` (2**31) rows, since the core's per-column counters are 32-bit.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from cellfrontier._core import check_group_size
-from cellfrontier._validate import as_count, as_integer, is_integer
+from cellfrontier._validate import as_count, as_integer, check_group_size, is_integer
 from cellfrontier.errors import (
     IndexTypeError,
     InvalidArgumentError,

@@ -16,7 +16,7 @@ Modules, one idea each: :mod:`~cellfrontier.job.job` (the public ``Job`` and ``J
 :mod:`~cellfrontier.job.cluster` (running them on a Dask cluster), :mod:`~cellfrontier.job.failures`
 (retries and failure records), :mod:`~cellfrontier.job.interrupts` (Ctrl-C / SIGTERM),
 :mod:`~cellfrontier.job.progress` (progress value, bar, log lines),
-:mod:`~cellfrontier.job.files` (durable file replacement), :mod:`~cellfrontier.job.errors`.
+:mod:`~cellfrontier.job.errors`.
 """
 
 from cellfrontier.job.admission import (

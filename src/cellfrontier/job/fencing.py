@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cellfrontier.job.files import fsync_directory
+from cellfrontier._durable import fsync_directory
 
 __all__ = ["ShardClaim", "checkpoint_epochs", "claim_epoch", "claimed_epochs", "epoch_checkpoint_path"]
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellfrontier._core import check_group_size
-from cellfrontier._validate import as_count
+from cellfrontier._validate import as_count, check_group_size
 from cellfrontier.errors import InvalidArgumentError
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import OutputDirError, RunningLoopError

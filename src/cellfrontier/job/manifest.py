@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
+from cellfrontier._durable import TEMP_SUFFIX, replace_atomically
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import OutputDirError
-from cellfrontier.job.files import TEMP_SUFFIX, replace_atomically
 from cellfrontier.job.output import OutputLayout
 
 __all__ = ["MANIFEST_FORMAT", "job_digest", "job_fingerprint", "prepare_output_dir"]

@@ -11,7 +11,7 @@
 
 A row group's file name depends only on its id and is written once: the content goes to a
 temporary file, is fsynced, and is hard-linked into place only if no file of that name exists
-(see :func:`~cellfrontier.job.files.create_once`).  A second writer of the same group (a
+(see :func:`~cellfrontier._durable.create_once`).  A second writer of the same group (a
 retried shard, an attempt that outlived its retry) keeps the existing file and counts its rows
 instead, so a reader sees a whole file or none, and a file once written never changes.  Every
 file holds a ``_row`` column of global row indices first, then the job's columns in
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cellfrontier._durable import TEMP_SUFFIX, create_once
 from cellfrontier.job.errors import GeneratorOutputError, MissingDependencyError
-from cellfrontier.job.files import TEMP_SUFFIX, create_once
 
 __all__ = [
     "ROW_COLUMN",

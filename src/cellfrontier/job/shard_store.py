@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellfrontier._durable import TEMP_SUFFIX
 from cellfrontier.errors import CheckpointError
 from cellfrontier.job.buffers import GroupBuffers
 from cellfrontier.job.errors import StaleShardError
 from cellfrontier.job.fencing import ShardClaim, checkpoint_epochs, claim_epoch, epoch_checkpoint_path
-from cellfrontier.job.files import TEMP_SUFFIX
 from cellfrontier.job.manifest import job_digest, prepare_output_dir
 from cellfrontier.job.output import OutputLayout, read_group_row_ids, read_group_rows
 from cellfrontier.job.sharding import latest_checkpoint, register_shards

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cellfrontier._durable import replace_atomically
 from cellfrontier.errors import CheckpointError
-from cellfrontier.job.files import replace_atomically
 
 __all__ = [
     "CHECKPOINT_VERSION",

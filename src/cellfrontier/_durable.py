@@ -1,12 +1,18 @@
 """Durable files: written to a temporary file in the same directory, fsynced, then put in place.
 
 :func:`replace_atomically` renames the temporary file over the target: a reader sees the old
-file or the new one, never a mix.  :func:`create_once` hard-links it to the target instead,
-which fails when the target exists: the first writer wins and later writers keep nothing, so
-a file once written never changes (the job's row-group files, written by whichever attempt of
-a shard finishes the group first).  After either call returns, the file survives a power loss.
-A process killed midway may leave its hidden temporary file (``.<name>.<random>.tmp``) behind;
-nothing reads those, and the job removes its own on resume.
+file or the new one, never a mix (a tracker's checkpoint, a job's manifest and shard
+checkpoints).  :func:`create_once` hard-links it to the target instead, which fails when the
+target exists: the first writer wins and later writers keep nothing, so a file once written
+never changes (a job's row-group files, written by whichever attempt of a shard finishes the
+group first).  After either call returns, the file survives a power loss.  A process killed
+midway may leave its hidden temporary file (``.<name>.<random>.tmp``) behind; nothing reads
+those, and the job removes its own on resume.
+
+One file-mode policy for every file the library writes: a replaced file keeps its mode (a
+user who restricted a checkpoint keeps it restricted), a new one gets 0644.  ``mkstemp``
+creates files private (0600), but a dataset and its checkpoints are read by other users and
+processes (a cluster's workers, a notebook).
 """
 
 from __future__ import annotations
@@ -17,19 +23,25 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["FILE_MODE", "TEMP_SUFFIX", "create_once", "fsync_directory", "replace_atomically"]
+__all__ = ["NEW_FILE_MODE", "TEMP_SUFFIX", "create_once", "fsync_directory", "replace_atomically"]
 
 TEMP_SUFFIX = ".tmp"
-FILE_MODE = 0o644
-"""Mode of every file the job writes: ``mkstemp`` creates files private (0600), but a dataset
-and its checkpoints are read by other users and processes (a cluster's workers, a notebook)."""
+NEW_FILE_MODE = 0o644
+"""Mode of a file that did not exist before (a replaced file keeps its own)."""
 
 
-def _open_temporary(directory: str, prefix: str) -> tuple[int, str]:
+def _open_temporary(directory: str, prefix: str, mode: int) -> tuple[int, str]:
     fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory or ".")
     if hasattr(os, "fchmod"):  # POSIX
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, mode)
     return fd, temp
+
+
+def _write_and_sync(fd: int, write: Callable[[BinaryIO], object]) -> None:
+    with os.fdopen(fd, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:
@@ -46,15 +58,19 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def replace_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
-    """Write *path* through ``write(file)`` so that it appears whole or not at all."""
+def replace_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Write *path* through ``write(file)`` so that it appears whole or not at all.
+
+    A file already at *path* is replaced and its mode kept; a new file gets 0644.
+    """
     directory, name = os.path.split(os.fspath(path))
-    fd, temp = _open_temporary(directory, f".{name}.")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        mode = NEW_FILE_MODE
+    fd, temp = _open_temporary(directory, f".{name}.", mode)
+    try:
+        _write_and_sync(fd, write)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -63,7 +79,7 @@ def replace_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO],
     fsync_directory(directory or ".")
 
 
-def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, tag: str = "") -> bool:
+def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *, tag: str = "") -> bool:
     """Write *path* through ``write(file)`` unless it exists; True when this call created it.
 
     The content is complete before the name appears (temp file, fsync, hard link), and an
@@ -74,12 +90,9 @@ def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], None],
     """
     directory, name = os.path.split(os.fspath(path))
     prefix = f".{name}.{tag}." if tag else f".{name}."
-    fd, temp = _open_temporary(directory, prefix)
+    fd, temp = _open_temporary(directory, prefix, NEW_FILE_MODE)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_and_sync(fd, write)
         try:
             os.link(temp, path)
         except FileExistsError:
