@@ -6,19 +6,24 @@ Each interpreter is a virtualenv with one build installed (say ``main`` and a br
 round runs every case once in a fresh process of each interpreter, in alternating order (A then
 B, then B then A), so that a machine that slows down or speeds up during the run affects both
 alike; the table gives each side's median over the rounds and the ratio of the medians
-(candidate / baseline: below 1 is faster, or smaller).
+(candidate / baseline: below 1 is faster, or smaller; for ``utilization`` above 1 is better).
 
-Both sides run the same driver and benchmark code, this checkout's
-``src/cellfrontier/simulate`` and ``benchmarks/harness.py``: a build that predates the
-``simulate`` package gets it from this checkout, so the only thing that differs between the
-two sides is the tracker.  Cases:
+The tracker cases run the same driver and benchmark code on both sides, this checkout's
+``src/cellfrontier/simulate`` and ``benchmarks/harness.py`` (a build that predates the
+``simulate`` package gets it, and ``testing``, from this checkout), so the only thing that
+differs between the two sides is the tracker.  The job cases run each build's own job runner
+through its own ``run_job_workload``.  Cases:
 
 * ``w10-tasks``, ``w10-bulk``: W10 at 100,000 rows through the task-at-a-time and bulk APIs
   (seconds, best of 3 in the process);
 * ``w10-adapter``: W10 at 100,000 rows through the DataDesigner backend (seconds, best of 2;
   skipped without DataDesigner);
 * ``mem``: MEM at 1,000,000 rows (bytes held, and seconds to build it);
-* ``micro``: the single-operation benchmarks of ``harness.micro_cases`` (ns per operation).
+* ``micro``: the single-operation benchmarks of ``harness.micro_cases`` (ns per operation);
+* ``j12`` (only when asked for): J12 at 100,000 rows through ``cellfrontier.Job`` with
+  Parquet output to a temporary directory (seconds, and CPU µs per task);
+* ``j12-lat`` (only when asked for): J12-LAT at 100,000 rows, about 35 s a run (seconds,
+  CPU µs per task, and the share of the ceiling the caps allow).
 
 The figures are only as quiet as the machine: run it on an idle one.
 """
@@ -26,6 +31,8 @@ The figures are only as quiet as the machine: run it on an idle one.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import statistics
@@ -36,27 +43,49 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SIMULATE = HERE.parent / "src" / "cellfrontier" / "simulate"
-CASES = ("w10-tasks", "w10-bulk", "w10-adapter", "mem", "micro")
+SOURCE = HERE.parent / "src" / "cellfrontier"
+DEFAULT_CASES = ("w10-tasks", "w10-bulk", "w10-adapter", "mem", "micro")
+CASES = (*DEFAULT_CASES, "j12", "j12-lat")
 W10_ROWS = 100_000
 MEM_ROWS = 1_000_000
+J12_ROWS = 100_000
+LAT_ROWS = 100_000
 
 
 # --------------------------------------------------------------------------- the worker side
 
 
 def _import_simulate() -> None:
-    """Make ``cellfrontier.simulate`` importable: the build's own, or this checkout's."""
+    """Make ``cellfrontier.simulate`` importable: the build's own, or this checkout's (with ``testing``)."""
+    import cellfrontier
+
     try:
         import cellfrontier.simulate
     except ImportError:
-        import cellfrontier
-
-        package = types.ModuleType("cellfrontier.simulate")
-        package.__path__ = [str(SIMULATE)]
-        sys.modules["cellfrontier.simulate"] = package
-        cellfrontier.simulate = package  # type: ignore[attr-defined]
+        for name in ("testing", "simulate"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(f"cellfrontier.{name}")
+                continue
+            package = types.ModuleType(f"cellfrontier.{name}")
+            package.__path__ = [str(SOURCE / name)]
+            sys.modules[f"cellfrontier.{name}"] = package
+            setattr(cellfrontier, name, package)
     sys.path.insert(0, str(HERE))
+
+
+def _job_figures(workload: str, rows: int) -> dict[str, float]:
+    """One run of a job workload through the build's own runner (its driver's module name varies)."""
+    try:
+        from cellfrontier.simulate.job_drivers import run_job_workload
+    except ImportError:
+        from cellfrontier.simulate.job_workloads import run_job_workload  # type: ignore[no-redef]
+
+    run_job_workload("J12", 2_000, check=False)  # pyarrow's first import and write, outside the timing
+    figures = run_job_workload(workload, rows, check=False)
+    out = {"seconds": figures.seconds, "cpu us/task": figures.cpu_us_per_task}
+    if figures.utilization is not None:
+        out["utilization"] = figures.utilization
+    return out
 
 
 def _best(run: Any, repeat: int) -> float:
@@ -64,7 +93,7 @@ def _best(run: Any, repeat: int) -> float:
 
 
 def measure(case: str) -> dict[str, float]:
-    """The figures of one case in this process (lower is better for all of them)."""
+    """The figures of one case in this process (lower is better, but for ``utilization``)."""
     _import_simulate()
     import harness
 
@@ -84,6 +113,10 @@ def measure(case: str) -> dict[str, float]:
     if case == "micro":
         cases = harness.micro_cases("cellfrontier")
         return {f"{c.op} ns": harness.time_case(c, rounds=7) * 1e9 for c in cases}
+    if case == "j12":
+        return _job_figures("J12", J12_ROWS)
+    if case == "j12-lat":
+        return _job_figures("J12-LAT", LAT_ROWS)
     raise SystemExit(f"unknown case {case!r}; known: {', '.join(CASES)}")
 
 
@@ -166,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.baseline or not args.candidate:
         parser.error("give the baseline's and the candidate's python")
-    rows = compare(args.baseline, args.candidate, args.case or list(CASES), args.rounds)
+    rows = compare(args.baseline, args.candidate, args.case or list(DEFAULT_CASES), args.rounds)
     print_table(rows, args.rounds)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cellfrontier.job.cluster import DEFAULT_SHARDS_PER_THREAD, WORKER_PROGRESS_INTERVAL
+from cellfrontier.job.run.cluster import DEFAULT_SHARDS_PER_THREAD, WORKER_PROGRESS_INTERVAL
 from cellfrontier.simulate.job_workloads import J12, JobFigures, run_job_workload
 
 ALLOWED_FAILURES = 3

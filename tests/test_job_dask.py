@@ -216,7 +216,7 @@ def test_overlapping_or_foreign_shard_state_is_refused_before_any_work(client: A
 
 
 def test_a_shard_lost_too_often_says_how_to_resume() -> None:
-    from cellfrontier.job.cluster import _outcome
+    from cellfrontier.job.run.cluster import _outcome
 
     class LostFuture:
         def result(self) -> Any:

@@ -16,7 +16,7 @@ from cellfrontier import (
     Job,
 )
 from cellfrontier.job import OutputLayout, latest_checkpoint
-from cellfrontier.job.failures import RetryPolicy
+from cellfrontier.job.shard.failures import RetryPolicy
 from cellfrontier.simulate.job_workloads import build_j12_graph, j12_expected_row, j12_generators
 
 

@@ -27,8 +27,8 @@ from job_support import CallLog, LoggedCell, all_tasks, held_cells, logged_j12, 
 
 from cellfrontier import ErrorRateExceededError, Job, OutputDirError, StaleShardError
 from cellfrontier.job import OutputLayout, latest_checkpoint
-from cellfrontier.job.fencing import ShardClaim, claim_epoch
-from cellfrontier.job.state import save_checkpoint
+from cellfrontier.job.store.fencing import ShardClaim, claim_epoch
+from cellfrontier.job.store.shard_checkpoint import save_checkpoint
 from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
 
 pa = pytest.importorskip("pyarrow")

@@ -1,4 +1,4 @@
-"""Shards on disk, without a cluster: planning and registration, attempt epochs, stale attempts.
+"""Shards on disk, without a cluster: cutting and registration, attempt epochs, stale attempts.
 
 Every interleaving here is chosen by step: a generator acts at its N-th call (stops the job,
 or runs a second attempt of the same shard to the end before answering), never by clock.
@@ -25,11 +25,12 @@ from cellfrontier import (
 )
 from cellfrontier._durable import create_once
 from cellfrontier.job import OutputLayout, latest_checkpoint, merged_job_state, shard_states
-from cellfrontier.job import shard_store as shard_store_module
-from cellfrontier.job.fencing import claim_epoch, claimed_epochs
 from cellfrontier.job.output import OutputLayout as Layout
-from cellfrontier.job.progress import JobProgress, ProgressBoard, ShardBaseline
-from cellfrontier.job.sharding import cut_range, plan_shards
+from cellfrontier.job.progress import JobProgress
+from cellfrontier.job.run.progress_board import ProgressBoard, ShardBaseline
+from cellfrontier.job.run.shard_cut import cut_range, cut_shards
+from cellfrontier.job.store import shard_store as shard_store_module
+from cellfrontier.job.store.fencing import claim_epoch, claimed_epochs
 from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
 
 ROWS = 4_500  # five row groups of 1,000, the last one short
@@ -88,18 +89,18 @@ def test_cut_range_makes_contiguous_near_equal_shards() -> None:
     assert cut_range(range(7, 8), 1) == [range(7, 8)]
 
 
-def test_a_plan_keeps_the_registered_shards_and_cuts_the_gaps(tmp_path: Path) -> None:
+def test_a_cut_keeps_the_registered_shards_and_cuts_the_gaps(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     layout.shard_dir(10, 20).mkdir(parents=True)
     layout.shard_dir(30, 35).mkdir(parents=True)
-    plan = plan_shards(layout, 100, new_shards=10)
-    assert plan[:4] == [range(0, 10), range(10, 20), range(20, 30), range(30, 35)]
-    assert plan[-1].stop == 100 and len(plan) == 10  # gaps cut in proportion: about 10 groups each
-    assert all(a.stop == b.start for a, b in itertools.pairwise(plan))
-    assert plan_shards(layout, 100, requested=range(10, 20)) == [range(10, 20)]
-    assert plan_shards(layout, 100, requested=range(40, 50)) == [range(40, 50)]
+    shards = cut_shards(layout, 100, new_shards=10)
+    assert shards[:4] == [range(0, 10), range(10, 20), range(20, 30), range(30, 35)]
+    assert shards[-1].stop == 100 and len(shards) == 10  # gaps cut in proportion: about 10 groups each
+    assert all(a.stop == b.start for a, b in itertools.pairwise(shards))
+    assert cut_shards(layout, 100, requested=range(10, 20)) == [range(10, 20)]
+    assert cut_shards(layout, 100, requested=range(40, 50)) == [range(40, 50)]
     with pytest.raises(OutputDirError, match=r"\[10, 20\), which overlaps this run's \[15, 25\)"):
-        plan_shards(layout, 100, requested=range(15, 25))
+        cut_shards(layout, 100, requested=range(15, 25))
 
 
 @needs_pyarrow

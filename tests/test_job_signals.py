@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cellfrontier.job.interrupts import StopSignals
+from cellfrontier.job.shard.interrupts import StopSignals
 
 
 def _sigint_set_to(handler: Any) -> Iterator[None]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cellfrontier import GeneratorMappingError, InvalidArgumentError, Job, OutputDirError, blocking
-from cellfrontier.job.generators import ASYNC, BLOCKING, INLINE, generator_identity, resolve_generators
+from cellfrontier.job.columns import ColumnKind, generator_identity, resolve_columns
 from cellfrontier.simulate.job_workloads import build_j12_graph, j12_generators
 
 
@@ -116,10 +116,10 @@ def test_generators_are_classified() -> None:
     generators["code"] = blocking(generators["code"])
     generators["label"] = functools.partial(a)
     generators["total"] = blocking(len)  # a builtin takes no attribute: it gets wrapped
-    kinds = {p.name: p.kind for p in resolve_generators(build_j12_graph(), generators, None)}
-    assert kinds["h"] == kinds["bucket"] == kinds["label"] == ASYNC
-    assert kinds["code"] == kinds["total"] == BLOCKING
-    assert kinds["sig"] == kinds["summary"] == INLINE
+    kinds = {p.name: p.kind for p in resolve_columns(build_j12_graph(), generators, None)}
+    assert kinds["h"] == kinds["bucket"] == kinds["label"] == ColumnKind.ASYNC
+    assert kinds["code"] == kinds["total"] == ColumnKind.BLOCKING
+    assert kinds["sig"] == kinds["summary"] == ColumnKind.INLINE
 
 
 def test_blocking_refuses_async_and_bad_batch_sizes() -> None:
@@ -151,8 +151,8 @@ def test_blocking_leaves_the_function_itself_unchanged() -> None:
     assert marked is not fetch and marked.__wrapped__ is fetch and marked(None) == 1
     assert blocking(batch_size=2)(marked).batch_size == 2
     generators = {**j12_generators(), "h": fetch}
-    kinds = {p.name: p.kind for p in resolve_generators(build_j12_graph(), generators, None)}
-    assert kinds["h"] == INLINE
+    kinds = {p.name: p.kind for p in resolve_columns(build_j12_graph(), generators, None)}
+    assert kinds["h"] == ColumnKind.INLINE
 
 
 @pytest.mark.parametrize("url", ["s3://bucket/job", "gs://b/j", "file:///tmp/job", "abfs+x.y://c/d"])

@@ -1,31 +1,16 @@
 """Run a whole generation job over the tracker: ``Job(graph, generators, num_records).run()``.
 
-Modules, one idea each: :mod:`~cellfrontier.job.job` (the public ``Job`` and ``JobResult``),
-:mod:`~cellfrontier.job.generators` (resolving and classifying generators, ``blocking``),
-:mod:`~cellfrontier.job.kernels` (generated inline loops), :mod:`~cellfrontier.job.buffers`
-(per-row-group values), :mod:`~cellfrontier.job.admission` (row-group admission policies),
-:mod:`~cellfrontier.job.runner` (the scheduling loop of one shard),
-:mod:`~cellfrontier.job.execution` (running generator calls: inline, async, blocking, retries),
-:mod:`~cellfrontier.job.shard_store` (resuming a shard from ``output_dir`` and checkpointing it),
-:mod:`~cellfrontier.job.output` (directory layout and Parquet files),
-:mod:`~cellfrontier.job.manifest` (which job a directory holds),
-:mod:`~cellfrontier.job.state` (an attempt's checkpoint of a shard),
-:mod:`~cellfrontier.job.fencing` (attempt epochs: which run of a shard may write),
-:mod:`~cellfrontier.job.sharding` (shards on disk, combined results, whole-job state),
-:mod:`~cellfrontier.job.local_run` (running the shards in this process),
-:mod:`~cellfrontier.job.cluster` (running them on a Dask cluster), :mod:`~cellfrontier.job.failures`
-(retries and failure records), :mod:`~cellfrontier.job.interrupts` (Ctrl-C / SIGTERM),
-:mod:`~cellfrontier.job.progress` (progress value, bar, log lines),
-:mod:`~cellfrontier.job.errors`.
+This module holds the package's public names only.  ``Job`` (the API) builds a frozen
+``JobSpec`` and hands it down through three layers, each importing only those below it:
+``run`` (many shards, in this process or on a Dask cluster), ``shard`` (one shard's
+scheduling loop) and ``store`` (what a shard keeps on disk to resume and to fence stale
+attempts).  Beneath them lie the values every layer shares: the spec and its columns, the
+result, the dataset's files (``output``: written by a shard, read back by the result) and
+progress (a shard reports it, a run of many shards sums it).  The loop of one shard applies
+the collector's settings and the stop signals itself, so those live in ``shard``.
 """
 
-from cellfrontier.job.admission import (
-    AdmissionPolicy,
-    AdmissionView,
-    CapsAdmission,
-    FixedAdmission,
-    MemoryBoundAdmission,
-)
+from cellfrontier.job.columns import blocking
 from cellfrontier.job.errors import (
     ErrorRateExceededError,
     GeneratorMappingError,
@@ -38,13 +23,21 @@ from cellfrontier.job.errors import (
     ShardLostError,
     StaleShardError,
 )
-from cellfrontier.job.failures import GeneratorFailure
-from cellfrontier.job.generators import blocking
-from cellfrontier.job.job import Job, JobResult
+from cellfrontier.job.job import Job
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress
-from cellfrontier.job.sharding import ShardSummary, latest_checkpoint, merged_job_state, shard_states
-from cellfrontier.job.state import ShardCheckpoint, load_checkpoint
+from cellfrontier.job.result import GeneratorFailure, JobResult, ShardSummary
+from cellfrontier.job.run.whole_job import merged_job_state, shard_states
+from cellfrontier.job.shard.admission import (
+    AdmissionPolicy,
+    AdmissionView,
+    CapsAdmission,
+    FixedAdmission,
+    MemoryBoundAdmission,
+)
+from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
+from cellfrontier.job.store.shard_dirs import latest_checkpoint
 
 __all__ = [
     "AdmissionPolicy",
@@ -60,6 +53,7 @@ __all__ = [
     "JobInterruptedError",
     "JobProgress",
     "JobResult",
+    "JobSpec",
     "MemoryBoundAdmission",
     "MissingDependencyError",
     "OutputDirError",

@@ -1,29 +1,32 @@
-"""``Job``: run a whole generation job over the tracker, and ``JobResult``, what it produced."""
+"""``Job``: the public API of a whole generation job over the tracker.
+
+``Job()`` checks its arguments; each run builds a frozen :class:`~cellfrontier.job.spec.JobSpec`
+from the job as it is then and hands it to the run layer (this process, or a Dask cluster).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cellfrontier._validate import as_count, check_group_size
 from cellfrontier.errors import InvalidArgumentError
 from cellfrontier.graph import ExecutionGraph
+from cellfrontier.job.columns import ColumnSpec, resolve_columns
 from cellfrontier.job.errors import OutputDirError, RunningLoopError
-from cellfrontier.job.failures import GeneratorFailure
-from cellfrontier.job.generators import ColumnPlan, resolve_generators
-from cellfrontier.job.interrupts import StopSignals
-from cellfrontier.job.manifest import job_fingerprint
-from cellfrontier.job.output import ROW_COLUMN, OutputLayout, read_tables, require_pyarrow, table_from_columns
 from cellfrontier.job.progress import JobProgress
-from cellfrontier.job.sharding import ShardSummary
+from cellfrontier.job.result import JobResult
+from cellfrontier.job.run.cluster import run_on_cluster
+from cellfrontier.job.run.local_run import run_locally
+from cellfrontier.job.shard.interrupts import StopSignals
+from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.store.manifest import job_fingerprint
 
-__all__ = ["Job", "JobResult"]
+__all__ = ["Job"]
 
 
 def _non_negative(value: Any, what: str) -> float:
@@ -90,8 +93,8 @@ class Job:
       draws it on a terminal and logs to ``cellfrontier.job`` every ``log_interval`` seconds
       otherwise.
     - ``tune_gc``: while the job runs, freeze the objects that exist at its start and raise the
-      collector's young-generation threshold (see :mod:`cellfrontier.job.gctuning`); restored
-      when it returns.
+      collector's young-generation threshold (see :mod:`cellfrontier.job.shard.gctuning`);
+      restored when it returns.
     """
 
     def __init__(
@@ -158,7 +161,7 @@ class Job:
         self.tune_gc = bool(tune_gc)
         self.generators = dict(generators) if isinstance(generators, Mapping) else generators
         self.concurrency = dict(concurrency or {})
-        self._plans: list[ColumnPlan] | None = resolve_generators(graph, self.generators, self.concurrency)
+        self._columns: tuple[ColumnSpec, ...] = resolve_columns(graph, self.generators, self.concurrency)
 
     # -- shape of the job ----------------------------------------------------------------
 
@@ -167,25 +170,38 @@ class Job:
         """Row groups of the job: ids ``0 .. num_row_groups - 1``."""
         return -(-self.num_records // self.buffer_size)
 
-    def column_plans(self) -> list[ColumnPlan]:
-        """How each column runs: its generator resolved and classified (inline, async, blocking).
+    def spec(self) -> JobSpec:
+        """The job as it is now, frozen: what a run hands to the layers that run it.
 
-        Resolved once per process: a copy shipped to another process resolves its own.
+        The columns are resolved once, when the job is made (every generator checked then).
         """
-        if self._plans is None:
-            self._plans = resolve_generators(self.graph, self.generators, self.concurrency)
-        return self._plans
+        return JobSpec(
+            graph=self.graph,
+            columns=self._columns,
+            num_records=self.num_records,
+            buffer_size=self.buffer_size,
+            max_active_row_groups=self.max_active_row_groups,
+            max_concurrency=self.max_concurrency,
+            retries=self.retries,
+            retry_backoff=self.retry_backoff,
+            max_retry_backoff=self.max_retry_backoff,
+            max_error_rate=self.max_error_rate,
+            min_error_sample=self.min_error_sample,
+            keep_errors=self.keep_errors,
+            output_dir=self.output_dir,
+            checkpoint_interval=self.checkpoint_interval,
+            checkpoint_every=self.checkpoint_every,
+            memory_budget=self.memory_budget,
+            progress=self.progress,
+            progress_bar=self.progress_bar,
+            progress_interval=self.progress_interval,
+            log_interval=self.log_interval,
+            tune_gc=self.tune_gc,
+        )
 
     def fingerprint(self) -> dict[str, Any]:
-        """What identifies the job in its output directory's manifest (see ``manifest.py``)."""
-        identities = {plan.name: plan.identity for plan in self.column_plans()}
-        return job_fingerprint(self.graph, identities, self.num_records, self.buffer_size)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The resolved plans hold generated code; a copy (another process) resolves its own.
-        state = dict(self.__dict__)
-        state["_plans"] = None
-        return state
+        """What identifies the job in its output directory's manifest."""
+        return job_fingerprint(self.spec())
 
     def _requested(self, row_groups: range | None) -> range | None:
         total = self.num_row_groups
@@ -217,16 +233,14 @@ class Job:
         ``output_dir`` (required, and visible to every worker and to this process).  A shard
         attempt that raises is retried ``shard_retries`` times by Dask; a worker lost while it
         runs a shard counts against the scheduler's ``distributed.scheduler.allowed-failures``
-        instead.  See :func:`cellfrontier.job.cluster.run_on_cluster`.
+        instead.  See :func:`cellfrontier.job.run.cluster.run_on_cluster`.
         """
         if client is not None:
             if row_groups is not None:
                 raise InvalidArgumentError(
                     "run(client=...) runs the whole job; row_groups= is for local runs"
                 )
-            from cellfrontier.job.cluster import run_on_cluster
-
-            return run_on_cluster(self, client, shards=shards, shard_retries=shard_retries)
+            return run_on_cluster(self.spec(), client, shards=shards, shard_retries=shard_retries)
         if shards is not None:
             raise InvalidArgumentError(
                 "run(shards=...) cuts a job for a cluster and needs client=; a local run runs the shards "
@@ -241,8 +255,9 @@ class Job:
                 "Job.run() cannot be called from a running event loop; use `await job.run_async()`"
             )
         shard = self._requested(row_groups)
+        spec = self.spec()
         with StopSignals() as signals:
-            return asyncio.run(self._run_local(shard, signals))
+            return asyncio.run(run_locally(spec, shard, signals))
 
     async def run_async(self, *, row_groups: range | None = None) -> JobResult:
         """Run the job on the current event loop (see :meth:`run`).
@@ -253,94 +268,12 @@ class Job:
         :class:`JobInterruptedError`.
         """
         shard = self._requested(row_groups)
+        spec = self.spec()
         with StopSignals() as signals:
-            return await self._run_local(shard, signals)
-
-    async def _run_local(self, shard: range | None, signals: StopSignals) -> JobResult:
-        from cellfrontier.job.local_run import run_locally
-
-        return await run_locally(self, shard, signals)
-
-    def without_progress_display(self, progress_interval: float) -> Job:
-        """A copy that reports progress only every *progress_interval* seconds, drawing nothing.
-
-        Shipped to cluster workers, where the client shows the job's one progress view.
-        """
-        clone = copy.copy(self)  # through __getstate__: the copy resolves its own plans
-        clone.progress = None
-        clone.progress_bar = False
-        clone.progress_interval = progress_interval
-        return clone
+            return await run_locally(spec, shard, signals)
 
     def __repr__(self) -> str:
         return (
             f"Job(columns={len(self.graph.columns)}, num_records={self.num_records:,}, "
             f"buffer_size={self.buffer_size}, output_dir={self.output_dir and str(self.output_dir)!r})"
         )
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """What a run produced.
-
-    ``records`` and ``dropped`` count the rows of the run's row groups in the output (so a
-    resumed run counts the rows written before it too); ``tasks`` are the tasks completed by
-    this run (cells plus full-column batches), ``errors`` the generator calls that raised.
-    ``seconds`` is wall time and ``cpu_seconds`` the process's CPU time over the run.
-    ``peak_active_row_groups`` is the most groups computing at once; ``peak_held_row_groups``
-    adds the finished ones still waiting for their file to be written (their buffers are
-    held until then).  ``shards`` tells what each shard did (one for a single-shard run).
-
-    A run of several shards (on a cluster, or a local run finishing them) sums the counts;
-    its ``cpu_seconds`` is the sum of the shards' own CPU time, each measured in the process
-    that ran it, and its peaks are the largest of any one shard.
-    """
-
-    records: int
-    dropped: int
-    tasks: int
-    seconds: float
-    cpu_seconds: float
-    errors: int
-    error_samples: tuple[GeneratorFailure, ...]
-    peak_active_row_groups: int
-    peak_held_row_groups: int
-    row_groups: range
-    resumed: bool
-    output_dir: Path | None
-    columns: tuple[str, ...]
-    memory: dict[int, dict[str, list[Any]]] | None = field(default=None, repr=False)
-    shards: tuple[ShardSummary, ...] = field(default=(), repr=False)
-    """What each shard did: its row groups, the epoch of its attempt, its counts and timing."""
-
-    def to_pydict(self, *, row_index: bool = False) -> dict[str, list[Any]]:
-        """The output as ``{column: values}`` in global row order (needs pyarrow with output_dir)."""
-        names = ([ROW_COLUMN] if row_index else []) + list(self.columns)
-        if self.memory is not None:
-            out: dict[str, list[Any]] = {name: [] for name in names}
-            for rg in sorted(self.memory):
-                data = self.memory[rg]
-                for name in names:
-                    out[name].extend(data[name])
-            return out
-        table = self.table(row_index=row_index)
-        return {name: table.column(name).to_pylist() for name in names}
-
-    def table(self, *, row_index: bool = False) -> Any:
-        """The output rows as a ``pyarrow.Table`` in global row order (dropped rows absent).
-
-        One column per graph column and side-effect alias, plus ``_row`` (global row indices)
-        first when *row_index*.  Needs pyarrow (``pip install 'cellfrontier[job]'``).
-        """
-        pa, _ = require_pyarrow("JobResult.table()")
-        names = ([ROW_COLUMN] if row_index else []) + list(self.columns)
-        if self.memory is not None:
-            return table_from_columns(names, self.to_pydict(row_index=True))
-        assert self.output_dir is not None
-        layout = OutputLayout(self.output_dir)
-        written = layout.written_groups(self.row_groups.start, self.row_groups.stop)
-        tables = read_tables(written[rg] for rg in sorted(written))
-        if not tables:
-            return pa.table({name: pa.array([], type=pa.null()) for name in names})
-        table = pa.concat_tables(tables, promote_options="permissive")
-        return table.select(names)

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from cellfrontier._durable import TEMP_SUFFIX, replace_atomically
-from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import OutputDirError
 from cellfrontier.job.output import OutputLayout
+from cellfrontier.job.spec import JobSpec
 
 __all__ = ["MANIFEST_FORMAT", "job_digest", "job_fingerprint", "prepare_output_dir"]
 
@@ -26,11 +26,10 @@ MANIFEST_FORMAT = "cellfrontier-job"
 MANIFEST_VERSION = 1
 
 
-def job_fingerprint(
-    graph: ExecutionGraph, identities: Mapping[str, str], num_records: int, buffer_size: int
-) -> dict[str, Any]:
-    """The manifest's content (order-independent where the graph's meaning is)."""
-    signature = graph.signature()
+def job_fingerprint(spec: JobSpec) -> dict[str, Any]:
+    """The manifest's content for *spec* (order-independent where the graph's meaning is)."""
+    signature = spec.graph.signature()
+    identities = {column.name: column.identity for column in spec.columns}
     return {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -40,8 +39,8 @@ def job_fingerprint(
             "side_effects": signature["side_effects"],
         },
         "generators": dict(sorted(identities.items())),
-        "num_records": num_records,
-        "buffer_size": buffer_size,
+        "num_records": spec.num_records,
+        "buffer_size": spec.buffer_size,
     }
 
 

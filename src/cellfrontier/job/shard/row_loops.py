@@ -6,18 +6,34 @@ upstreams); a dict display with the names written in costs a third of it.  So, a
 :func:`collections.namedtuple` does, each column gets its loop generated once from a template,
 with its input and output names as string literals (``repr``, so any name is safe) and the
 value lists bound to locals once per batch.  The loops contain no logic beyond that: failures
-go to the callbacks the runner passes in.
+go to the callbacks the dispatcher passes in.  A shard builds its columns' loops once
+(:func:`compile_loops`); they never leave the process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CellKernel", "RowBuilder", "make_cell_kernel", "make_row_builder", "make_row_store"]
+from cellfrontier.job.columns import ColumnSpec
+
+__all__ = [
+    "CellKernel",
+    "ColumnLoops",
+    "RowBuilder",
+    "RowStore",
+    "compile_loops",
+    "make_cell_kernel",
+    "make_row_builder",
+    "make_row_store",
+]
 
 RowBuilder = Callable[[Mapping[str, list[Any]], int, int], dict[str, Any]]
 """``build(columns, row, base)``: the mapping a cell generator receives for local *row*."""
+
+RowStore = Callable[[Mapping[str, list[Any]], int, Any], bool]
+"""``store(columns, row, value)``: put one call's result into the output lists (False: wrong shape)."""
 
 CellKernel = Callable[..., None]
 """``kernel(fn, rows, base, columns, fail, bad)``: call *fn* for each row, store its outputs.
@@ -45,7 +61,7 @@ def make_row_builder(inputs: Sequence[str]) -> RowBuilder:
     return _compile(source, "build")
 
 
-def make_row_store(outputs: Sequence[str]) -> Callable[[Mapping[str, list[Any]], int, Any], bool]:
+def make_row_store(outputs: Sequence[str]) -> RowStore:
     """``store(columns, row, value)``: put one call's result into the output lists.
 
     With a single output the value is stored as is.  With side-effect aliases the value must
@@ -96,3 +112,24 @@ def make_cell_kernel(inputs: Sequence[str], outputs: Sequence[str]) -> CellKerne
             "            bad(r, v)",
         ]
     return _compile("\n".join(lines) + "\n", "kernel")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnLoops:
+    """The generated loops of one column: its row builder, its row store, its batch kernel.
+
+    ``kernel`` is None for a full-column column, which is called once per group.
+    """
+
+    build_row: RowBuilder
+    store_row: RowStore
+    kernel: CellKernel | None
+
+
+def compile_loops(column: ColumnSpec) -> ColumnLoops:
+    """Generate the loops that call *column*'s generator."""
+    return ColumnLoops(
+        build_row=make_row_builder(column.inputs),
+        store_row=make_row_store(column.outputs),
+        kernel=None if column.batch else make_cell_kernel(column.inputs, column.outputs),
+    )

@@ -1,7 +1,7 @@
 """A shard's durable state under ``output_dir``: resuming from it and checkpointing into it.
 
 On start, :meth:`ShardStore.resume` prepares the directory (manifest, the shard's directory,
-leftovers of killed writers), claims the attempt's epoch (:mod:`cellfrontier.job.fencing`),
+leftovers of killed writers), claims the attempt's epoch (:mod:`cellfrontier.job.store.fencing`),
 loads the newest checkpoint an earlier attempt left (the tracker and the active groups'
 buffered values) and *settles* every row group whose Parquet file exists: the file is
 authoritative, even when the checkpoint predates it, so its rows are marked done in the
@@ -21,25 +21,21 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from cellfrontier._durable import TEMP_SUFFIX
 from cellfrontier.errors import CheckpointError
-from cellfrontier.job.buffers import GroupBuffers
-from cellfrontier.job.errors import StaleShardError
-from cellfrontier.job.fencing import ShardClaim, checkpoint_epochs, claim_epoch, epoch_checkpoint_path
-from cellfrontier.job.manifest import job_digest, prepare_output_dir
+from cellfrontier.job.errors import OutputDirError, StaleShardError
 from cellfrontier.job.output import OutputLayout, read_group_row_ids, read_group_rows
-from cellfrontier.job.sharding import latest_checkpoint, register_shards
-from cellfrontier.job.state import ShardCheckpoint, save_checkpoint
+from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.store.fencing import ShardClaim, checkpoint_epochs, claim_epoch, epoch_checkpoint_path
+from cellfrontier.job.store.manifest import job_digest, job_fingerprint, prepare_output_dir
+from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, save_checkpoint
+from cellfrontier.job.store.shard_dirs import latest_checkpoint, register_shards
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.tracker import CompletionTracker
-
-if TYPE_CHECKING:
-    from cellfrontier.job.generators import ColumnPlan
-    from cellfrontier.job.job import Job
 
 __all__ = ["ResumedShard", "ShardStore", "finished_in_tracker"]
 
@@ -48,10 +44,14 @@ _CHECKPOINT_TEMP = re.compile(r"^\.epoch-(\d+)\.ckpt\..*" + re.escape(TEMP_SUFFI
 
 @dataclass
 class ResumedShard:
-    """What a shard starts from: its tracker, the groups still computing and the rows written."""
+    """What a shard starts from: its tracker, the groups still computing and the rows written.
+
+    ``groups`` holds the buffered values (``{column: values}``) of each group the checkpoint
+    held active, in row-group order.
+    """
 
     tracker: CompletionTracker
-    groups: dict[int, GroupBuffers] = field(default_factory=dict)
+    groups: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     written: set[int] = field(default_factory=set)
     records: int = 0
     dropped: int = 0
@@ -73,10 +73,14 @@ def finished_in_tracker(
 
 
 class ShardStore:
-    """The checkpoint and the written row groups of the shard ``[first, stop)`` of *job*."""
+    """The checkpoint and the written row groups of the shard ``[first, stop)`` of the job *spec*.
 
-    def __init__(self, job: Job, layout: OutputLayout, first: int, stop: int) -> None:
-        self.job = job
+    The runner reads ``epoch`` (0 until claimed), ``next_at`` and ``next_tasks`` (when the
+    next checkpoint is due: a monotonic time, a completed-task count).
+    """
+
+    def __init__(self, spec: JobSpec, layout: OutputLayout, first: int, stop: int) -> None:
+        self.spec = spec
         self.layout = layout
         self.first, self.stop = first, stop
         self.directory = layout.shard_dir(first, stop)
@@ -94,12 +98,10 @@ class ShardStore:
 
     # ------------------------------------------------------------------ resuming
 
-    def resume(
-        self, tracker: CompletionTracker, plans: list[ColumnPlan], output_names: list[str]
-    ) -> ResumedShard:
+    def resume(self, tracker: CompletionTracker) -> ResumedShard:
         """Claim the shard and restore its state from the directory (*tracker* if there is none)."""
         layout = self.layout
-        fingerprint = self.job.fingerprint()
+        fingerprint = job_fingerprint(self.spec)
         self.digest = job_digest(fingerprint)
         prepare_output_dir(layout, fingerprint)
         register_shards(layout, [range(self.first, self.stop)])
@@ -113,14 +115,26 @@ class ShardStore:
         # was durable before the save) is then in the listing, even if a stale attempt wrote it.
         written = layout.written_groups(self.first, self.stop)
         if checkpoint is not None:
-            self._restore(state, checkpoint, written, output_names)
-        columns = [p.name for p in plans]
+            self._restore(state, checkpoint, written)
+        names = [column.name for column in self.spec.columns]
         row_plan = state.tracker.row_group_plan
         active = set(state.tracker.active_row_groups())
         for rg in sorted(written):
-            already = finished_in_tracker(state.tracker, row_plan, columns, rg, active)
-            self._settle_written(state, plans, rg, written[rg], already)
+            already = finished_in_tracker(state.tracker, row_plan, names, rg, active)
+            self._settle_written(state, rg, written[rg], already)
         state.written = set(written)
+        missing = [
+            rg
+            for rg in range(self.first, self.stop)
+            if rg not in written
+            and rg not in state.groups
+            and finished_in_tracker(state.tracker, row_plan, names, rg, active)
+        ]
+        if missing:
+            raise OutputDirError(
+                f"the checkpoint reports row group(s) {missing[:5]} finished, but their files "
+                f"are missing from {layout.data_dir}"
+            )
         return state
 
     def refuse_if_superseded(self, when: str) -> None:
@@ -143,13 +157,7 @@ class ShardStore:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
 
-    def _restore(
-        self,
-        state: ResumedShard,
-        checkpoint: ShardCheckpoint,
-        written: Mapping[int, Path],
-        output_names: list[str],
-    ) -> None:
+    def _restore(self, state: ResumedShard, checkpoint: ShardCheckpoint, written: Mapping[int, Path]) -> None:
         """Load an earlier attempt's checkpoint: tracker state and the active groups' buffered values."""
         where = epoch_checkpoint_path(self.directory, checkpoint.epoch)
         if (checkpoint.first, checkpoint.stop) != (self.first, self.stop):
@@ -159,25 +167,16 @@ class ShardStore:
                 f"{where} was written by another job (digest {checkpoint.job!r}, this job's is "
                 f"{self.digest!r}); it does not belong in this directory"
             )
-        tracker = CompletionTracker.from_bytes(checkpoint.tracker, self.job.graph)
-        plan = tracker.row_group_plan
-        if getattr(plan, "num_records", None) != self.job.num_records:
+        tracker = CompletionTracker.from_bytes(checkpoint.tracker, self.spec.graph)
+        if getattr(tracker.row_group_plan, "num_records", None) != self.spec.num_records:
             raise CheckpointError(f"{where} was written for another number of records")
         state.tracker = tracker
         state.resumed = True
-        is_dropped = tracker.is_dropped
-        buffer_size = self.job.buffer_size
-        for rg, columns in sorted(checkpoint.groups.items()):
-            if rg in written:
-                continue
-            size = plan.row_group_size(rg)
-            group = GroupBuffers(rg, size, rg * buffer_size, output_names, columns)
-            group.dropped = {r for r in range(size) if is_dropped(rg, r)}
-            state.groups[rg] = group
+        for rg, values in sorted(checkpoint.groups.items()):
+            if rg not in written:
+                state.groups[rg] = values
 
-    def _settle_written(
-        self, state: ResumedShard, plans: list[ColumnPlan], rg: int, path: Path, already_compacted: bool
-    ) -> None:
+    def _settle_written(self, state: ResumedShard, rg: int, path: Path, already_compacted: bool) -> None:
         """A group whose file exists is done: make the tracker say so, truthfully, and compact it.
 
         The file is authoritative even when the checkpoint predates it: its surviving rows are
@@ -190,36 +189,39 @@ class ShardStore:
         state.dropped += size - rows
         if already_compacted:
             return
-        base = rg * self.job.buffer_size
+        base = rg * self.spec.buffer_size
         if rows == size:
             survivors = np.arange(size, dtype=np.int64)
         else:
             survivors = np.asarray(read_group_row_ids(path), dtype=np.int64) - base
             lost = np.setdiff1d(np.arange(size, dtype=np.int64), survivors)
             tracker.drop_rows(rg, lost)
-        for plan in plans:
-            if plan.batch:
-                tracker.mark_row_range_complete(plan.name, rg, size)
+        for column in self.spec.columns:
+            if column.batch:
+                tracker.mark_row_range_complete(column.name, rg, size)
             elif survivors.size:
-                tracker.mark_cells_complete(plan.name, rg, survivors)
+                tracker.mark_cells_complete(column.name, rg, survivors)
         tracker.compact_row_group(rg)
 
     # ------------------------------------------------------------------ checkpointing
 
     def schedule_next(self, tasks: int) -> None:
         """Set when the next checkpoint is due: by time, and by completed tasks when configured."""
-        self.next_at = time.monotonic() + self.job.checkpoint_interval
-        if self.job.checkpoint_every is not None:
-            self.next_tasks = tasks + self.job.checkpoint_every
+        self.next_at = time.monotonic() + self.spec.checkpoint_interval
+        if self.spec.checkpoint_every is not None:
+            self.next_tasks = tasks + self.spec.checkpoint_every
 
     def save(
         self,
         tracker: CompletionTracker,
-        groups: Mapping[int, GroupBuffers],
+        groups: Mapping[int, dict[str, list[Any]]],
         stats: dict[str, Any],
         tasks: int,
     ) -> None:
         """Save the tracker and the active groups' values as one atomic file of this attempt's epoch.
+
+        *groups* maps each active group to its buffered values (``{column: values}``); *tasks*
+        is the attempt's count of completed tasks, from which the next save by count is due.
 
         Refuses (:class:`StaleShardError`, nothing written) once a newer attempt has claimed
         the shard.
@@ -233,7 +235,7 @@ class ShardStore:
             seq=seq,
             attempt=self.attempt,
             tracker=tracker.to_bytes(),
-            groups={rg: group.columns for rg, group in groups.items()},
+            groups=dict(groups),
             stats=stats,
             epoch=self.claim.epoch,
             job=self.digest,

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import heapq
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from cellfrontier.job.buffers import GroupBuffers
-    from cellfrontier.job.generators import ColumnPlan
+from cellfrontier.job.columns import ColumnSpec
+from cellfrontier.job.result import GeneratorFailure
+from cellfrontier.job.shard.buffers import GroupBuffers
 
-__all__ = ["FailureBook", "GeneratorFailure", "RetryPolicy"]
+__all__ = ["FailureBook", "RetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,38 +31,6 @@ class RetryPolicy:
         if self.backoff <= 0:
             return 0.0
         return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
-
-
-@dataclass(frozen=True, slots=True)
-class GeneratorFailure:
-    """One failed call, as kept in :attr:`JobResult.error_samples` (the first few of a run)."""
-
-    column: str
-    row_group: int
-    row: int | None
-    """Global row index of a cell task; None for a full-column task."""
-    attempt: int
-    error_type: str
-    message: str
-    traceback: str
-
-    @classmethod
-    def from_exception(
-        cls, column: str, row_group: int, row: int | None, attempt: int, exc: BaseException
-    ) -> GeneratorFailure:
-        return cls(
-            column=column,
-            row_group=row_group,
-            row=row,
-            attempt=attempt,
-            error_type=type(exc).__qualname__,
-            message=str(exc),
-            traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        )
-
-    def __str__(self) -> str:
-        where = f"row {self.row}" if self.row is not None else f"row group {self.row_group}"
-        return f"{self.column!r} at {where} (attempt {self.attempt}): {self.error_type}: {self.message}"
 
 
 class FailureBook:
@@ -84,21 +51,21 @@ class FailureBook:
         """``(due, sequence, column index, group, row)``: retries waiting for their backoff."""
         self._sequence = 0
 
-    def record(self, plan: ColumnPlan, group: GroupBuffers, row: int | None, exc: Exception) -> bool:
+    def record(self, column: ColumnSpec, group: GroupBuffers, row: int | None, exc: Exception) -> bool:
         """Count a failure; True when the task will be retried, False when its retries are spent."""
         self.errors += 1
-        key = (plan.index, group.row_group, row)
+        key = (column.index, group.row_group, row)
         attempt = self.attempts.get(key, 0) + 1
         if len(self.samples) < self.keep_errors:
             global_row = None if row is None else group.base + row
             self.samples.append(
-                GeneratorFailure.from_exception(plan.name, group.row_group, global_row, attempt, exc)
+                GeneratorFailure.from_exception(column.name, group.row_group, global_row, attempt, exc)
             )
         if attempt <= self.retry.retries:
             self.attempts[key] = attempt
             self._sequence += 1
             due = time.monotonic() + self.retry.delay(attempt)
-            heapq.heappush(self.heap, (due, self._sequence, plan.index, group, row))
+            heapq.heappush(self.heap, (due, self._sequence, column.index, group, row))
             return True
         self.attempts.pop(key, None)
         return False

@@ -13,6 +13,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cellfrontier.job.output import ROW_COLUMN
+from cellfrontier.tracker import CompletionTracker
+
 __all__ = ["GroupBuffers"]
 
 _SAMPLE = 16
@@ -44,6 +47,16 @@ class GroupBuffers:
         self.finished = False
         """Every column is done: the group is being written out (or stored) and takes no more work."""
 
+    @classmethod
+    def restored(
+        cls, row_group: int, size: int, base: int, columns: dict[str, list[Any]], tracker: CompletionTracker
+    ) -> GroupBuffers:
+        """A group resumed from a checkpoint: its saved *columns*, its dropped rows as *tracker* has them."""
+        group = cls(row_group, size, base, (), columns)
+        is_dropped = tracker.is_dropped
+        group.dropped = {r for r in range(size) if is_dropped(row_group, r)}
+        return group
+
     def live_rows(self) -> list[int]:
         """Local indices of the rows not dropped, ascending."""
         if not self.dropped:
@@ -58,6 +71,35 @@ class GroupBuffers:
             return values
         rows = self.live_rows() if live is None else live
         return [values[r] for r in rows]
+
+    def batch_input(self, names: Iterable[str]) -> tuple[dict[str, Any], Sequence[int]]:
+        """A full-column call's argument and the live rows it covers.
+
+        ``{name: values on the live rows}`` for each of *names*, plus ``_row`` (their global
+        indices); copies, since the generator may keep or change its lists.
+        """
+        if not self.dropped:
+            batch: dict[str, Any] = {name: list(self.columns[name]) for name in names}
+            batch[ROW_COLUMN] = list(range(self.base, self.base + self.size))
+            return batch, range(self.size)
+        live = self.live_rows()
+        batch = {name: self.live_values(name, live) for name in names}
+        batch[ROW_COLUMN] = [self.base + r for r in live]
+        return batch, live
+
+    def final_values(self, names: Iterable[str]) -> tuple[dict[str, list[Any]], int]:
+        """The finished group's output, ``{name: values}`` on its live rows plus ``_row``, and its live rows.
+
+        Without dropped rows the buffers themselves are handed over: the group is final.
+        """
+        if not self.dropped:
+            data = {name: self.columns[name] for name in names}
+            data[ROW_COLUMN] = list(range(self.base, self.base + self.size))
+            return data, self.size
+        live = self.live_rows()
+        data = {name: self.live_values(name, live) for name in names}
+        data[ROW_COLUMN] = [self.base + r for r in live]
+        return data, len(live)
 
     def estimate_bytes(self) -> int:
         """Approximate memory of the values held, from a sample of each column."""

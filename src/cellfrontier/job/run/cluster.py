@@ -6,13 +6,14 @@
    directory already holds are kept, the rest of the row groups are cut into about four per
    worker thread) and registers them, so every worker and any later run sees the same cut.
 2. Each unfinished shard becomes one Dask task, :func:`run_shard_task`, which runs the shard's
-   :class:`~cellfrontier.job.runner.ShardRunner` on the worker: its own event loop, its own
+   :class:`~cellfrontier.job.shard.runner.ShardRunner` on the worker: its own event loop, its own
    caps and admission, its own checkpoints (fenced by attempt epochs, see
-   :mod:`cellfrontier.job.fencing`), row-group files written once into the shared layout.
+   :mod:`cellfrontier.job.store.fencing`), row-group files written once into the shared layout.
 3. Shards send their progress as small events (``Worker.log_event``) through the scheduler;
-   the client keeps the latest per shard in a :class:`~cellfrontier.job.progress.ProgressBoard`
-   and draws one bar (or calls the job's progress callback) for the whole job.
-4. The client gathers each shard's result into one :class:`~cellfrontier.job.job.JobResult`.
+   the client keeps the latest per shard in a
+   :class:`~cellfrontier.job.run.progress_board.ProgressBoard` and draws one bar (or calls the
+   job's progress callback) for the whole job.
+4. The client gathers each shard's result into one :class:`~cellfrontier.job.result.JobResult`.
 
 Failures, and the Dask settings that govern them:
 
@@ -43,27 +44,18 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cellfrontier._validate import as_count
 from cellfrontier.errors import CellFrontierError, InvalidArgumentError
 from cellfrontier.job.errors import JobCancelledError, MissingDependencyError, ShardLostError
-from cellfrontier.job.interrupts import StopSignals
-from cellfrontier.job.manifest import job_digest, prepare_output_dir
-from cellfrontier.job.output import OutputLayout
-from cellfrontier.job.progress import JobProgress, ProgressBoard, ProgressReporter, shard_snapshot
-from cellfrontier.job.runner import ShardRunner
-from cellfrontier.job.sharding import (
-    combine_results,
-    finished_shards,
-    plan_shards,
-    register_shards,
-    shard_baselines,
-)
-
-if TYPE_CHECKING:
-    from cellfrontier.job.job import Job, JobResult
+from cellfrontier.job.progress import JobProgress
+from cellfrontier.job.result import JobResult
+from cellfrontier.job.run.progress_board import shard_snapshot
+from cellfrontier.job.run.setup import RunOfShards, open_run
+from cellfrontier.job.shard.interrupts import StopSignals
+from cellfrontier.job.shard.runner import ShardRunner
+from cellfrontier.job.spec import JobSpec
 
 __all__ = ["DEFAULT_SHARDS_PER_THREAD", "ShardOutcome", "run_on_cluster", "run_shard_task"]
 
@@ -113,8 +105,7 @@ class _ShardProgressSender:
         self.last: dict[str, Any] | None = None
 
     def __call__(self, progress: JobProgress) -> None:
-        store = self.runner.store if self.runner is not None else None
-        snapshot = shard_snapshot(progress, store.epoch if store is not None else 0)
+        snapshot = shard_snapshot(progress, self.runner.epoch if self.runner is not None else 0)
         snapshot["shard"] = self.index
         self.last = snapshot
         if self.worker is None:
@@ -132,8 +123,8 @@ class _ShardProgressSender:
         return task is None or task.state in ("cancelled", "released", "forgotten")
 
 
-def run_shard_task(job: Job, first: int, stop: int, index: int, topic: str) -> ShardOutcome:
-    """Dask task: run the shard ``[first, stop)`` of *job* on this worker, resuming from its checkpoint."""
+def run_shard_task(spec: JobSpec, first: int, stop: int, index: int, topic: str) -> ShardOutcome:
+    """Dask task: run the shard ``[first, stop)`` of *spec* on this worker, resuming from its checkpoint."""
     distributed = _require_distributed()
     try:
         worker = distributed.get_worker()
@@ -141,7 +132,7 @@ def run_shard_task(job: Job, first: int, stop: int, index: int, topic: str) -> S
     except (ValueError, AttributeError):  # run outside a worker (a test calling it directly)
         worker, key = None, None
     sender = _ShardProgressSender(worker, key, topic, index)
-    runner = ShardRunner(job, range(first, stop), report=sender)
+    runner = ShardRunner(spec, range(first, stop), report=sender)
     sender.runner = runner
     address = getattr(worker, "address", None)
     try:
@@ -154,32 +145,24 @@ def run_shard_task(job: Job, first: int, stop: int, index: int, topic: str) -> S
 # ---------------------------------------------------------------------- on the client
 
 
-def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_retries: int = 2) -> JobResult:
-    """Run *job* on the Dask cluster of *client*; returns the whole job's result (see the module doc)."""
+def run_on_cluster(
+    spec: JobSpec, client: Any, *, shards: int | None = None, shard_retries: int = 2
+) -> JobResult:
+    """Run the job *spec* on the Dask cluster of *client*; returns the whole job's result (module doc)."""
     _require_distributed()
-    if job.output_dir is None:
+    if spec.output_dir is None:
         raise InvalidArgumentError(
             "run(client=...) needs output_dir: a directory that every worker and this process can reach"
         )
     if shards is not None:
         shards = as_count(shards, "shards", "run", 1)
     shard_retries = as_count(shard_retries, "shard_retries", "run")
-    started = time.perf_counter()
-    layout = OutputLayout(Path(job.output_dir))
-    fingerprint = job.fingerprint()
-    prepare_output_dir(layout, fingerprint)
-    if shards is None:
-        shards = DEFAULT_SHARDS_PER_THREAD * max(1, sum(client.nthreads().values()))
-    plan = plan_shards(layout, job.num_row_groups, new_shards=shards)
-    register_shards(layout, plan)
-    written = set(layout.written_groups(0, job.num_row_groups))
-    digest = job_digest(fingerprint)
-    finished = finished_shards(layout, plan, digest, written)
 
-    board = ProgressBoard(shard_baselines(job, plan, finished, written))
-    reporter = ProgressReporter(
-        job.progress, job.progress_bar, interval=job.progress_interval, log_interval=job.log_interval
-    )
+    def per_thread() -> int:  # asked once the directory is known to be this job's
+        return DEFAULT_SHARDS_PER_THREAD * max(1, sum(client.nthreads().values()))
+
+    run = open_run(spec, new_shards=per_thread if shards is None else shards, register=True)
+    board = run.show_progress()
     token = uuid.uuid4().hex[:12]
     topic = f"cellfrontier-progress-{token}"
 
@@ -189,22 +172,22 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
 
     logger.info(
         "job on %d shards (%d already finished); Dask retries per shard %d, scheduler allowed-failures %s",
-        len(plan),
-        len(finished),
+        len(run.shards),
+        len(run.finished),
         shard_retries,
         _allowed_failures(client),
     )
     client.subscribe_topic(topic, on_event)
-    worker_job = job.without_progress_display(max(job.progress_interval, WORKER_PROGRESS_INTERVAL))
+    worker_spec = spec.without_progress_display(max(spec.progress_interval, WORKER_PROGRESS_INTERVAL))
     done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
     futures: dict[Any, range] = {}
     try:
-        for index, shard in enumerate(plan):
-            if shard in finished:
+        for index, shard in enumerate(run.shards):
+            if shard in run.finished:
                 continue
             future = client.submit(
                 run_shard_task,
-                worker_job,
+                worker_spec,
                 shard.start,
                 shard.stop,
                 index,
@@ -215,7 +198,7 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
             )
             futures[future] = shard
             future.add_done_callback(done_queue.put)
-        outcomes = _gather(futures, done_queue, board, reporter)
+        outcomes = _gather(futures, done_queue, run)
     except BaseException:
         with contextlib.suppress(Exception):
             client.cancel(list(futures))
@@ -223,21 +206,10 @@ def run_on_cluster(job: Job, client: Any, *, shards: int | None = None, shard_re
     finally:
         with contextlib.suppress(Exception):
             client.unsubscribe_topic(topic)
-    if reporter.active:
-        now = time.perf_counter()
-        reporter.emit(board.progress(now), now, final=True)
+    run.emit_progress(final=True)
     ordered = sorted(outcomes, key=lambda o: o.first)
     results = [o.result for o in ordered if o.result is not None]
-    return combine_results(
-        results,
-        list(finished.values()),
-        row_groups=range(job.num_row_groups),
-        seconds=time.perf_counter() - started,
-        keep_errors=job.keep_errors,
-        output_dir=layout.root,
-        columns=tuple(name for p in job.column_plans() for name in p.outputs),
-        workers=[o.worker for o in ordered],
-    )
+    return run.result(results, row_groups=range(spec.num_row_groups), workers=[o.worker for o in ordered])
 
 
 def _allowed_failures(client: Any) -> int | str:
@@ -249,18 +221,15 @@ def _allowed_failures(client: Any) -> int | str:
 
 
 def _gather(
-    futures: Mapping[Any, range],
-    done_queue: queue.SimpleQueue[Any],
-    board: ProgressBoard,
-    reporter: ProgressReporter,
+    futures: Mapping[Any, range], done_queue: queue.SimpleQueue[Any], run: RunOfShards
 ) -> list[ShardOutcome]:
     """Wait for every shard, showing progress meanwhile; raise the first failure."""
+    board, reporter = run.board, run.reporter
+    assert board is not None and reporter is not None
     outcomes: list[ShardOutcome] = []
     remaining = len(futures)
     while remaining:
-        now = time.perf_counter()
-        if reporter.active and reporter.due(now):
-            reporter.emit(board.progress(now), now)
+        run.emit_progress()
         wait = max(0.01, reporter.next_due - time.perf_counter()) if reporter.active else 1.0
         try:
             future = done_queue.get(timeout=wait)

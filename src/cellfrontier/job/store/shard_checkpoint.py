@@ -2,7 +2,7 @@
 
 Each attempt of a shard (a range of row groups) writes its own file,
 ``checkpoints/shard-<first>-<stop>/epoch-<epoch>.ckpt``, named by the epoch it claimed (see
-:mod:`cellfrontier.job.fencing`), and replaces it atomically (temp file, fsync, rename) at
+:mod:`cellfrontier.job.store.fencing`), and replaces it atomically (temp file, fsync, rename) at
 every save, so the tracker's state and the values it reports as done are always committed
 together, and no attempt ever overwrites another's.  Layout::
 

@@ -1,14 +1,19 @@
-"""Resolving a job's generators: one per column, checked against the graph and classified.
+"""A job's columns: each column's generator, checked against the graph and classified.
 
 Each column of the graph gets exactly one generator; a side-effect alias gets its values from
-its producer's generator.  A generator runs in one of three ways, decided once here:
+its producer's generator.  A generator runs in one of three ways (:class:`ColumnKind`),
+decided once here:
 
-- ``inline``: a plain function, called on the event-loop thread in batches (all ready rows of
+- ``INLINE``: a plain function, called on the event-loop thread in batches (all ready rows of
   a column in a row group at once), with no per-call thread hop or task object;
-- ``async``: an ``async def`` function (or an object whose ``__call__`` is one), run as one
+- ``ASYNC``: an ``async def`` function (or an object whose ``__call__`` is one), run as one
   asyncio task per call under the concurrency caps;
-- ``blocking``: a plain function the user marked with :func:`blocking` because it waits (a
+- ``BLOCKING``: a plain function the user marked with :func:`blocking` because it waits (a
   synchronous HTTP client, a subprocess); it runs on a thread pool in batches of ready rows.
+
+A :class:`ColumnSpec` is a plain, picklable description: the generated loops that call a
+column's generator are built by the shard that runs it
+(:mod:`cellfrontier.job.shard.row_loops`).
 
 A function that returns an awaitable without being declared ``async def`` is not recognised
 as async (checking every result would cost time on every call); the first batch of such a
@@ -17,43 +22,43 @@ column raises :class:`GeneratorOutputError` saying so.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cellfrontier._validate import is_integer
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import GeneratorMappingError
-from cellfrontier.job.kernels import (
-    CellKernel,
-    RowBuilder,
-    make_cell_kernel,
-    make_row_builder,
-    make_row_store,
-)
 from cellfrontier.strategies import GenerationStrategy
 
 __all__ = [
-    "ASYNC",
-    "BLOCKING",
     "DEFAULT_ASYNC_CAP",
     "DEFAULT_BLOCKING_BATCH",
     "DEFAULT_BLOCKING_CAP",
-    "INLINE",
     "BlockingGenerator",
-    "ColumnPlan",
+    "ColumnKind",
+    "ColumnSpec",
     "blocking",
     "generator_identity",
     "is_blocking",
     "output_columns",
-    "resolve_generators",
+    "resolve_columns",
 ]
 
-INLINE = "inline"
-ASYNC = "async"
-BLOCKING = "blocking"
+
+class ColumnKind(enum.Enum):
+    """How a column's generator runs (compare with ``is``)."""
+
+    INLINE = "inline"
+    """A plain function: called on the event-loop thread, a whole ready set per call."""
+    ASYNC = "async"
+    """An ``async def`` function: one asyncio task per call, under the caps."""
+    BLOCKING = "blocking"
+    """A plain function marked with :func:`blocking`: batches of calls on a thread pool."""
+
 
 DEFAULT_ASYNC_CAP = 64
 """Calls in flight per async column when ``concurrency`` does not name it."""
@@ -169,37 +174,37 @@ def output_columns(graph: ExecutionGraph) -> dict[str, tuple[str, ...]]:
     return {name: (name, *aliases.get(name, ())) for name in graph.get_topological_order()}
 
 
-@dataclass(eq=False)
-class ColumnPlan:
-    """Everything the runner needs to run one column, resolved once before any work."""
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """How one column runs, resolved once before any work: its generator, kind, caps and shape."""
 
     name: str
     index: int
+    """Position in the graph's topological order."""
     batch: bool
-    kind: str
+    """A ``full_column`` column: one call per row group."""
+    kind: ColumnKind
     fn: Callable[..., Any]
     inputs: tuple[str, ...]
+    """Every upstream column and its side-effect aliases, in topological order."""
     outputs: tuple[str, ...]
+    """The column itself, then its live side-effect aliases."""
     cap: int
+    """Calls (async) or batches (blocking) in flight at most; 1 for an inline column."""
     blocking_batch: int
+    """Most rows one thread-pool hand-off carries (blocking cell columns; 0 otherwise)."""
     depth: int
+    """Longest chain of columns ending here (1 for a root): deeper columns launch first."""
     identity: str
-    build_row: RowBuilder = field(repr=False)
-    store_row: Callable[..., bool] = field(repr=False)
-    kernel: CellKernel | None = field(repr=False)
-    checked_result: bool = False
-
-    @property
-    def inline(self) -> bool:
-        return self.kind == INLINE
+    """The generator's ``module:qualname``, recorded in the job's manifest."""
 
 
-def resolve_generators(
+def resolve_columns(
     graph: ExecutionGraph,
     generators: Mapping[str, Callable[..., Any]],
     concurrency: Mapping[str, int] | None,
-) -> list[ColumnPlan]:
-    """Check *generators* against *graph* and return one plan per column, in topological order.
+) -> tuple[ColumnSpec, ...]:
+    """Check *generators* against *graph* and describe each column, in topological order.
 
     Every problem is reported before any work starts: a column without a generator, a name
     that is not a column, a side-effect alias given its own generator, something not callable,
@@ -240,7 +245,7 @@ def resolve_generators(
 
     outputs = output_columns(graph)
     depth: dict[str, int] = {}
-    plans: list[ColumnPlan] = []
+    columns: list[ColumnSpec] = []
     for index, name in enumerate(order):
         fn = generators[name]
         ups = graph.get_upstream_columns(name)
@@ -248,13 +253,13 @@ def resolve_generators(
         inputs = tuple(out for up in order if up in ups for out in outputs[up])
         batch = graph.get_strategy(name) is GenerationStrategy.FULL_COLUMN
         if _is_async(fn):
-            kind, default_cap = ASYNC, DEFAULT_ASYNC_CAP
+            kind, default_cap = ColumnKind.ASYNC, DEFAULT_ASYNC_CAP
         elif is_blocking(fn):
-            kind, default_cap = BLOCKING, DEFAULT_BLOCKING_CAP
+            kind, default_cap = ColumnKind.BLOCKING, DEFAULT_BLOCKING_CAP
         else:
-            kind, default_cap = INLINE, 1
-        plans.append(
-            ColumnPlan(
+            kind, default_cap = ColumnKind.INLINE, 1
+        columns.append(
+            ColumnSpec(
                 name=name,
                 index=index,
                 batch=batch,
@@ -263,12 +268,9 @@ def resolve_generators(
                 inputs=inputs,
                 outputs=outputs[name],
                 cap=int(caps.get(name, default_cap)),
-                blocking_batch=_blocking_batch(fn) if kind == BLOCKING else 0,
+                blocking_batch=_blocking_batch(fn) if kind is ColumnKind.BLOCKING else 0,
                 depth=depth[name],
                 identity=generator_identity(fn),
-                build_row=make_row_builder(inputs),
-                store_row=make_row_store(outputs[name]),
-                kernel=None if batch else make_cell_kernel(inputs, outputs[name]),
             )
         )
-    return plans
+    return tuple(columns)

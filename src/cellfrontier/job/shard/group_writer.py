@@ -1,0 +1,74 @@
+"""Writing a shard's finished row groups to their Parquet files, off the event loop.
+
+A write is mostly Parquet encoding and fsync, which release the GIL, so two threads overlap
+one another's disk waits and the loop's computing.  A finished write wakes the loop; the
+runner then collects it and only then compacts the group in the tracker and drops its
+buffers, so a group leaves the checkpoint only once its file is durable.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cellfrontier.job.output import OutputLayout, write_group_file
+
+__all__ = ["GroupWriter"]
+
+_WRITER_THREADS = 2
+
+
+class GroupWriter:
+    """Writes finished groups of one shard attempt (epoch *epoch*) into *layout*, on two threads.
+
+    Its interface: :meth:`submit` a finished group, ``busy`` while writes are under way or
+    uncollected, :meth:`collect` the finished ones on the loop thread, :meth:`settle` them all
+    when the shard stops, :meth:`close`.
+    """
+
+    def __init__(
+        self, layout: OutputLayout, names: Sequence[str], epoch: int, wake: Callable[[], None]
+    ) -> None:
+        """*wake* is called from the writing thread when a write finishes."""
+        self.layout = layout
+        self.names = list(names)
+        self.epoch = epoch
+        self.wake = wake
+        self.writes: dict[int, concurrent.futures.Future[int]] = {}
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            _WRITER_THREADS, thread_name_prefix="cellfrontier-writer"
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Writes are under way, or finished and not yet collected."""
+        return bool(self.writes)
+
+    def submit(self, row_group: int, data: Mapping[str, list[Any]]) -> None:
+        """Start writing *row_group* (*data*: ``_row`` and every output column on its live rows)."""
+        future = self.pool.submit(write_group_file, self.layout, row_group, self.names, data, self.epoch)
+        self.writes[row_group] = future
+        future.add_done_callback(self._done)
+
+    def _done(self, future: concurrent.futures.Future[int]) -> None:
+        self.wake()
+
+    def collect(self, written: Callable[[int, int], None]) -> None:
+        """Call ``written(row_group, rows)`` for every finished write; re-raise a write's error."""
+        for rg in [rg for rg, future in self.writes.items() if future.done()]:
+            written(rg, self.writes.pop(rg).result())
+
+    def settle(self, written: Callable[[int, int], None]) -> None:
+        """Wait for every write; call ``written(row_group, rows)`` for those that succeeded."""
+        for rg, future in list(self.writes.items()):
+            try:
+                rows = future.result()
+            except Exception:
+                continue
+            del self.writes[rg]
+            written(rg, rows)
+
+    def close(self) -> None:
+        """Wait for the threads to finish and stop them."""
+        self.pool.shutdown(wait=True)
