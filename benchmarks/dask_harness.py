@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from cellfrontier.job.run.cluster import DEFAULT_SHARDS_PER_THREAD, WORKER_PROGRESS_INTERVAL
-from cellfrontier.simulate.job_workloads import J12, JobFigures, run_job_workload
+from cellfrontier.simulate.job_drivers import JobFigures, run_job_workload
+from cellfrontier.testing.j12 import J12
 
 ALLOWED_FAILURES = 3
 """The scheduler's ``distributed.scheduler.allowed-failures`` (Dask's default, set explicitly)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from cellfrontier import CompletionTracker, SliceRef, Task
 from cellfrontier.simulate import drivers
-from cellfrontier.simulate.workloads import W10, W64, Workload, build_graph, row_groups
+from cellfrontier.testing.workloads import W10, W64, Workload, build_graph, row_groups
 
 FULL = os.environ.get("CELLFRONTIER_BENCH_FULL", "") not in ("", "0")
 """``CELLFRONTIER_BENCH_FULL=1`` adds the 1,000,000-row sizes."""

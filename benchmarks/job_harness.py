@@ -1,6 +1,6 @@
 """Measurement code for the job workloads J12 and J12-LAT (``test_job.py`` and its report).
 
-Runs go through :func:`cellfrontier.simulate.job_workloads.run_job_workload`, the same call
+Runs go through :func:`cellfrontier.simulate.job_drivers.run_job_workload`, the same call
 the ``simulate`` command makes.  Memory is measured in a fresh subprocess (this file run as a
 script), so that the peak RSS of earlier runs in the benchmark process cannot hide a run's own
 growth: the child imports everything, reads its RSS (the baseline), runs the job and reports
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cellfrontier.simulate.job_workloads import JobFigures, run_job_workload
+from cellfrontier.simulate.job_drivers import JobFigures, run_job_workload
 
 FULL = os.environ.get("CELLFRONTIER_BENCH_FULL", "") not in ("", "0")
 J12_SIZES = (20_000, 100_000, 1_000_000) if FULL else (20_000,)

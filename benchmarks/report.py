@@ -44,8 +44,8 @@ from cellfrontier.simulate.datadesigner_jobs import (
     dd_skip_reason,
     run_dd_j12,
 )
-from cellfrontier.simulate.job_workloads import LAT_CEILING_PER_SECOND
 from cellfrontier.simulate.reporting import format_bytes
+from cellfrontier.testing.j12 import LAT_CEILING_PER_SECOND
 
 HERE = Path(__file__).resolve().parent
 LABELS = {

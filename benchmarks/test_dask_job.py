@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from dask_harness import CONFIGURATIONS, cores_used, local_cluster, run, settings
 
-from cellfrontier.simulate.job_workloads import j12_task_count
+from cellfrontier.testing.j12 import j12_task_count
 
 pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cellfrontier.simulate.datadesigner_jobs import LAT_DEFAULT_ROWS, dd_skip_reason, run_dd_j12, warm_up
-from cellfrontier.simulate.job_workloads import LAT_CEILING_PER_SECOND
+from cellfrontier.testing.j12 import LAT_CEILING_PER_SECOND
 
 FULL = os.environ.get("CELLFRONTIER_BENCH_FULL", "") not in ("", "0")
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from job_harness import FULL, J12_SIZES, LAT_ROWS, j12, measure_in_subprocess, warm_up
 
-from cellfrontier.simulate.job_workloads import j12_task_count
+from cellfrontier.testing.j12 import j12_task_count
 
 pytest.importorskip("pyarrow")
 full_only = pytest.mark.skipif(not FULL, reason="set CELLFRONTIER_BENCH_FULL=1")

@@ -8,7 +8,7 @@ import pytest
 from conftest import skip_unavailable
 from harness import BACKENDS, DD_BACKEND, FULL, GRAPHLIB_MAX_ROWS, ONE_MILLION, run_workload
 
-from cellfrontier.simulate.workloads import expected_task_count, get_workload
+from cellfrontier.testing.workloads import expected_task_count, get_workload
 
 
 def _cases() -> list[Any]:

@@ -51,7 +51,7 @@ import sys
 from pathlib import Path
 
 from cellfrontier import CompletionTracker
-from cellfrontier.simulate.workloads import W10, build_graph, row_groups
+from cellfrontier.testing.workloads import W10, build_graph, row_groups
 
 CHECKPOINT = "job.ckpt"
 JOURNAL = "journal"

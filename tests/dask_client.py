@@ -22,7 +22,7 @@ from distributed import Client
 from job_support import logged_j12
 
 from cellfrontier import Job
-from cellfrontier.simulate.job_workloads import build_j12_graph
+from cellfrontier.testing.j12 import build_j12_graph
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ import pytest
 
 from cellfrontier import CompletionTracker, SliceRef
 from cellfrontier.job import OutputLayout, latest_checkpoint
-from cellfrontier.simulate.job_workloads import J12_COLUMNS, build_j12_graph, j12_generators
+from cellfrontier.testing.j12 import J12_COLUMNS, build_j12_graph, j12_generators
 
 
 def _has_pyarrow() -> bool:

@@ -18,7 +18,7 @@ import sys
 from job_support import CallLog, logged_j12
 
 from cellfrontier import Job
-from cellfrontier.simulate.job_workloads import build_j12_graph
+from cellfrontier.testing.j12 import build_j12_graph
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ from cellfrontier import (
     SliceRef,
 )
 from cellfrontier.checkpoint import FORMAT_VERSION, MAGIC
-from cellfrontier.simulate.workloads import W10, build_graph
+from cellfrontier.testing.workloads import W10, build_graph
 
 
 def w10_graph() -> ExecutionGraph:

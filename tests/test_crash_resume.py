@@ -51,7 +51,7 @@ from pathlib import Path
 import pytest
 
 from cellfrontier import CompletionTracker, SliceRef
-from cellfrontier.simulate.workloads import W10, build_graph, expected_task_count
+from cellfrontier.testing.workloads import W10, build_graph, expected_task_count
 
 ROWS = 20_000
 EXPECTED = 139_260

@@ -1,6 +1,6 @@
 """J12 run through NVIDIA DataDesigner's own engine produces J12's values, cell by cell.
 
-J12 itself lives in ``cellfrontier.simulate.job_workloads``, the DataDesigner side of it in
+J12 itself lives in ``cellfrontier.testing.j12``, the DataDesigner side of it in
 ``cellfrontier.simulate.datadesigner_jobs`` (the comparison side of the whole-job
 benchmarks); these tests keep both honest at small sizes:
 
@@ -21,7 +21,7 @@ import pytest
 from dd_e2e_support import ci_requires_data_designer
 
 from cellfrontier.simulate import datadesigner_jobs as dd_jobs
-from cellfrontier.simulate.job_workloads import (
+from cellfrontier.testing.j12 import (
     CELL_COLUMNS,
     FULL_COLUMNS,
     J12_COLUMNS,

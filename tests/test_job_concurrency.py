@@ -13,12 +13,7 @@ from job_support import needs_pyarrow
 
 from cellfrontier import Job, blocking
 from cellfrontier.job import AdmissionView, CapsAdmission, FixedAdmission, MemoryBoundAdmission
-from cellfrontier.simulate.job_workloads import (
-    CELL_COLUMNS,
-    build_j12_graph,
-    check_j12_output,
-    j12_generators,
-)
+from cellfrontier.testing.j12 import CELL_COLUMNS, build_j12_graph, check_j12_output, j12_generators
 
 
 class InFlight:

@@ -25,7 +25,7 @@ from job_support import all_tasks, logged_j12
 
 from cellfrontier import Job, OutputDirError
 from cellfrontier.job import OutputLayout, ShardLostError
-from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
+from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_generators
 
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")

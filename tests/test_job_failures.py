@@ -17,7 +17,7 @@ from cellfrontier import (
 )
 from cellfrontier.job import OutputLayout, latest_checkpoint
 from cellfrontier.job.shard.failures import RetryPolicy
-from cellfrontier.simulate.job_workloads import build_j12_graph, j12_expected_row, j12_generators
+from cellfrontier.testing.j12 import build_j12_graph, j12_expected_row, j12_generators
 
 
 class Flaky:

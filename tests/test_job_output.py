@@ -11,7 +11,7 @@ import pytest
 from job_support import needs_pyarrow
 
 from cellfrontier import ExecutionGraph, Job, JobProgress, RunningLoopError, blocking
-from cellfrontier.simulate.job_workloads import (
+from cellfrontier.testing.j12 import (
     build_j12_graph,
     check_j12_output,
     j12_expected_row,
@@ -222,7 +222,7 @@ def test_base_install_needs_no_pyarrow_without_output_dir() -> None:
     code = (
         "import sys; sys.modules['pyarrow'] = None\n"
         "from cellfrontier import Job, MissingDependencyError\n"
-        "from cellfrontier.simulate.job_workloads import build_j12_graph, j12_generators, check_j12_output\n"
+        "from cellfrontier.testing.j12 import build_j12_graph, j12_generators, check_j12_output\n"
         "r = Job(build_j12_graph(), j12_generators(), 1500).run()\n"
         "check_j12_output(r.to_pydict(row_index=True), 1500)\n"
         "try:\n    r.table()\nexcept MissingDependencyError as e:\n    print(e)\n"

@@ -29,7 +29,7 @@ from cellfrontier import ErrorRateExceededError, Job, OutputDirError, StaleShard
 from cellfrontier.job import OutputLayout, latest_checkpoint
 from cellfrontier.job.store.fencing import ShardClaim, claim_epoch
 from cellfrontier.job.store.shard_checkpoint import save_checkpoint
-from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
+from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_generators
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -31,7 +31,7 @@ from cellfrontier.job.run.progress_board import ProgressBoard, ShardBaseline
 from cellfrontier.job.run.shard_cut import cut_range, cut_shards
 from cellfrontier.job.store import shard_store as shard_store_module
 from cellfrontier.job.store.fencing import claim_epoch, claimed_epochs
-from cellfrontier.simulate.job_workloads import build_j12_graph, check_j12_output, j12_generators
+from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_generators
 
 ROWS = 4_500  # five row groups of 1,000, the last one short
 
@@ -283,7 +283,7 @@ def test_a_cluster_run_without_dask_installed_says_what_to_install(tmp_path: Pat
     code = (
         "import sys; sys.modules['distributed'] = None\n"
         "from cellfrontier import Job, MissingDependencyError\n"
-        "from cellfrontier.simulate.job_workloads import build_j12_graph, j12_generators\n"
+        "from cellfrontier.testing.j12 import build_j12_graph, j12_generators\n"
         f"job = Job(build_j12_graph(), j12_generators(), 1500, output_dir={str(tmp_path / 'out')!r})\n"
         "try:\n    job.run(client=object())\nexcept MissingDependencyError as e:\n    print(e)\n"
     )

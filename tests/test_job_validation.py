@@ -9,7 +9,7 @@ import pytest
 
 from cellfrontier import GeneratorMappingError, InvalidArgumentError, Job, OutputDirError, blocking
 from cellfrontier.job.columns import ColumnKind, generator_identity, resolve_columns
-from cellfrontier.simulate.job_workloads import build_j12_graph, j12_generators
+from cellfrontier.testing.j12 import build_j12_graph, j12_generators
 
 
 class Refuses:
@@ -134,12 +134,9 @@ def test_blocking_refuses_async_and_bad_batch_sizes() -> None:
 
 def test_generator_identity_names_module_and_qualname() -> None:
     generators = j12_generators()
-    assert generator_identity(generators["h"]) == "cellfrontier.simulate.job_workloads:gen_h"
+    assert generator_identity(generators["h"]) == "cellfrontier.testing.j12:gen_h"
     assert generator_identity(blocking(len)) == "builtins:len"
-    assert (
-        generator_identity(functools.partial(generators["h"]))
-        == "partial(cellfrontier.simulate.job_workloads:gen_h)"
-    )
+    assert generator_identity(functools.partial(generators["h"])) == "partial(cellfrontier.testing.j12:gen_h)"
     assert generator_identity(Refuses()).endswith(":Refuses")
 
 

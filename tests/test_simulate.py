@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cellfrontier.simulate import drivers
-from cellfrontier.simulate.workloads import W10, W64, expected_task_count, row_groups
+from cellfrontier.testing.workloads import W10, W64, expected_task_count, row_groups
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_simulate_runs_a_whole_job_and_keeps_its_parquet_output(capsys, tmp_path
     import pyarrow.parquet as pq
 
     from cellfrontier.simulate.cli import main
-    from cellfrontier.simulate.job_workloads import j12_task_count
+    from cellfrontier.testing.j12 import j12_task_count
 
     target = tmp_path / "out"
     assert (

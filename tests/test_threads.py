@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from cellfrontier import CompletionTracker, RowGroupPlan, SliceRef
-from cellfrontier.simulate.workloads import W10, build_graph
+from cellfrontier.testing.workloads import W10, build_graph
 
 THREADS = 8
 PLAN = RowGroupPlan.uniform(1_500, 400)  # 400, 400, 400, 300

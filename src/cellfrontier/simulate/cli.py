@@ -17,7 +17,7 @@ from typing import TextIO
 
 from cellfrontier.simulate import drivers, job_cli
 from cellfrontier.simulate.drivers import BackendInfo
-from cellfrontier.simulate.job_workloads import JOB_BACKENDS, JOB_WORKLOADS
+from cellfrontier.simulate.job_drivers import JOB_BACKENDS
 from cellfrontier.simulate.reporting import (
     ProgressBar,
     RssGrowth,
@@ -25,7 +25,8 @@ from cellfrontier.simulate.reporting import (
     peak_rss_bytes,
     write_ratio_matrix,
 )
-from cellfrontier.simulate.workloads import WORKLOADS, expected_task_count
+from cellfrontier.testing.j12 import JOB_WORKLOADS
+from cellfrontier.testing.workloads import WORKLOADS, expected_task_count
 
 __all__ = ["main"]
 

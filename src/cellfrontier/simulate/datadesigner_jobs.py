@@ -5,7 +5,7 @@ J12 --backend datadesigner``: the same twelve-column job that cellfrontier's run
 built as a DataDesigner config and run by DataDesigner's ``DatasetBuilder.build()`` (the async
 task-queue engine, writing one Parquet file per row group), with no model calls.  The job's
 columns, generators, latency and checks are J12's own
-(:mod:`cellfrontier.simulate.job_workloads`); what is here is what DataDesigner needs around
+(:mod:`cellfrontier.testing.j12`); what is here is what DataDesigner needs around
 them.  DataDesigner is imported lazily (nothing imports this module at package import) and
 never copied; without it every entry point raises :class:`DataDesignerUnavailable` with an
 install hint (``dd_skip_reason()`` tells beforehand).
@@ -85,7 +85,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellfrontier.simulate.job_workloads import (
+from cellfrontier.simulate.reporting import PeakRss
+from cellfrontier.testing.j12 import (
     CELL_COLUMNS,
     FULL_COLUMNS,
     J12,
@@ -99,7 +100,6 @@ from cellfrontier.simulate.job_workloads import (
     j12_generators,
     j12_lat_delay,
 )
-from cellfrontier.simulate.reporting import PeakRss
 
 __all__ = [
     "DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS",
@@ -381,7 +381,7 @@ def check_j12_table(table: Any, rows: int, *, start: int = 0, limit: int = 5) ->
     """Compare a table (pyarrow ``Table`` or pandas ``DataFrame``) with J12, cell by cell.
 
     Row ``k`` of the table must be global row ``start + k``. Returns the differences found
-    (:func:`~cellfrontier.simulate.job_workloads.j12_differences`: at most *limit* per column,
+    (:func:`~cellfrontier.testing.j12.j12_differences`: at most *limit* per column,
     plus a count), empty when every cell is right. The sampler column, when present, must hold
     one of its category values.
     """

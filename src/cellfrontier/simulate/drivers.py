@@ -17,7 +17,7 @@ cost is measured:
 :func:`drive` is that loop, written once; a :class:`Backend` supplies the hooks that differ
 (how a tracker is built, how a tick takes and completes its tasks, how a group is checked and
 compacted).  Every run counts the tasks it processed (dropped cells included) and checks the
-count against :func:`~cellfrontier.simulate.workloads.expected_task_count`, so that a fast but
+count against :func:`~cellfrontier.testing.workloads.expected_task_count`, so that a fast but
 wrong tracker cannot report a figure.  Timings cover the tracker's whole life (construction
 included), not the column graph, which every backend builds once in microseconds.  Quote them
 as ratios between backends run in the same process, never as lone absolute times.
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cellfrontier.simulate.reporting import Throughput
-from cellfrontier.simulate.workloads import (
+from cellfrontier.testing.workloads import (
     CELL_BY_CELL,
     FULL_COLUMN,
     Workload,

@@ -16,14 +16,10 @@ import gc
 from pathlib import Path
 from typing import TextIO
 
-from cellfrontier.simulate.job_workloads import (
-    JOB_WORKLOADS,
-    JobFigures,
-    JobWorkload,
-    j12_task_count,
-    run_job_workload,
-)
+from cellfrontier.simulate.datadesigner_jobs import DataDesignerUnavailable, run_dd_j12
+from cellfrontier.simulate.job_drivers import JobFigures, run_job_workload
 from cellfrontier.simulate.reporting import ProgressBar, format_bytes, peak_rss_bytes, write_ratio_matrix
+from cellfrontier.testing.j12 import JOB_WORKLOADS, JobWorkload, j12_task_count
 
 __all__ = ["DEFAULT_ROWS", "argument_problem", "backends_for", "simulate_job"]
 
@@ -95,8 +91,6 @@ def _warm_up(backends: tuple[str, ...]) -> None:
     """Pay one-off costs (pyarrow's first write, DataDesigner's lazy imports) outside the timing."""
     for backend in backends:
         if backend == "datadesigner":
-            from cellfrontier.simulate.datadesigner_jobs import DataDesignerUnavailable, run_dd_j12
-
             with contextlib.suppress(DataDesignerUnavailable):
                 run_dd_j12(100, 100)
         else:
@@ -107,8 +101,6 @@ def _run_one(
     workload: JobWorkload, backend: str, rows: int, show_progress: bool, target: Path | None
 ) -> JobFigures | str:
     """One backend's run with a progress bar, or why it was skipped."""
-    from cellfrontier.simulate.datadesigner_jobs import DataDesignerUnavailable
-
     bar = ProgressBar(j12_task_count(rows, workload.buffer_size), LABELS[backend], enabled=show_progress)
     gc.collect()
     try:

@@ -1,7 +1,8 @@
 """What the ``simulate`` command and the job runs show and measure: progress and memory.
 
-A dependency-free progress bar, the process's resident set measured two ways (sampled by the
-caller's loop, or the kernel's high-water mark over a block), and bytes written for people.
+A progress bar of tasks (drawn by the job's renderer), the process's resident set measured two
+ways (sampled by the caller's loop, or the kernel's high-water mark over a block), and bytes
+written for people.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
+
+from cellfrontier.job.progress import render_bar
 
 __all__ = [
     "PeakRss",
@@ -49,7 +52,7 @@ class Throughput:
 
 
 class ProgressBar:
-    """A dependency-free progress bar on stderr (plain periodic lines when not a terminal)."""
+    """A progress bar of tasks done on stderr (the job's own renderer; plain lines when not a terminal)."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.total = max(total, 1)
@@ -70,13 +73,9 @@ class ProgressBar:
             if now - self._last_draw < 0.1 and done < self.total:
                 return
             self._last_draw = now
-            width = 30
-            filled = int(width * fraction)
             rate = done / max(now - self.start, 1e-9)
-            self.stream.write(
-                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{fraction:6.1%} {done:>12,} tasks {rate:>14,.0f}/s"
-            )
+            bar = render_bar(fraction, 30)
+            self.stream.write(f"\r{self.label} {bar} {fraction:6.1%} {done:>12,} tasks {rate:>14,.0f}/s")
             self.stream.flush()
         else:
             decile = int(fraction * 10)

@@ -1,22 +1,22 @@
-"""Reference workloads shared by the ``simulate`` command and the benchmarks.
+"""The reference tracker workloads W10 and W64: column DAGs and how a driver plays them.
 
-Every throughput or memory figure the project quotes is measured on one of these workloads, so
-that figures from different places measure the same work. They live in code (not in a document
-read at run time) because users of the library run them too.
+Every throughput or memory figure the project quotes is measured on one of these workloads (or
+on the job workloads of :mod:`cellfrontier.testing.j12`), so that figures from different places
+measure the same work; a user's own tests and benchmarks can run them too.
 
 A workload is a column DAG plus the way the driver plays it: row groups of ``buffer_size`` rows,
 at most ``window`` of them active at once, and optionally one ``cell_by_cell`` column whose cells
 drop their row instead of completing it when the row's global index is divisible by
-``drop_every``. :mod:`cellfrontier.simulate.drivers` holds the driver itself.
+``drop_every``.  :func:`expected_task_count` says how many tasks a correct driver processes.
+:mod:`cellfrontier.simulate.drivers` holds the reference driver itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from cellfrontier import ExecutionGraph
+from cellfrontier.graph import ExecutionGraph
 
 __all__ = [
     "CELL_BY_CELL",
@@ -24,20 +24,21 @@ __all__ = [
     "W10",
     "W64",
     "WORKLOADS",
-    "ColumnSpec",
     "Workload",
+    "WorkloadColumn",
     "build_graph",
     "column_depths",
     "dropped_row_count",
     "expected_task_count",
     "get_workload",
+    "graph_from_columns",
     "row_groups",
 ]
 
 CELL_BY_CELL = "cell_by_cell"
 FULL_COLUMN = "full_column"
 
-ColumnSpec = tuple[str, str, tuple[str, ...]]
+WorkloadColumn = tuple[str, str, tuple[str, ...]]
 """``(name, strategy, upstream names)``; strategies are plain strings so no enum import is needed."""
 
 
@@ -50,7 +51,7 @@ class Workload:
     """
 
     name: str
-    columns: tuple[ColumnSpec, ...]
+    columns: tuple[WorkloadColumn, ...]
     buffer_size: int
     window: int
     drop_column: str | None = None
@@ -209,18 +210,22 @@ def expected_task_count(workload: Workload, rows: int) -> int:
     return total
 
 
-def build_graph(workload: Workload) -> ExecutionGraph:
-    """Build the workload's :class:`cellfrontier.ExecutionGraph`.
+def graph_from_columns(columns: Iterable[tuple[str, str, Iterable[str]]]) -> ExecutionGraph:
+    """An :class:`~cellfrontier.ExecutionGraph` from ``(name, strategy, upstream names)`` triples.
 
-    Imported here rather than at module level so that this module stays importable while the
-    package is being imported (and without the compiled core).
+    Upstream columns must come before the columns that read them.  A new graph each call:
+    graphs freeze once a tracker uses them.
     """
-    from cellfrontier import ExecutionGraph
-
+    listed = list(columns)
     graph = ExecutionGraph()
-    for name, strategy, _ in workload.columns:
+    for name, strategy, _ in listed:
         graph.add_column(name, strategy)
-    for name, _, upstream in workload.columns:
+    for name, _, upstream in listed:
         for up in upstream:
             graph.add_edge(up, name)
     return graph
+
+
+def build_graph(workload: Workload) -> ExecutionGraph:
+    """The workload's :class:`~cellfrontier.ExecutionGraph` (a new one each call)."""
+    return graph_from_columns(workload.columns)
