@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from graph_support import make_graph
 from hypothesis import HealthCheck, settings
 
 from cellfrontier import CompletionTracker, ExecutionGraph
@@ -17,18 +18,6 @@ settings.register_profile("ci", max_examples=40, stateful_step_count=30, **_COMM
 settings.register_profile("dev", max_examples=300, stateful_step_count=60, **_COMMON)
 settings.register_profile("long", max_examples=5000, stateful_step_count=120, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-def make_graph(columns, edges=(), side_effects=()) -> ExecutionGraph:
-    """A graph from ``[(name, strategy), ...]``, ``[(up, down), ...]`` and ``[(alias, producer), ...]``."""
-    graph = ExecutionGraph()
-    for name, strategy in columns:
-        graph.add_column(name, strategy)
-    for up, down in edges:
-        graph.add_edge(up, down)
-    for alias, producer in side_effects:
-        graph.set_side_effect(alias, producer)
-    return graph
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from dask_support import ClusterCallLog
 from distributed import Client
-from job_support import logged_j12
+from job_support import CallLog, logged_j12
 
 from cellfrontier import Job
 from cellfrontier.testing.j12 import build_j12_graph
@@ -35,7 +34,7 @@ def main() -> int:
     parser.add_argument("--kill-client-at", type=int, default=None)
     parser.add_argument("--marker", type=Path, default=None)
     args = parser.parse_args()
-    log = ClusterCallLog(args.call_log, act_at=args.kill_client_at, marker=args.marker, target=os.getpid())
+    log = CallLog(args.call_log, act_at=args.kill_client_at, marker=args.marker, target=os.getpid())
     job = Job(
         build_j12_graph(),
         logged_j12(log, async_cells=True, buffer=args.buffer),

@@ -1,15 +1,16 @@
-"""Helpers shared by the ``Job`` tests and their subprocess worker.
+"""Helpers shared by the ``Job`` tests, their subprocess workers and the cluster tests.
 
 ``CallLog`` records every generator call (column and global row, or the row group of a
 full-column call) by appending a line to a file with one ``write`` each, so the record of a
-call survives a SIGKILL that comes right after it.  It can also act at a chosen call number:
-kill the process (SIGKILL), or send it SIGINT / SIGTERM, so that tests choose where a run
-stops by step, never by clock.
+call survives a SIGKILL that comes right after it, in whichever process made the call.  It
+can also act at a chosen call number: kill a process (SIGKILL), or send it SIGINT / SIGTERM,
+so that tests choose where a run stops by step, never by clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections import Counter
@@ -42,24 +43,74 @@ CELL = {name for name, strategy, _ in J12_COLUMNS if strategy == "cell_by_cell"}
 
 
 class CallLog:
-    """Appends ``column key`` per call to *path*; acts at call number *act_at* (1-based)."""
+    """Appends ``column key`` per generator call to *path*; at call *act_at* it acts on a process.
 
-    def __init__(self, path: str | os.PathLike[str], act_at: int | None = None, action: str = "kill") -> None:
+    One file, appended with ``O_APPEND`` by every process that holds a copy: the log pickles
+    without its descriptor (a job sent to Dask workers carries it) and reopens the file in each
+    process, so calls per task can be counted across kills, restarts, workers and clients.  At
+    call number *act_at* of this copy (1-based) it first writes *snapshot* (what *output_dir*
+    holds as done then, when both are given), then sends *action* (``kill``: SIGKILL;
+    ``sigint``; ``sigterm``) to *target* (by default the process making the call).  With
+    *marker*, a file created with ``O_EXCL``, only the first copy to get there acts.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        act_at: int | None = None,
+        action: str = "kill",
+        *,
+        marker: str | os.PathLike[str] | None = None,
+        target: int | None = None,
+        snapshot: str | os.PathLike[str] | None = None,
+        output_dir: Path | None = None,
+        rows: int = 0,
+        buffer: int = BUFFER,
+    ) -> None:
         self.path = os.fspath(path)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.calls = 0
         self.act_at = act_at
-        self.action = action
+        self.signal = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}[action]
+        self.marker = None if marker is None else os.fspath(marker)
+        self.target = target
+        self.snapshot = None if snapshot is None else os.fspath(snapshot)
+        self.output_dir, self.rows, self.buffer = output_dir, rows, buffer
+        self.calls = 0
+        self._fd: int | None = None
+        self._pid = 0
+        self._descriptor()
 
-    def marker(self, text: str) -> None:
-        os.write(self.fd, f"# {text}\n".encode())
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_fd=None, _pid=0, calls=0)
+        return state
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._pid = os.getpid()
+        return self._fd
+
+    def note(self, text: str) -> None:
+        """A ``# text`` line (``# run`` starts a run: :func:`read_calls` splits there)."""
+        os.write(self._descriptor(), f"# {text}\n".encode())
 
     def record(self, column: str, key: int) -> None:
-        os.write(self.fd, f"{column} {key}\n".encode())
+        os.write(self._descriptor(), f"{column} {key}\n".encode())
         self.calls += 1
-        if self.calls == self.act_at:
-            signum = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}[self.action]
-            os.kill(os.getpid(), signum)
+        if self.calls == self.act_at and self._first_to_act():
+            if self.snapshot is not None and self.output_dir is not None:
+                held = sorted(held_cells(self.output_dir, self.rows, self.buffer))
+                Path(self.snapshot).write_text(json.dumps(held))
+            os.kill(self.target if self.target is not None else os.getpid(), self.signal)
+
+    def _first_to_act(self) -> bool:
+        if self.marker is None:
+            return True
+        try:
+            os.close(os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            return False
+        return True
 
 
 class LoggedCell:

@@ -36,7 +36,7 @@ def main() -> int:
     # ignored signal ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     log = CallLog(args.call_log, args.act_at, args.action)
-    log.marker("run")
+    log.note("run")
     job = Job(
         build_j12_graph(),
         logged_j12(log, async_cells=args.async_cells),

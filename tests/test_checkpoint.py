@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graph_support import make_graph
 
 from cellfrontier import (
     CellFrontierError,
@@ -231,11 +232,10 @@ def test_compacted_groups_survive_a_round_trip() -> None:
 
 
 def test_zero_row_group_frontier_survives_a_round_trip() -> None:
-    graph = ExecutionGraph()
-    for name, strategy in [("seed", "full_column"), ("q", "cell_by_cell"), ("judge", "full_column")]:
-        graph.add_column(name, strategy)
-    graph.add_edge("seed", "q")
-    graph.add_edge("q", "judge")
+    graph = make_graph(
+        [("seed", "full_column"), ("q", "cell_by_cell"), ("judge", "full_column")],
+        [("seed", "q"), ("q", "judge")],
+    )
     tracker = CompletionTracker.with_graph(graph, [(0, 0), (1, 3)])
     tracker.add_root_tasks(0, 0)
     before = snapshot(tracker)

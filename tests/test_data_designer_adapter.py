@@ -12,16 +12,17 @@ query and the exception type of an invalid call must agree.  The same is done wi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pickle
 import subprocess
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from dd_e2e_support import require_data_designer
+from graph_support import make_graph
 
 require_data_designer("data_designer.engine.dataset_builders.scheduling.completion")
 
@@ -480,19 +481,8 @@ def test_graphless_queries_with_odd_indices_answer_like_data_designer() -> None:
 # -- targeted differences and agreements --------------------------------------------------
 
 
-def _graph(
-    columns: Sequence[tuple[str, Any]],
-    edges: Sequence[tuple[str, str]] = (),
-    aliases: Sequence[tuple[str, str]] = (),
-) -> ExecutionGraph:
-    graph = ExecutionGraph()
-    for name, strategy in columns:
-        graph.add_column(name, strategy)
-    for up, down in edges:
-        graph.add_edge(up, down)
-    for alias, producer in aliases:
-        graph.set_side_effect(alias, producer)
-    return graph
+_graph = functools.partial(make_graph, graph_type=ExecutionGraph)
+"""A DataDesigner graph from ``[(name, strategy)]``, ``[(up, down)]`` and ``[(alias, producer)]``."""
 
 
 def test_drop_row_keeps_foreign_tasks_and_removes_graph_cells_in_column_order() -> None:
@@ -558,7 +548,7 @@ def test_deltas_list_tasks_in_data_designers_order() -> None:
 
 
 def test_column_query_for_names_outside_the_graph_counts_dropped_rows() -> None:
-    graph = _graph([("a", CELL)], aliases=[("a__se", "a")])
+    graph = _graph([("a", CELL)], side_effects=[("a__se", "a")])
     trackers = [
         tracker.with_graph(graph, [(0, 2)]) for tracker in (ReferenceTracker, adapter.CompletionTracker)
     ]

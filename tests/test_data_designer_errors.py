@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from dd_e2e_support import require_data_designer
+from graph_support import make_graph
 
 require_data_designer("data_designer.engine.dataset_builders.scheduling.completion")
 
@@ -34,13 +35,12 @@ PLAN = [(0, 3), (1, 2)]
 
 
 def _graph() -> ExecutionGraph:
-    graph = ExecutionGraph()
-    for name, strategy in (("a", CELL), ("b", FULL), ("c", CELL)):
-        graph.add_column(name, strategy)
-    graph.add_edge("a", "b")
-    graph.add_edge("b", "c")
-    graph.set_side_effect("a__trace", "a")
-    return graph
+    return make_graph(
+        [("a", CELL), ("b", FULL), ("c", CELL)],
+        [("a", "b"), ("b", "c")],
+        [("a__trace", "a")],
+        graph_type=ExecutionGraph,
+    )
 
 
 def _compacted(tracker: Any) -> Any:
@@ -102,9 +102,9 @@ def _raised(call: Callable[[], Any]) -> BaseException:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_error_has_data_designers_type_and_message(case: str) -> None:
-    make_graph, bad_call = CASES[case]
-    theirs = _raised(lambda: bad_call(ReferenceTracker.with_graph(make_graph(), PLAN)))
-    ours = _raised(lambda: bad_call(adapter.CompletionTracker.with_graph(make_graph(), PLAN)))
+    build_graph, bad_call = CASES[case]
+    theirs = _raised(lambda: bad_call(ReferenceTracker.with_graph(build_graph(), PLAN)))
+    ours = _raised(lambda: bad_call(adapter.CompletionTracker.with_graph(build_graph(), PLAN)))
     assert isinstance(ours, type(theirs)), (case, type(theirs), type(ours), ours)
     assert str(ours).startswith(str(theirs)), (case, str(theirs), str(ours))
 
@@ -130,8 +130,8 @@ def test_a_failed_call_changes_nothing_in_either_tracker() -> None:
     for tracker in (reference, ours):
         tracker.add_root_tasks(0, 3)
         tracker.add_root_tasks(1, 2)
-    for case, (make_graph, bad_call) in CASES.items():
-        if make_graph is not _graph or "compact" in case or "is_dropped" in case:
+    for case, (build_graph, bad_call) in CASES.items():
+        if build_graph is not _graph or "compact" in case or "is_dropped" in case:
             continue
         for tracker in (reference, ours):
             with pytest.raises(Exception):  # noqa: B017 - the types are compared above

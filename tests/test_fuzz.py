@@ -34,6 +34,7 @@ from cellfrontier import (
     SliceRef,
     Task,
 )
+from cellfrontier.testing.workloads import graph_from_columns
 
 COLUMNS = [
     ("seed", "full_column", ()),
@@ -82,12 +83,7 @@ OWN_MODULES = ("cellfrontier", "__main__")  # what atheris instruments
 
 
 def make_graph() -> ExecutionGraph:
-    graph = ExecutionGraph()
-    for name, strategy, _ in COLUMNS:
-        graph.add_column(name, strategy)
-    for name, _, ups in COLUMNS:
-        for up in ups:
-            graph.add_edge(up, name)
+    graph = graph_from_columns(COLUMNS)
     graph.set_side_effect("q__trace", "q")
     return graph
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from conftest import make_graph
+from graph_support import make_graph
 
 from cellfrontier import (
     CellFrontierError,

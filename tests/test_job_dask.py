@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from dask_support import ClusterCallLog, count_calls, read_snapshot
-from job_support import all_tasks, logged_j12
+from dask_support import count_calls, read_snapshot
+from job_support import CallLog, all_tasks, logged_j12
 
 from cellfrontier import Job, OutputDirError
 from cellfrontier.job import OutputLayout, ShardLostError
@@ -126,7 +126,7 @@ def test_a_worker_killed_at_a_chosen_call_loses_nothing(client: Any, tmp_path: P
     rows, buffer = 8_000, 100
     out, calls = tmp_path / "out", tmp_path / "calls"
     marker, snapshot = tmp_path / "killed", tmp_path / "held-at-kill.json"
-    log = ClusterCallLog(
+    log = CallLog(
         calls, act_at=2_500, marker=marker, snapshot=snapshot, output_dir=out, rows=rows, buffer=buffer
     )
     job = Job(
@@ -180,7 +180,7 @@ def test_a_client_killed_mid_run_is_resumed(cluster: Any, client: Any, tmp_path:
         summary = json.loads(second.stdout.strip().splitlines()[-1])
         assert summary["records"] == rows and summary["resumed"]
     else:
-        log = ClusterCallLog(calls)
+        log = CallLog(calls)
         generators = logged_j12(log, async_cells=True, buffer=buffer)
         job = Job(build_j12_graph(), generators, rows, buffer_size=buffer, output_dir=out)
         result = job.run()  # the shards the cluster left, one after another in this process
@@ -194,7 +194,7 @@ def test_a_client_killed_mid_run_is_resumed(cluster: Any, client: Any, tmp_path:
 
 def _whole(out: Path, rows: int, buffer: int) -> Any:
     """The finished job's result, read back by a local run that finds every shard finished."""
-    log = ClusterCallLog(out.parent / "calls-readback")
+    log = CallLog(out.parent / "calls-readback")
     generators = logged_j12(log, async_cells=True, buffer=buffer)
     again = Job(build_j12_graph(), generators, rows, buffer_size=buffer, output_dir=out).run()
     assert again.tasks == 0 and all(s.skipped for s in again.shards)

@@ -12,6 +12,7 @@ import itertools
 from typing import Any
 
 import pytest
+from graph_support import make_graph
 from hypothesis import given
 from hypothesis import strategies as st
 from test_properties import graphs
@@ -133,15 +134,8 @@ def _two_shards(graph: ExecutionGraph, plan: Any) -> list[CompletionTracker]:
     return [first, second]
 
 
-def _graph(*columns: tuple[str, str]) -> ExecutionGraph:
-    graph = ExecutionGraph()
-    for name, strategy in columns:
-        graph.add_column(name, strategy)
-    return graph
-
-
 def test_a_row_group_held_by_two_trackers_is_refused() -> None:
-    graph = _graph(("a", "full_column"), ("b", "cell_by_cell"))
+    graph = make_graph([("a", "full_column"), ("b", "cell_by_cell")])
     graph.add_edge("a", "b")
     plan = RowGroupPlan.explicit([(0, 4), (1, 4)])
     first, second = _two_shards(graph, plan)
@@ -157,8 +151,8 @@ def test_a_row_group_held_by_two_trackers_is_refused() -> None:
 
 
 def test_different_graphs_and_plans_are_refused() -> None:
-    graph = _graph(("a", "full_column"), ("b", "cell_by_cell"))
-    other_graph = _graph(("a", "full_column"), ("c", "cell_by_cell"))
+    graph = make_graph([("a", "full_column"), ("b", "cell_by_cell")])
+    other_graph = make_graph([("a", "full_column"), ("c", "cell_by_cell")])
     plan = RowGroupPlan.uniform(8, 4)
     first = _two_shards(graph, plan)[0]
     stranger = CompletionTracker.with_graph(other_graph, plan)
@@ -179,7 +173,7 @@ def test_different_graphs_and_plans_are_refused() -> None:
 
 
 def test_explicit_plans_of_each_shard_merge_into_their_union() -> None:
-    graph = _graph(("a", "full_column"), ("b", "cell_by_cell"))
+    graph = make_graph([("a", "full_column"), ("b", "cell_by_cell")])
     graph.add_edge("a", "b")
     first = CompletionTracker.with_graph(graph, RowGroupPlan.explicit([(10, 3)]))
     second = CompletionTracker.with_graph(graph, RowGroupPlan.explicit([(20, 2)]))
@@ -210,7 +204,7 @@ def test_trackers_without_a_graph_merge() -> None:
 
 
 def test_merge_leaves_its_inputs_alone() -> None:
-    graph = _graph(("a", "full_column"), ("b", "cell_by_cell"))
+    graph = make_graph([("a", "full_column"), ("b", "cell_by_cell")])
     graph.add_edge("a", "b")
     shards = _two_shards(graph, RowGroupPlan.uniform(8, 4))
     before = [s.to_bytes() for s in shards]

@@ -20,21 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graph_support import make_graph
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from reference_model import ModelGraph, ReferenceTracker, as_tuple, as_tuples
 
-from cellfrontier import CellFrontierError, CompletionTracker, ExecutionGraph, SliceRef, Task
-
-
-def make_graph(columns, edges) -> ExecutionGraph:
-    graph = ExecutionGraph()
-    for name, strategy in columns:
-        graph.add_column(name, strategy)
-    for up, down in edges:
-        graph.add_edge(up, down)
-    return graph
-
+from cellfrontier import CellFrontierError, CompletionTracker, SliceRef, Task
 
 GRAPHS = {
     "diamond": (

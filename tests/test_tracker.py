@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_graph
+from graph_support import make_graph
 
 from cellfrontier import (
     CellFrontierError,

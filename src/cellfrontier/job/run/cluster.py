@@ -2,7 +2,7 @@
 
 ``job.run(client=client)`` calls :func:`run_on_cluster`:
 
-1. The client prepares ``output_dir`` (the manifest), plans the shards (the ones the
+1. The client prepares ``output_dir`` (the manifest), cuts the job into shards (the ones the
    directory already holds are kept, the rest of the row groups are cut into about four per
    worker thread) and registers them, so every worker and any later run sees the same cut.
 2. Each unfinished shard becomes one Dask task, :func:`run_shard_task`, which runs the shard's
