@@ -31,7 +31,6 @@ The figures are only as quiet as the machine: run it on an idle one.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import os
@@ -56,16 +55,13 @@ LAT_ROWS = 100_000
 
 
 def _import_simulate() -> None:
-    """Make ``cellfrontier.simulate`` importable: the build's own, or this checkout's (with ``testing``)."""
+    """Make ``cellfrontier.testing`` and ``.simulate`` importable: the build's own, or this checkout's."""
     import cellfrontier
 
-    try:
-        import cellfrontier.simulate
-    except ImportError:
-        for name in ("testing", "simulate"):
-            with contextlib.suppress(ImportError):
-                importlib.import_module(f"cellfrontier.{name}")
-                continue
+    for name in ("testing", "simulate"):  # simulate imports testing
+        try:
+            importlib.import_module(f"cellfrontier.{name}")
+        except ImportError:
             package = types.ModuleType(f"cellfrontier.{name}")
             package.__path__ = [str(SOURCE / name)]
             sys.modules[f"cellfrontier.{name}"] = package
