@@ -34,7 +34,7 @@ import httptools
 
 from cellfrontier.llm.errors import ModelConnectionError, ModelTimeoutError
 
-__all__ = ["ConnectionPool", "Origin", "Response", "close_pool", "parse_base_url", "pool_for"]
+__all__ = ["ConnectionPool", "Origin", "Response", "close_loop_pools", "close_pool", "parse_base_url", "pool_for"]
 
 
 class Origin(NamedTuple):
@@ -271,3 +271,9 @@ def close_pool(origin: Origin, tls_key: Any = None) -> None:
         pool = pools.pop((origin.scheme, origin.host, origin.port, tls_key), None)
         if pool is not None:
             pool.close()
+
+
+def close_loop_pools() -> None:
+    """Close every pool of the running loop (a runner calls it when the loop's work is done)."""
+    for pool in (_POOLS.pop(asyncio.get_running_loop(), None) or {}).values():
+        pool.close()

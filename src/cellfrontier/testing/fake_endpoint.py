@@ -135,6 +135,8 @@ class EndpointStats:
     closed_without_answer: int
     prompt_tokens: int
     completion_tokens: int
+    reasks: list[str]
+    """The last message of each request that followed an assistant turn (a re-ask), the first 100."""
     cpu_seconds: float
     """The endpoint process's CPU time so far (user + system, every thread)."""
 
@@ -193,6 +195,7 @@ class _Server:
         self.overloaded = self.early_retries = self.server_errors = self.hangs = 0
         self.invalid_json = self.request_errors = self.closed_without_answer = 0
         self.prompt_tokens = self.completion_tokens = 0
+        self.reasks: list[str] = []
         self.held: list[tuple[float, float, _Connection, _Slot, bytes]] | None = (
             [] if config.hold_until > 0 else None
         )
@@ -225,10 +228,13 @@ class _Server:
             return
         content = fake_answers.key_content(messages)
         key = (model, content)
+        if len(self.reasks) < 100 and any(m.get("role") == "assistant" for m in messages):
+            self.reasks.append(fake_answers.message_text(messages[-1]))
         self.calls_by_request[key] = self.calls_by_request.get(key, 0) + 1
         if self.api_key is not None and conn.authorization != f"Bearer {self.api_key}":
             self.request_errors += 1
-            conn.answer_now(_error(401, "invalid api key"))
+            given = conn.authorization.removeprefix("Bearer ")
+            conn.answer_now(_error(401, f"incorrect API key provided: {given!r}"))  # echoed, as some servers do
             return
         if model in config.unknown_models:
             self.request_errors += 1
@@ -369,6 +375,7 @@ class _Server:
             "closed_without_answer": self.closed_without_answer,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "reasks": self.reasks,
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
         }
 
@@ -559,7 +566,8 @@ class FakeEndpoint:
 
     Keyword arguments are :class:`EndpointConfig`'s fields; *certfile*/*keyfile* serve HTTPS
     (then :attr:`base_url` is ``https://127.0.0.1:PORT/v1`` and :meth:`stats` trusts *certfile*);
-    *api_key* makes the endpoint answer 401 to requests without ``Authorization: Bearer <key>``.
+    *api_key* makes the endpoint answer 401 to requests without ``Authorization: Bearer <key>``
+    (echoing the key it got, as some servers do).
     """
 
     def __init__(
