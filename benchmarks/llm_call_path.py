@@ -92,7 +92,9 @@ async def aiohttp_client(base_url: str, in_flight: int) -> Callable[[str], Await
     return call
 
 
-async def openai_client(base_url: str, in_flight: int, aiohttp: bool = False) -> Callable[[str], Awaitable[str]]:
+async def openai_client(
+    base_url: str, in_flight: int, aiohttp: bool = False
+) -> Callable[[str], Awaitable[str]]:
     import openai
 
     options: dict[str, Any] = {"http_client": openai.DefaultAioHttpClient()} if aiohttp else {}
@@ -175,7 +177,9 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _drive(call: Callable[[str], Awaitable[Any]], first: int, count: int, in_flight: int, name: str) -> int:
+async def _drive(
+    call: Callable[[str], Awaitable[Any]], first: int, count: int, in_flight: int, name: str
+) -> int:
     """*count* calls (prompts first .. first + count - 1) by *in_flight* workers; returns wrong answers."""
     next_index = first
     stop = first + count
@@ -239,7 +243,9 @@ def available(name: str) -> bool:
     return True
 
 
-def compare(clients: list[str], calls: int, slow_calls: int, in_flight: int, latency_scale: float) -> list[dict[str, Any]]:
+def compare(
+    clients: list[str], calls: int, slow_calls: int, in_flight: int, latency_scale: float
+) -> list[dict[str, Any]]:
     from cellfrontier.testing.fake_endpoint import FakeEndpoint
 
     rows: list[dict[str, Any]] = []
@@ -257,14 +263,18 @@ def compare(clients: list[str], calls: int, slow_calls: int, in_flight: int, lat
             result = json.loads(out.strip().splitlines()[-1])
             after = endpoint.stats()
             served = after.answered - before.answered
-            result["endpoint_cpu_us_per_call"] = (after.cpu_seconds - before.cpu_seconds) * 1e6 / max(1, served)
+            result["endpoint_cpu_us_per_call"] = (
+                (after.cpu_seconds - before.cpu_seconds) * 1e6 / max(1, served)
+            )
             result["cpu_us_per_call"] = result["cpu_seconds"] * 1e6 / n
             result["calls_per_second"] = n / result["seconds"]
             result["share_of_ceiling"] = result["calls_per_second"] / ceiling
             rows.append(result)
             print(
-                f"{name:>22}: {result['cpu_us_per_call']:8.1f} us/call  {result['calls_per_second']:8.0f} calls/s"
-                f"  endpoint {result['endpoint_cpu_us_per_call']:6.1f} us/call  wrong answers {result['wrong']}",
+                f"{name:>22}: {result['cpu_us_per_call']:8.1f} us/call"
+                f"  {result['calls_per_second']:8.0f} calls/s"
+                f"  endpoint {result['endpoint_cpu_us_per_call']:6.1f} us/call"
+                f"  wrong answers {result['wrong']}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -289,16 +299,21 @@ def table(rows: list[dict[str, Any]], in_flight: int, latency_scale: float) -> s
         vs_lean = f"{cpu / lean_cpu:.2f}x" if lean_cpu else "-"
         lines.append(
             f"| {row['client']} | {row['calls']:,} | {cpu:,.1f} | {row['calls_per_second']:,.0f} "
-            f"| {row['share_of_ceiling']:.1%} | {row['endpoint_cpu_us_per_call']:.1f} | {vs_openai} | {vs_lean} |"
+            f"| {row['share_of_ceiling']:.1%} | {row['endpoint_cpu_us_per_call']:.1f} "
+            f"| {vs_openai} | {vs_lean} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated, from: " + ", ".join(CLIENTS))
+    parser.add_argument(
+        "--clients", default=",".join(CLIENTS), help="comma-separated, from: " + ", ".join(CLIENTS)
+    )
     parser.add_argument("--calls", type=int, default=40_960, help="timed calls per fast client")
-    parser.add_argument("--slow-calls", type=int, default=4_096, help="timed calls for openai, openai-aiohttp, httpx")
+    parser.add_argument(
+        "--slow-calls", type=int, default=4_096, help="timed calls for openai, openai-aiohttp, httpx"
+    )
     parser.add_argument("--in-flight", type=int, default=1024)
     parser.add_argument("--latency-scale", type=float, default=1.0)
     parser.add_argument("--json", help="also write the rows to this file")

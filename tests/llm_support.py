@@ -51,15 +51,20 @@ def j12_llm_generators(base_url: str, max_concurrency: int = 256, **model_option
 
 def j12_llm_expected(rows: int) -> dict[str, list[Any]]:
     """Every J12-LLM column for rows 0..rows-1: J12's roots, the endpoint's answers, the summary formula."""
-    columns = {name: values for name, values in j12_expected_columns(rows).items() if name in
-               ("region", "price", "order_id", "row_key")}
+    columns = {
+        name: values
+        for name, values in j12_expected_columns(rows).items()
+        if name in ("region", "price", "order_id", "row_key")
+    }
     for name, strategy, upstream in J12_COLUMNS:
         if name in columns:
             continue
         if strategy == "full_column":  # summary
             columns[name] = [
                 f"{len(code)}:{label}:{total}"
-                for code, label, total in zip(columns["code"], columns["label"], columns["total"], strict=True)
+                for code, label, total in zip(
+                    columns["code"], columns["label"], columns["total"], strict=True
+                )
             ]
             continue
         template = J12_LLM_TEMPLATES[name]
@@ -109,7 +114,9 @@ def self_signed_certificate(directory: Path) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

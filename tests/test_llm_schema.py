@@ -28,7 +28,13 @@ FACTS = {
 def test_a_valid_answer_is_returned_as_plain_data() -> None:
     schema = AnswerSchema(FACTS)
     text = '{"topic": "t", "facts": ["a", "b", "c"], "score": 3, "kind": "b", "extra": {"text": "x"}}'
-    assert schema.parse(text) == {"topic": "t", "facts": ["a", "b", "c"], "score": 3, "kind": "b", "extra": {"text": "x"}}
+    assert schema.parse(text) == {
+        "topic": "t",
+        "facts": ["a", "b", "c"],
+        "score": 3,
+        "kind": "b",
+        "extra": {"text": "x"},
+    }
     assert schema.name == "Facts"
 
 

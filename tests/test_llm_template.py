@@ -5,10 +5,10 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from conftest import make_graph
 
 from cellfrontier import CellFrontierError
 from cellfrontier.llm import PromptTemplate, TemplateError, TemplateFieldError, check_model_columns
-from conftest import make_graph
 
 pytest.importorskip("httptools")
 

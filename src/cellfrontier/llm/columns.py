@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from cellfrontier.llm.errors import InvalidAnswerError, TemplateError
@@ -160,8 +160,14 @@ class JsonColumn(ModelColumn):
     ) -> None:
         if response_format not in RESPONSE_FORMATS:
             raise ValueError(f"json() needs response_format in {RESPONSE_FORMATS!r}, got {response_format!r}")
-        if isinstance(max_validation_retries, bool) or not isinstance(max_validation_retries, int) or max_validation_retries < 0:
-            raise ValueError(f"json() needs max_validation_retries as an int >= 0, got {max_validation_retries!r}")
+        if (
+            isinstance(max_validation_retries, bool)
+            or not isinstance(max_validation_retries, int)
+            or max_validation_retries < 0
+        ):
+            raise ValueError(
+                f"json() needs max_validation_retries as an int >= 0, got {max_validation_retries!r}"
+            )
         self.schema: AnswerSchema = compile_schema(schema)
         self.response_format = response_format
         self.max_validation_retries = max_validation_retries
@@ -247,4 +253,3 @@ def check_model_columns(graph: Any, generators: Mapping[str, Any]) -> None:
         for name in upstream:
             inputs.update(aliases.get(name, ()))
         check(column, inputs)
-

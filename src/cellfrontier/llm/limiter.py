@@ -90,7 +90,11 @@ class AdaptiveLimiter:
         bound = self.latency_bound
         if bound is not None:
             self.mean_latency += LATENCY_WEIGHT * (latency - self.mean_latency)
-        if self.in_flight >= self.limit and self.limit < self.cap and (bound is None or self.mean_latency <= bound):
+        if (
+            self.in_flight >= self.limit
+            and self.limit < self.cap
+            and (bound is None or self.mean_latency <= bound)
+        ):
             self._credit += 1
             if self._credit >= self.limit:
                 self._credit = 0
@@ -144,7 +148,9 @@ def limiter_for(
         limiter = _LIMITERS[key] = AdaptiveLimiter(cap, initial, latency_bound)
     else:
         limiter.lower_cap(cap)
-        if latency_bound is not None and (limiter.latency_bound is None or latency_bound < limiter.latency_bound):
+        if latency_bound is not None and (
+            limiter.latency_bound is None or latency_bound < limiter.latency_bound
+        ):
             limiter.latency_bound = latency_bound
     return limiter
 

@@ -89,8 +89,13 @@ class ChatModel:
             raise TypeError(f"ChatModel() needs base_url as a str, got {type(base_url).__name__}")
         origin = parse_base_url(base_url)
         if "@" in base_url.split("//", 1)[-1].split("/", 1)[0]:
-            raise ValueError("ChatModel() refuses credentials in base_url; pass api_key (or set the environment variable)")
-        for name, value in (("max_concurrency", max_concurrency), ("initial_concurrency", initial_concurrency)):
+            raise ValueError(
+                "ChatModel() refuses credentials in base_url; pass api_key (or set the environment variable)"
+            )
+        for name, value in (
+            ("max_concurrency", max_concurrency),
+            ("initial_concurrency", initial_concurrency),
+        ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"ChatModel() needs {name} as an int >= 1, got {value!r}")
         for name, seconds in (("timeout", timeout), ("rate_limit_timeout", rate_limit_timeout)):
@@ -138,7 +143,9 @@ class ChatModel:
 
         *params* (``top_p``, ``seed``, ``stop``, ...) go into the request as they are.
         """
-        return TextColumn(self, template, system=system, params=_params(temperature, max_tokens, params), timeout=timeout)
+        return TextColumn(
+            self, template, system=system, params=_params(temperature, max_tokens, params), timeout=timeout
+        )
 
     def json(
         self,
@@ -250,7 +257,9 @@ class ChatModel:
         where = f"model {self.model!r} at {self.base_url}"
         if 400 <= status < 500:
             usage.request_errors += 1
-            return ModelRequestError(f"{where}: the endpoint refused the request ({status}): {message}", status, message)
+            return ModelRequestError(
+                f"{where}: the endpoint refused the request ({status}): {message}", status, message
+            )
         usage.retryable_errors += 1
         return ModelServerError(f"{where}: the endpoint failed ({status}): {message}", status)
 
@@ -337,7 +346,9 @@ class ChatModel:
         self.__init__(state.pop("model"), **state)  # type: ignore[misc]
 
     def __repr__(self) -> str:
-        return f"ChatModel({self.model!r}, base_url={self.base_url!r}, max_concurrency={self.max_concurrency})"
+        return (
+            f"ChatModel({self.model!r}, base_url={self.base_url!r}, max_concurrency={self.max_concurrency})"
+        )
 
 
 def _params(temperature: float | None, max_tokens: int | None, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,7 +360,7 @@ def _params(temperature: float | None, max_tokens: int | None, params: Mapping[s
 
 
 def _server_message(body: bytes) -> str:
-    """The server's explanation in an error answer (OpenAI's ``error.message``, FastAPI's ``detail``, or text)."""
+    """The server's words in an error answer: OpenAI's ``error.message``, FastAPI's ``detail``, or text."""
     text = body.decode("utf-8", "replace")
     try:
         data = json.loads(text)

@@ -40,7 +40,8 @@ class AnswerSchema:
             self.name = schema.__name__
         else:
             raise TypeError(
-                f"json() needs schema= as a pydantic model class or a JSON-schema dict, got {type(schema).__name__}"
+                "json() needs schema= as a pydantic model class or a JSON-schema dict, "
+                f"got {type(schema).__name__}"
             )
         self.canonical = json.dumps(self.json_schema, sort_keys=True, separators=(",", ":"))
         """The schema as canonical JSON: what decides the values (a column's identity)."""
@@ -131,7 +132,9 @@ def _check(root: Mapping[str, Any], schema: Any, value: Any, path: str) -> None:
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
         if not any(_type_ok(k, value) for k in kinds):
-            raise SchemaViolation(f"{path}: expected {' or '.join(kinds)}, got {type(value).__name__} {value!r:.60}")
+            raise SchemaViolation(
+                f"{path}: expected {' or '.join(kinds)}, got {type(value).__name__} {value!r:.60}"
+            )
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         for name in schema.get("required", ()):

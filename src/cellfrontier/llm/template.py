@@ -75,14 +75,18 @@ def _parse(source: str) -> list[tuple[str, str | None]]:
     try:
         parsed = list(string.Formatter().parse(source))
     except ValueError as exc:
-        raise TemplateError(f"PromptTemplate() cannot parse {source!r}: {exc} (write {{{{ and }}}} for braces)") from None
+        raise TemplateError(
+            f"PromptTemplate() cannot parse {source!r}: {exc} (write {{{{ and }}}} for braces)"
+        ) from None
     parts: list[tuple[str, str | None]] = []
     for literal, name, spec, conversion in parsed:
         if name is None:
             parts.append((literal, None))
             continue
         if not name:
-            raise TemplateError(f"PromptTemplate() got an empty field {{}} in {source!r}; name a column: {{question}}")
+            raise TemplateError(
+                f"PromptTemplate() got an empty field {{}} in {source!r}; name a column: {{question}}"
+            )
         if conversion or spec or any(c in name for c in ".[]"):
             whole = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
             raise TemplateError(
@@ -108,4 +112,4 @@ def _compile(parts: list[tuple[str, str | None]]) -> Callable[[Mapping[str, Any]
     source = f"def render(row{params}):\n    return f'{''.join(pieces)}'\n"
     namespace: dict[str, Any] = dict(defaults)
     exec(source, namespace)  # only generated names appear in the source; the text comes in as values
-    return namespace["render"]  # type: ignore[no-any-return]
+    return namespace["render"]

@@ -34,7 +34,15 @@ import httptools
 
 from cellfrontier.llm.errors import ModelConnectionError, ModelTimeoutError
 
-__all__ = ["ConnectionPool", "Origin", "Response", "close_loop_pools", "close_pool", "parse_base_url", "pool_for"]
+__all__ = [
+    "ConnectionPool",
+    "Origin",
+    "Response",
+    "close_loop_pools",
+    "close_pool",
+    "parse_base_url",
+    "pool_for",
+]
 
 
 class Origin(NamedTuple):
@@ -118,7 +126,9 @@ class _Connection(asyncio.Protocol):
             if not self.received:
                 self._fail(_StaleConnection())
             else:
-                self._fail(ModelConnectionError(f"the model endpoint closed the connection mid-answer ({exc})"))
+                self._fail(
+                    ModelConnectionError(f"the model endpoint closed the connection mid-answer ({exc})")
+                )
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:

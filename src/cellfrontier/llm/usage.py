@@ -67,7 +67,9 @@ class Usage:
         values = other.as_dict() if isinstance(other, Usage) else other
         for name, value in values.items():
             if name not in USAGE_FIELDS:
-                raise ValueError(f"Usage.add() got the unknown counter {name!r}; known: {', '.join(USAGE_FIELDS)}")
+                raise ValueError(
+                    f"Usage.add() got the unknown counter {name!r}; known: {', '.join(USAGE_FIELDS)}"
+                )
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Usage.add() needs counts that are ints >= 0, got {name}={value!r}")
             setattr(self, name, getattr(self, name) + value)

@@ -133,7 +133,7 @@ def _resolve(root: Mapping[str, Any], ref: str) -> Mapping[str, Any]:
     node: Any = root
     for part in ref.lstrip("#/").split("/"):
         node = node[part]
-    return node  # type: ignore[no-any-return]
+    return node
 
 
 def _fit(root: Mapping[str, Any], schema: Mapping[str, Any], seed: bytes, path: str) -> Any:
@@ -165,9 +165,9 @@ def _fit(root: Mapping[str, Any], schema: Mapping[str, Any], seed: bytes, path: 
         high = int(schema.get("maximum", low + 999))
         return low + draw % (high - low + 1)
     if kind == "number":
-        low = float(schema.get("minimum", 0.0))
-        high = float(schema.get("maximum", low + 1.0))
-        return low + (high - low) * (draw / _TWO_64)
+        bottom = float(schema.get("minimum", 0.0))
+        top = float(schema.get("maximum", bottom + 1.0))
+        return bottom + (top - bottom) * (draw / _TWO_64)
     if kind == "boolean":
         return bool(draw & 1)
     if kind == "null":

@@ -89,7 +89,7 @@ class EndpointConfig:
     hold_until: int = 0
     """Hold every answer back until this many chat requests have arrived (0: no barrier)."""
     close_after: int = 0
-    """Close a connection, without answering, when a request arrives after it answered this many (0: never)."""
+    """Close a connection unanswered when a request comes after it answered this many (0: never)."""
     unknown_models: tuple[str, ...] = ()
     """Models answered 404."""
     max_lifetime: float = 600.0
@@ -234,7 +234,9 @@ class _Server:
         if self.api_key is not None and conn.authorization != f"Bearer {self.api_key}":
             self.request_errors += 1
             given = conn.authorization.removeprefix("Bearer ")
-            conn.answer_now(_error(401, f"incorrect API key provided: {given!r}"))  # echoed, as some servers do
+            conn.answer_now(
+                _error(401, f"incorrect API key provided: {given!r}")
+            )  # echoed, as some servers do
             return
         if model in config.unknown_models:
             self.request_errors += 1
@@ -252,7 +254,9 @@ class _Server:
             header, not_before = self.overload_header(now)
             if not_before is not None:
                 self.retry_not_before[key] = not_before
-            conn.answer_now(_error(config.overload_status, "too many requests in flight; retry later", header))
+            conn.answer_now(
+                _error(config.overload_status, "too many requests in flight; retry later", header)
+            )
             self._release_held()
             return
         attempt = self.accepted_by_request.get(key, 0) + 1
@@ -279,7 +283,9 @@ class _Server:
             payload = _error(500, "injected server error")
         else:
             invalid = band == "invalid" and attempt <= config.invalid_json_attempts
-            payload = self.completion(model, content, messages, request.get("response_format"), attempt, invalid)
+            payload = self.completion(
+                model, content, messages, request.get("response_format"), attempt, invalid
+            )
         delay = fake_answers.expected_latency(model, content, config.latency_scale)
         if self.held is not None:
             self.held.append((now, delay, conn, slot, payload))
@@ -290,7 +296,10 @@ class _Server:
     def completion(
         self, model: str, content: str, messages: list[Any], response_format: Any, attempt: int, invalid: bool
     ) -> bytes:
-        if isinstance(response_format, dict) and response_format.get("type") in ("json_schema", "json_object"):
+        if isinstance(response_format, dict) and response_format.get("type") in (
+            "json_schema",
+            "json_object",
+        ):
             if invalid:
                 self.invalid_json += 1
                 answer = '{"answer": "unterminated' if attempt % 2 else "[]"
@@ -314,7 +323,11 @@ class _Server:
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
             ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
         }
         return _response(200, json.dumps(body).encode())
 
@@ -463,7 +476,9 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def _serve(config: EndpointConfig, certfile: str | None, keyfile: str | None, watch_stdin: bool) -> None:
+async def _serve(
+    config: EndpointConfig, certfile: str | None, keyfile: str | None, watch_stdin: bool
+) -> None:
     loop = asyncio.get_running_loop()
     server_state = _Server(config, os.environ.get(API_KEY_ENV) or None)
     context = None
