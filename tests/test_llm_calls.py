@@ -278,8 +278,9 @@ def test_the_key_from_the_environment_is_sent_but_never_shown_or_pickled(
         shown = " ".join([repr(model), repr(column), column.identity(), repr(column.usage), repr(endpoint)])
         assert SECRET not in shown
         assert SECRET.encode() not in pickle.dumps(column)
-        copy = pickle.loads(pickle.dumps(column))
+        copy = pickle.loads(pickle.dumps(column))  # after calls: the model had a pool and a limiter
         assert copy.usage == Usage() and copy.model is not model
+        assert copy.model._pool is None and copy.model._limiter is None and copy.model._api_key is None
         assert run(lambda: copy(rows(1)[0])) == value  # the copy reads the key from the environment again
         monkeypatch.setenv("CF_TEST_KEY", "sk-wrong-" + SECRET)
         wrong = ChatModel("keyed", base_url=endpoint.base_url, api_key_env="CF_TEST_KEY").text("{q}")

@@ -35,6 +35,9 @@ from collections.abc import Sequence
 __all__ = ["AdaptiveLimiter", "backoff_delay", "limiter_for", "retry_after_seconds"]
 
 DECREASE_FACTOR = 0.5
+DATE_MARGIN = 0.002
+"""Seconds added to a wait until an HTTP date: the date is a wall-clock instant and the wait a
+monotonic timer, which can end a hair early while the wall clock is being slewed."""
 LATENCY_WEIGHT = 0.1
 """Weight of the newest call in the running mean latency (back-pressure)."""
 
@@ -177,7 +180,7 @@ def retry_after_seconds(headers: Sequence[tuple[bytes, bytes]]) -> float | None:
                     when = email.utils.parsedate_to_datetime(text)
                 except (TypeError, ValueError):
                     continue
-                seconds = max(0.0, when.timestamp() - time.time())
+                seconds = max(0.0, when.timestamp() - time.time() + DATE_MARGIN)
     return seconds
 
 

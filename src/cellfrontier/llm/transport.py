@@ -77,13 +77,6 @@ class Response(NamedTuple):
     headers: list[tuple[bytes, bytes]]
     """Raw header pairs as received (names in the server's case)."""
 
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of header *name* (lower-case bytes), or None."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
 
 class _StaleConnection(Exception):
     """The connection ended before any byte of the answer (a reused one may be retried)."""
