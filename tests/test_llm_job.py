@@ -61,3 +61,27 @@ def test_j12_llm_through_job_cell_by_cell() -> None:
     assert total.calls == stats.answered
     assert (total.prompt_tokens, total.completion_tokens) == (stats.prompt_tokens, stats.completion_tokens)
     assert all(generators[c].usage.calls == ROWS for c in CELL_COLUMNS)
+
+
+SECRET = "sk-test-recognisable-4f9c2e7a"
+
+
+def test_a_job_with_a_key_writes_and_prints_no_trace_of_it(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The key comes from the environment; nothing under output_dir, nothing printed holds it."""
+    from pathlib import Path
+
+    pytest.importorskip("pyarrow")
+    monkeypatch.setenv("CF_JOB_TEST_KEY", SECRET)
+    out = Path(str(tmp_path)) / "out"
+    with FakeEndpoint(latency_scale=0.02, api_key=SECRET) as endpoint:
+        generators = j12_llm_generators(endpoint.base_url, api_key_env="CF_JOB_TEST_KEY")
+        job = Job(build_j12_graph(), generators, 300, buffer_size=100, output_dir=out, progress_bar=True)
+        result = job.run()
+        stats = endpoint.stats()
+    assert result.records == 300 and stats.answered == len(CELL_COLUMNS) * 300  # the key was accepted
+    printed = capfd.readouterr()
+    assert SECRET not in printed.out + printed.err
+    files = [path for path in out.rglob("*") if path.is_file()]
+    assert files and not [path for path in files if SECRET.encode() in path.read_bytes()]

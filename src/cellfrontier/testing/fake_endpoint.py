@@ -532,14 +532,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m cellfrontier.testing.fake_endpoint",
         description="A fake OpenAI-compatible chat-completions endpoint on 127.0.0.1 (a free port, "
         "printed as JSON on the first line). Stops when its standard input closes, its parent "
-        "exits, or after --max-lifetime seconds.",
+        "exits, or after --max-lifetime seconds. The options are EndpointConfig's fields "
+        "(see its docstring).",
     )
     for f in fields(EndpointConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "unknown_models":
-            parser.add_argument(flag, action="append", default=[], metavar="MODEL")
+            parser.add_argument(
+                flag, action="append", default=[], metavar="MODEL", help="answer 404 (repeatable)"
+            )
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default)
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=f"default {f.default!r}")
     parser.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
     parser.add_argument(
