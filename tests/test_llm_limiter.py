@@ -70,13 +70,13 @@ def test_additive_increase_needs_a_full_window_of_successes_at_full_use() -> Non
     for _ in range(4):
         assert limiter.try_acquire()
     for _ in range(3):
-        limiter.succeeded(0.01)
+        limiter.succeeded(0.01, limiter.epoch)
         assert limiter.try_acquire()
     assert limiter.limit == 4
-    limiter.succeeded(0.01)  # the 4th success at full use
+    limiter.succeeded(0.01, limiter.epoch)  # the 4th success at full use
     assert limiter.limit == 5 and limiter.increases == 1
     while limiter.in_flight:  # below full use: no credit
-        limiter.succeeded(0.01)
+        limiter.succeeded(0.01, limiter.epoch)
     assert limiter.limit == 5
 
 
@@ -86,7 +86,7 @@ def test_the_limit_never_passes_the_cap() -> None:
         while limiter.try_acquire():  # full use every round
             pass
         while limiter.in_flight:
-            limiter.succeeded(0.0)
+            limiter.succeeded(0.0, limiter.epoch)
     assert limiter.limit == 3 and limiter.increases == 2
 
 
@@ -95,8 +95,8 @@ def test_latency_above_the_bound_stops_growth() -> None:
     for _ in range(50):
         assert limiter.try_acquire()
         assert limiter.try_acquire()
-        limiter.succeeded(0.5)
-        limiter.succeeded(0.5)
+        limiter.succeeded(0.5, limiter.epoch)
+        limiter.succeeded(0.5, limiter.epoch)
     assert limiter.limit == 2 and limiter.increases == 0
 
 
@@ -126,3 +126,37 @@ def test_backoff_grows_and_is_capped() -> None:
     for attempt in range(1, 20):
         step = min(10.0, 0.1 * 2 ** (attempt - 1))
         assert step * 0.5 <= backoff_delay(attempt) <= step
+
+
+def test_against_a_fixed_capacity_the_limit_settles_at_or_below_it() -> None:
+    """Rounds of a server that takes 20 at a time: each round the client sends what its limit
+    allows, the server refuses the calls beyond 20 (their answers come first), and the rest
+    succeed.  After the first burst the limit stays between half the capacity and one above it."""
+    capacity = 20
+    limiter = AdaptiveLimiter(cap=256)
+    history = []
+    for _ in range(600):
+        sent = []
+        while limiter.try_acquire():
+            sent.append(limiter.epoch)
+        for epoch in sent[capacity:]:
+            limiter.release()
+            limiter.overloaded(epoch)
+        for epoch in sent[:capacity]:
+            limiter.succeeded(0.01, epoch)
+        history.append(limiter.limit)
+    settled = history[10:]
+    assert max(settled) == capacity + 1 and min(settled) == (capacity + 1) // 2
+    assert limiter.decreases >= 4  # it keeps probing: several cycles in 600 rounds
+    assert sum(settled) / len(settled) < capacity
+
+
+def test_successes_of_calls_sent_before_a_decrease_earn_no_credit() -> None:
+    limiter = AdaptiveLimiter(cap=8)
+    epochs = []
+    while limiter.try_acquire():
+        epochs.append(limiter.epoch)
+    limiter.overloaded(epochs[0])  # limit 8 -> 4 while 8 are in flight
+    for epoch in epochs:
+        limiter.succeeded(0.01, epoch)
+    assert limiter.limit == 4 and limiter.increases == 0

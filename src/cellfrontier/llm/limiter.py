@@ -7,9 +7,10 @@ AIMD, as TCP's congestion window does:
 - *multiplicative decrease*: an overload answer halves the limit, once per "epoch": calls
   that were already in flight when the limit dropped (they were sent under the old limit)
   do not halve it again, so one burst of 429s costs one halving, not one per call;
-- *additive increase*: when a call succeeds while the limit is in full use, the limit earns
-  a credit; ``limit`` credits raise it by one (about one step per round trip at full use),
-  never above the cap (``max_concurrency``);
+- *additive increase*: when a call sent under the current limit succeeds while the limit is
+  in full use, the limit earns a credit; ``limit`` credits raise it by one (about one step
+  per round trip at full use), never above the cap (``max_concurrency``).  Against a server
+  that takes L at a time, the limit so settles between L/2 and L, probing L + 1 now and then;
 - optional *latency back-pressure*, for servers that queue instead of answering 429 (vLLM):
   with ``latency_bound`` set, the limit stops growing while the running mean latency
   (an exponential average) is above it.
@@ -88,13 +89,18 @@ class AdaptiveLimiter:
         self.in_flight -= 1
         self._wake()
 
-    def succeeded(self, latency: float) -> None:
-        """Count a successful call that took *latency* seconds (additive increase), and release it."""
+    def succeeded(self, latency: float, epoch: int) -> None:
+        """Count a success of a call started in *epoch* that took *latency* s (additive increase); release it.
+
+        Only calls sent under the current limit earn credit: those sent before a decrease
+        say nothing about the new limit.
+        """
         bound = self.latency_bound
         if bound is not None:
             self.mean_latency += LATENCY_WEIGHT * (latency - self.mean_latency)
         if (
-            self.in_flight >= self.limit
+            epoch == self.epoch
+            and self.in_flight >= self.limit
             and self.limit < self.cap
             and (bound is None or self.mean_latency <= bound)
         ):

@@ -209,7 +209,7 @@ class ChatModel:
                 raise
             status = response.status
             if status == 200:
-                limiter.succeeded(loop.time() - started)
+                limiter.succeeded(loop.time() - started, epoch)
                 return self._answer(response.body, usage)
             limiter.release()
             if status not in _OVERLOAD:
