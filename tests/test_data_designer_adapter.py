@@ -694,6 +694,59 @@ def test_memoized_stable_task_id_returns_data_designers_ids() -> None:
     assert adapter.memoized_stable_task_id(task) == stable_task_id(task)
 
 
+def test_installed_version_is_in_the_tested_range() -> None:
+    version = adapter.installed_data_designer_version()
+    assert version is not None
+    assert adapter.is_tested_version(version)
+    assert adapter.check_version() == version
+
+
+@pytest.mark.parametrize(
+    ("version", "tested"),
+    [
+        ("0.9.6", True),
+        ("0.9.7", True),
+        ("0.9.12", True),
+        ("0.9.6.post1", True),
+        ("0.9.5", False),
+        ("0.8.0", False),
+        ("0.10.0", False),
+        ("0.10.0rc1", False),
+        ("1.0", False),
+        ("garbage", False),
+    ],
+)
+def test_tested_version_range(version: str, tested: bool) -> None:
+    assert adapter.is_tested_version(version) is tested
+
+
+def test_install_refuses_an_untested_version_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from data_designer.engine.dataset_builders.scheduling import completion
+
+    monkeypatch.setattr(adapter, "installed_data_designer_version", lambda: "0.10.1")
+    with pytest.raises(adapter.UnsupportedDataDesignerError) as raised:
+        adapter.install()
+    message = str(raised.value)
+    assert "0.10.1" in message and ">=0.9.6,<0.10" in message and "force=True" in message
+    assert isinstance(raised.value, RuntimeError)
+    assert not adapter.is_installed()
+    assert completion.CompletionTracker is adapter.ORIGINAL_TRACKER
+    with pytest.raises(adapter.UnsupportedDataDesignerError), adapter.installed():
+        pass
+    assert not adapter.is_installed()
+
+
+def test_install_force_installs_an_untested_version_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from data_designer.engine.dataset_builders.scheduling import completion
+
+    monkeypatch.setattr(adapter, "installed_data_designer_version", lambda: "0.9.5")
+    with pytest.warns(RuntimeWarning, match=r"0\.9\.5.*force=True"), adapter.installed(force=True):
+        assert adapter.is_installed()
+        assert completion.CompletionTracker is adapter.CompletionTracker
+    assert not adapter.is_installed()
+    assert completion.CompletionTracker is adapter.ORIGINAL_TRACKER
+
+
 def test_uninstall_restores_modules_imported_while_installed() -> None:
     import types
 

@@ -1,4 +1,4 @@
-"""The DataDesigner backend raises DataDesigner 0.9.6's errors: its exception types, its wording.
+"""The DataDesigner backend raises DataDesigner's errors (0.9.6 and 0.9.7): its exception types, its wording.
 
 Every bad call below goes to DataDesigner's own tracker and to the backend.  DataDesigner must
 raise (so that the case really compares something), and the backend must raise an instance of

@@ -31,9 +31,14 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "cellfrontier"
 
-ALLOWED_CYCLES: dict[frozenset[str], str] = {}
-"""Import cycles allowed, with the reason.  None: a lazy import of an optional dependency
-(dask, pyarrow, DataDesigner) reaches outside ``src`` and cannot close a cycle here."""
+ALLOWED_CYCLES: dict[frozenset[str], str] = {
+    frozenset({"cellfrontier.llm.columns", "cellfrontier.llm.model"}): "a model makes its columns, and "
+    "columns.py names ChatModel in its annotations only (imported under TYPE_CHECKING): nothing is "
+    "imported back at run time",
+}
+"""Import cycles allowed, each with the reason; every entry must still be a cycle.  (A lazy
+import of an optional dependency, dask, pyarrow or DataDesigner, reaches outside ``src`` and
+cannot close a cycle here.)"""
 
 ALLOWED_SIMULATE_IMPORTERS = {
     "cellfrontier.__main__": "`python -m cellfrontier` is the `cellfrontier` command, whose "
@@ -205,8 +210,10 @@ def test_the_graph_holds_the_imports_the_layers_are_made_of() -> None:
 
 
 def test_there_is_no_import_cycle() -> None:
-    cycles = [sorted(c) for c in _cycles(import_graph()) if c not in ALLOWED_CYCLES]
+    found = _cycles(import_graph())
+    cycles = [sorted(c) for c in found if c not in ALLOWED_CYCLES]
     assert cycles == [], f"modules that import each other (directly or through others): {cycles}"
+    assert sorted(sorted(c) for c in ALLOWED_CYCLES if c not in found) == []  # no stale exception
 
 
 def test_the_core_imports_nothing_built_on_it() -> None:

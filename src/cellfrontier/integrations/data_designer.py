@@ -1,8 +1,9 @@
 """Drop-in backend for NVIDIA DataDesigner's async scheduler.
 
 :class:`CompletionTracker` has the public API of DataDesigner's own tracker
-(``data_designer.engine.dataset_builders.scheduling.completion.CompletionTracker``, version
-0.9.6): the same methods, arguments, return types and exceptions, speaking DataDesigner's own
+(``data_designer.engine.dataset_builders.scheduling.completion.CompletionTracker``; tested
+with 0.9.6 and 0.9.7, see :data:`TESTED_VERSIONS`): the same methods, arguments, return types
+and exceptions, speaking DataDesigner's own
 ``Task``, ``SliceRef``, ``FrontierDelta``, ``ExecutionGraph`` and row-group plans.  Its state
 lives in cellfrontier's compiled bitmaps, run in DataDesigner-compatible mode so that the
 frontier evolves exactly as DataDesigner's does (tasks are re-checked on every event, a
@@ -39,7 +40,10 @@ later:
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import re
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
@@ -56,7 +60,7 @@ try:
 except ImportError as exc:  # exercised by a test that hides DataDesigner
     raise ImportError(
         "cellfrontier.integrations.data_designer needs NVIDIA DataDesigner (data-designer-engine "
-        "0.9.6), which is not importable here. Install the extra: "
+        ">=0.9.6,<0.10), which is not importable here. Install the extra: "
         "pip install 'cellfrontier[datadesigner]' (from a source checkout: pip install '.[datadesigner]')"
     ) from exc
 
@@ -76,7 +80,18 @@ from cellfrontier.integrations._dd_core import DataDesignerCore
 from cellfrontier.integrations._task_id import stable_task_id as _c_stable_task_id
 from cellfrontier.strategies import GenerationStrategy
 
-__all__ = ["CompletionTracker", "install", "installed", "is_installed", "uninstall"]
+__all__ = [
+    "TESTED_VERSIONS",
+    "CompletionTracker",
+    "UnsupportedDataDesignerError",
+    "check_version",
+    "install",
+    "installed",
+    "installed_data_designer_version",
+    "is_installed",
+    "is_tested_version",
+    "uninstall",
+]
 
 ORIGINAL_TRACKER = _dd_completion.CompletionTracker
 ORIGINAL_STABLE_TASK_ID = _dd_resources.stable_task_id
@@ -707,15 +722,81 @@ def _data_designer_modules() -> Iterator[Any]:
             yield module
 
 
-def install() -> None:
+TESTED_VERSIONS = ((0, 9, 6), (0, 10))
+"""DataDesigner releases this backend is tested with: ``>= 0.9.6, < 0.10``.
+
+The backend replaces DataDesigner's tracker class in its scheduler's modules, so it depends on
+that class's public API and on which modules bind it; both are unchanged across 0.9.6 and
+0.9.7, and CI runs the backend's DataDesigner tests against each.  A minor release (0.10) may
+change either, so :func:`install` refuses one until it has been tested."""
+_DISTRIBUTION = "data-designer-engine"
+
+
+class UnsupportedDataDesignerError(CellFrontierError, RuntimeError):
+    """The installed DataDesigner is outside the versions the backend is tested with."""
+
+
+def _tested_range() -> str:
+    low, high = TESTED_VERSIONS
+    return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+
+
+def installed_data_designer_version() -> str | None:
+    """The installed ``data-designer-engine`` version, or None when its metadata is missing."""
+    try:
+        return importlib.metadata.version(_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """The numeric release of *version* (``"0.9.7"`` -> ``(0, 9, 7)``; None if it has none)."""
+    match = re.match(r"^\s*v?(\d+(?:\.\d+)*)", version)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def is_tested_version(version: str) -> bool:
+    """Whether *version* is in :data:`TESTED_VERSIONS` (pre-releases of 0.10 count as 0.10)."""
+    release = _release(version)
+    if release is None:
+        return False
+    low, high = TESTED_VERSIONS
+    return low <= release < high
+
+
+def check_version(*, force: bool = False) -> str | None:
+    """Refuse a DataDesigner outside :data:`TESTED_VERSIONS` (warn instead with *force*).
+
+    Returns the installed version (None when its package metadata cannot be read, e.g. a
+    source checkout on ``sys.path``: then nothing is known to refuse, and nothing is).
+    """
+    version = installed_data_designer_version()
+    if version is None or is_tested_version(version):
+        return version
+    message = (
+        f"cellfrontier's DataDesigner backend is tested with {_DISTRIBUTION}{_tested_range()}, but "
+        f"{version} is installed"
+    )
+    if not force:
+        raise UnsupportedDataDesignerError(
+            f"{message}; install a tested version (pip install 'cellfrontier[datadesigner]'), or call "
+            "install(force=True) to try this one anyway"
+        )
+    warnings.warn(f"{message}; installing the backend anyway (force=True)", RuntimeWarning, stacklevel=3)
+    return version
+
+
+def install(*, force: bool = False) -> None:
     """Make DataDesigner use this tracker (idempotent; undo with :func:`uninstall`).
 
     Every loaded DataDesigner module whose ``CompletionTracker`` is DataDesigner's own class
     gets this one instead, and ``stable_task_id`` is replaced by a memoising version that
-    returns the same ids.
+    returns the same ids.  A DataDesigner outside :data:`TESTED_VERSIONS` is refused with
+    :class:`UnsupportedDataDesignerError`; ``force=True`` installs anyway, with a warning.
     """
     if _patched:
         return
+    check_version(force=force)
     replacements = {
         "CompletionTracker": (ORIGINAL_TRACKER, CompletionTracker),
         "stable_task_id": (ORIGINAL_STABLE_TASK_ID, memoized_stable_task_id),
@@ -752,10 +833,10 @@ def is_installed() -> bool:
 
 
 @contextlib.contextmanager
-def installed() -> Iterator[None]:
+def installed(*, force: bool = False) -> Iterator[None]:
     """Context manager form of :func:`install` / :func:`uninstall`."""
     already = is_installed()
-    install()
+    install(force=force)
     try:
         yield
     finally:
