@@ -24,7 +24,7 @@ from cellfrontier.job.run.cluster import run_on_cluster
 from cellfrontier.job.run.local_run import run_locally
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.spec import JobSpec
-from cellfrontier.job.store.manifest import job_fingerprint
+from cellfrontier.job.store.generations import version_request
 
 __all__ = ["Job"]
 
@@ -200,8 +200,12 @@ class Job:
         )
 
     def fingerprint(self) -> dict[str, Any]:
-        """What identifies the job in its output directory's manifest."""
-        return job_fingerprint(self.spec())
+        """What identifies the job in its output directory: its job version's record, unnumbered.
+
+        Each column's generator print and strategy, the graph and the sizes (see
+        :mod:`cellfrontier.job.store.generations`).
+        """
+        return version_request(self.spec())
 
     def _requested(self, row_groups: range | None) -> range | None:
         total = self.num_row_groups

@@ -3,7 +3,9 @@
 A write is mostly Parquet encoding and fsync, which release the GIL, so two threads overlap
 one another's disk waits and the loop's computing.  A finished write wakes the loop; the
 runner then collects it and only then compacts the group in the tracker and drops its
-buffers, so a group leaves the checkpoint only once its file is durable.
+buffers, so a group leaves the checkpoint only once its file is durable.  How a file is
+written once, or replaced by a newer job version, is
+:func:`cellfrontier.job.store.group_files.write_group_file`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from cellfrontier.job.output import OutputLayout, write_group_file
+from cellfrontier.job.output import OutputLayout
+from cellfrontier.job.store.group_files import GroupStamp, write_group_file
 
 __all__ = ["GroupWriter"]
 
@@ -20,7 +23,7 @@ _WRITER_THREADS = 2
 
 
 class GroupWriter:
-    """Writes finished groups of one shard attempt (epoch *epoch*) into *layout*, on two threads.
+    """Writes finished groups of one shard attempt (job version *generation*, epoch *epoch*) into *layout*.
 
     Its interface: :meth:`submit` a finished group, ``busy`` while writes are under way or
     uncollected, :meth:`collect` the finished ones on the loop thread, :meth:`settle` them all
@@ -28,12 +31,19 @@ class GroupWriter:
     """
 
     def __init__(
-        self, layout: OutputLayout, names: Sequence[str], epoch: int, wake: Callable[[], None]
+        self,
+        layout: OutputLayout,
+        names: Sequence[str],
+        epoch: int,
+        wake: Callable[[], None],
+        *,
+        generation: int = 0,
     ) -> None:
-        """*wake* is called from the writing thread when a write finishes."""
+        """*wake* is called from the writing thread when a write finishes (on one of two threads)."""
         self.layout = layout
         self.names = list(names)
         self.epoch = epoch
+        self.tag = f"g{generation:06d}e{epoch:06d}"
         self.wake = wake
         self.writes: dict[int, concurrent.futures.Future[int]] = {}
         self.pool = concurrent.futures.ThreadPoolExecutor(
@@ -45,10 +55,10 @@ class GroupWriter:
         """Writes are under way, or finished and not yet collected."""
         return bool(self.writes)
 
-    def submit(self, row_group: int, data: Mapping[str, list[Any]]) -> None:
-        """Start writing *row_group* (*data*: ``_row`` and every output column on its live rows)."""
-        future = self.pool.submit(write_group_file, self.layout, row_group, self.names, data, self.epoch)
-        self.writes[row_group] = future
+    def submit(self, stamp: GroupStamp, data: Mapping[str, Any]) -> None:
+        """Start writing the group *stamp* describes (*data*: ``_row`` and every output on its live rows)."""
+        future = self.pool.submit(write_group_file, self.layout, stamp, self.names, data, tag=self.tag)
+        self.writes[stamp.row_group] = future
         future.add_done_callback(self._done)
 
     def _done(self, future: concurrent.futures.Future[int]) -> None:

@@ -26,6 +26,12 @@ takes a lock):
 5. Wait (only if nothing is left to do now) until a completion, a write, a retry's time, a
    checkpoint's time or a signal wakes the loop.
 
+A rerun of an edited job on the same ``output_dir`` goes through the same loop: the store
+tells which written groups stand (settled) and which to upgrade; an upgraded group is
+admitted like a new one, but first its kept columns are read back and its tracker state
+prefilled (:mod:`cellfrontier.job.shard.reuse`), so only the computed columns' tasks (and the
+new rows') ever become ready; its new file then replaces the old one.
+
 Consistency: a cell is marked done in the tracker only after its value is in the group's
 buffer, and checkpoints are taken between rounds on the loop thread, so the saved tracker
 state never claims a value the saved buffers lack.  A group's file is durable before the
@@ -39,6 +45,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cellfrontier.errors import CheckpointError
@@ -61,8 +68,11 @@ from cellfrontier.job.shard.gctuning import tuned_gc
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
+from cellfrontier.job.shard.reuse import attach_kept, buffer_names, prefill_group, read_kept
 from cellfrontier.job.shard.wakeup import Wakeup
 from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.store.group_files import GroupStamp
+from cellfrontier.job.store.group_reuse import GroupReuse
 from cellfrontier.job.store.shard_store import ShardStore
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.tracker import CompletionTracker
@@ -128,6 +138,8 @@ class ShardRunner:
         self.dispatch = CallDispatcher(self.columns, self.ledger, max_concurrency=spec.max_concurrency)
         self.writer: GroupWriter | None = None
         self.memory: dict[int, dict[str, list[Any]]] = {}
+        self.reuse: dict[int, tuple[Path, GroupReuse]] = {}
+        """Written groups this run upgrades, and what it keeps of each (from the store)."""
         self.stop_signal: int | None = None
         self.wakeup: Wakeup | None = None
 
@@ -138,6 +150,8 @@ class ShardRunner:
         self.bytes_per_group = 0
         self.resumed = False
         self.tasks_at_start = 0
+        self.readback_seconds = 0.0
+        self.cells_kept = 0
 
     @property
     def epoch(self) -> int:
@@ -197,9 +211,15 @@ class ShardRunner:
             self.ledger.use_tracker(state.tracker)
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
             written = state.written
+            self.reuse = state.reuse
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
                 group = GroupBuffers.restored(rg, size, rg * self.spec.buffer_size, values, self.tracker)
+                group.culprits = state.drops.get(rg, {})
+                if rg in self.reuse:  # an upgrade under way: its kept values come from the file again
+                    path, reuse = self.reuse.pop(rg)
+                    if reuse.kept:
+                        attach_kept(group, reuse, self.by_name, self._read_kept(path, reuse))
                 self.groups[rg] = group
                 self.computing += 1
                 self.dirty[rg] = group
@@ -212,7 +232,14 @@ class ShardRunner:
         assert self.wakeup is not None
         self.dispatch.start(self.wakeup)
         if self.layout is not None:
-            self.writer = GroupWriter(self.layout, self.output_names, self.epoch, self.wakeup.wake_threadsafe)
+            assert self.store is not None
+            self.writer = GroupWriter(
+                self.store.layout,
+                self.output_names,
+                self.epoch,
+                self.wakeup.wake_threadsafe,
+                generation=self.store.generation,
+            )
 
     # ------------------------------------------------------------------ the loop
 
@@ -323,7 +350,11 @@ class ShardRunner:
         for _ in range(count):
             rg = self.pending.popleft()
             size = self.row_plan.row_group_size(rg)
-            group = GroupBuffers(rg, size, rg * buffer_size, self.output_names)
+            reused = self.reuse.pop(rg, None)
+            if reused is None:
+                group = GroupBuffers(rg, size, rg * buffer_size, self.output_names)
+            else:
+                group = self._reused_group(rg, size, *reused)
             self.groups[rg] = group
             self.computing += 1
             self.tracker.add_root_tasks(rg, size)
@@ -333,6 +364,24 @@ class ShardRunner:
         if len(self.groups) > self.peak_held:
             self.peak_held = len(self.groups)
         return count
+
+    def _reused_group(self, rg: int, size: int, path: Path, reuse: GroupReuse) -> GroupBuffers:
+        """A written group to upgrade: its kept values read back, its tracker state prefilled."""
+        base = rg * self.spec.buffer_size
+        group = GroupBuffers(rg, size, base, buffer_names(self.output_names, reuse, self.by_name))
+        if reuse.kept:
+            table = self._read_kept(path, reuse)
+            attach_kept(group, reuse, self.by_name, table)
+            prefill_group(self.tracker, group, reuse, self.by_name)
+            cells = sum(0 if self.by_name[name].batch else 1 for name in reuse.kept)
+            self.cells_kept += cells * len(reuse.stored_rows)
+        return group
+
+    def _read_kept(self, path: Path, reuse: GroupReuse) -> Any:
+        started = time.perf_counter()
+        table = read_kept(path, reuse, self.by_name, reuse.row_group * self.spec.buffer_size)
+        self.readback_seconds += time.perf_counter() - started
+        return table
 
     # ------------------------------------------------------------------ advancing a group
 
@@ -352,7 +401,10 @@ class ShardRunner:
                 column = by_name[name]
                 if column.batch:
                     if tracker.pop_ready_batch(name, rg):
-                        dispatch.submit_batch(column, group)
+                        if group.partial and group.lacks_nothing(name):  # kept, and no row to add
+                            self.ledger.done(column, group, None, queued=False)
+                        else:
+                            dispatch.submit_batch(column, group)
                 else:
                     rows = tracker.ready_rows(name, rg, take=True)
                     if rows.size:
@@ -373,10 +425,23 @@ class ShardRunner:
             self.bytes_per_group = estimate
         data, live = group.final_values(self.output_names)
         if self.writer is not None:
-            self.writer.submit(rg, data)
+            self.writer.submit(self._stamp(group, live), data)
         else:
             self.memory[rg] = data
             self._release(rg, live)
+
+    def _stamp(self, group: GroupBuffers, live: int) -> GroupStamp:
+        """What the finished *group*'s file records: its version, fingerprints and drops."""
+        assert self.store is not None and self.store.version is not None
+        fingerprints = self.store.version.fingerprints
+        return GroupStamp(
+            row_group=group.row_group,
+            generation=self.store.generation,
+            size=group.size,
+            rows=live,
+            columns={c.name: (fingerprints[c.name], c.outputs) for c in self.columns},
+            dropped=group.drop_culprits(),
+        )
 
     def _collect_writes(self, writer: GroupWriter) -> None:
         try:
@@ -401,7 +466,8 @@ class ShardRunner:
             return
         stats = {"records": self.records, "dropped": self.dropped, "final": int(final)}
         values = {rg: group.columns for rg, group in self.groups.items()}
-        self.store.save(self.tracker, values, stats, self.ledger.tasks)
+        drops = {rg: dict(group.culprits) for rg, group in self.groups.items() if group.culprits}
+        self.store.save(self.tracker, values, stats, self.ledger.tasks, drops)
 
     async def _abort(self, exc: BaseException) -> None:
         """Stop everything in flight, keep what is durable, then checkpoint (unless stale)."""
@@ -467,4 +533,6 @@ class ShardRunner:
             columns=tuple(self.output_names),
             memory=self.memory if self.layout is None else None,
             shards=(summary,),
+            cells_kept=self.cells_kept,
+            readback_seconds=self.readback_seconds,
         )

@@ -1,0 +1,91 @@
+"""Starting a row group a rerun upgrades: its kept columns read back, its tracker state prefilled.
+
+:mod:`cellfrontier.job.store.group_reuse` decided, from the group file's footer, what is kept;
+here the kept columns' values are read (:func:`read_kept`) and put in place
+(:func:`prefill_group`): the values into the group's buffers (Python lists only for the
+columns a computed task reads or that have new rows; the others stay the Arrow arrays they
+were read as, carried to the new file), and the tracker told that the kept cells are done and
+the kept drops dropped, before the group's root tasks are added.  Everything the calls could
+refuse is checked first (the file's rows against its footer), so the group's state is made
+whole or not at all; the tracker's bulk calls (``drop_rows``, ``mark_cells_complete``,
+``mark_row_range_complete``), each validated and all or nothing, then cannot fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellfrontier.job.columns import ColumnSpec
+from cellfrontier.job.errors import OutputDirError
+from cellfrontier.job.output import ROW_COLUMN
+from cellfrontier.job.shard.buffers import GroupBuffers
+from cellfrontier.job.store.group_files import read_group_columns
+from cellfrontier.job.store.group_reuse import GroupReuse
+from cellfrontier.tracker import CompletionTracker
+
+__all__ = ["attach_kept", "buffer_names", "prefill_group", "read_kept"]
+
+
+def buffer_names(output_names: Sequence[str], reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]) -> list[str]:
+    """The outputs a reused group holds as Python lists (every output but the carried ones)."""
+    carried = {out for name in reuse.carried for out in by_name[name].outputs}
+    return [name for name in output_names if name not in carried]
+
+
+def read_kept(path: Path, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], base: int) -> Any:
+    """The kept columns' values from the group file at *path*, checked against its footer."""
+    outputs = [out for name in reuse.kept for out in by_name[name].outputs]
+    table = read_group_columns(path, outputs)
+    rows = np.asarray(table.column(ROW_COLUMN).to_numpy(), dtype=np.int64)
+    expected = np.asarray(reuse.stored_rows, dtype=np.int64) + base
+    if rows.shape != expected.shape or not np.array_equal(rows, expected):
+        raise OutputDirError(
+            f"{path} holds other rows than its footer says (row group {reuse.row_group}); the file was "
+            "changed by hand: remove it to compute the group again"
+        )
+    return table
+
+
+def attach_kept(group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], table: Any) -> None:
+    """Put the kept values of *table* into *group*: lists where computed tasks read them, else carried."""
+    stored = reuse.stored_rows
+    whole = len(stored) == group.size
+    lists = set(reuse.as_lists)
+    for name in reuse.kept:
+        for out in by_name[name].outputs:
+            column = table.column(out)
+            if name not in lists:
+                group.carried[out] = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+                continue
+            values = column.to_pylist()
+            buffer = group.columns[out]
+            if whole:
+                buffer[:] = values
+            else:
+                for row, value in zip(stored, values, strict=True):
+                    buffer[row] = value
+    group.carried_rows = stored
+    if reuse.new_rows:
+        filled = set(stored)
+        group.partial = {name: filled for name in reuse.kept if by_name[name].batch}
+
+
+def prefill_group(tracker: CompletionTracker, group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]) -> None:
+    """Tell *tracker* what *group* keeps: the kept drops dropped, the kept cells and batches done."""
+    rg, size = group.row_group, group.size
+    if reuse.kept_dropped:
+        lost = np.fromiter(sorted(reuse.kept_dropped), dtype=np.int64, count=len(reuse.kept_dropped))
+        tracker.drop_rows(rg, lost)
+        group.dropped.update(reuse.kept_dropped)
+        group.culprits.update(reuse.kept_dropped)
+    stored = np.asarray(reuse.stored_rows, dtype=np.int64)
+    for name in reuse.kept:
+        if by_name[name].batch:
+            if not reuse.new_rows:
+                tracker.mark_row_range_complete(name, rg, size)
+        elif stored.size:
+            tracker.mark_cells_complete(name, rg, stored)
