@@ -10,7 +10,7 @@ progress (a shard reports it, a run of many shards sums it).  The loop of one sh
 the collector's settings and the stop signals itself, so those live in ``shard``.
 """
 
-from cellfrontier.job.columns import blocking
+from cellfrontier.job.columns import blocking, generator
 from cellfrontier.job.errors import (
     ErrorRateExceededError,
     GeneratorMappingError,
@@ -19,6 +19,7 @@ from cellfrontier.job.errors import (
     JobInterruptedError,
     MissingDependencyError,
     OutputDirError,
+    RerunRefusedError,
     RunningLoopError,
     ShardLostError,
     StaleShardError,
@@ -58,12 +59,14 @@ __all__ = [
     "MissingDependencyError",
     "OutputDirError",
     "OutputLayout",
+    "RerunRefusedError",
     "RunningLoopError",
     "ShardCheckpoint",
     "ShardLostError",
     "ShardSummary",
     "StaleShardError",
     "blocking",
+    "generator",
     "latest_checkpoint",
     "load_checkpoint",
     "merged_job_state",

@@ -16,7 +16,10 @@ one they were computed under.  Two parts make it:
     frozenset of simple values; anything else (a list, a dict, a client object, a class, a
     function of another module) counts by its type name only and is **not tracked**: a
     change inside it is not seen.  A callable object counts as its class's ``__call__`` plus
-    its attributes, by the same rules.  Bytecode differs between Python versions, so a
+    the callables among its attributes (a wrapped function, a model column); its other
+    attributes are usually state (counters, clients, caches) and are not tracked, so an object
+    whose settings decide its values should say so with ``version=`` or an ``identity()``
+    hook.  Bytecode differs between Python versions, so a
     column fingerprinted by its code changes with ``major.minor``: pin it with ``version=``.
 
 - the **column's fingerprint** (:func:`column_fingerprints`), Merkle style: the hash of its
@@ -180,10 +183,13 @@ class _CodeHasher:
         attributes = getattr(obj, "__dict__", None)
         if isinstance(attributes, dict):
             for key in sorted(attributes):
+                value = attributes[key]
+                if not callable(value) or isinstance(value, type):
+                    continue  # state (counters, clients, caches) or a class: not tracked
                 if key.startswith("__") and key.endswith("__") and key != "__wrapped__":
                     continue
                 self.feed("attr", key)
-                self.value(attributes[key], depth + 1)
+                self.value(value, depth + 1)
 
 
 def _identity_text(obj: Any) -> str:
