@@ -204,12 +204,12 @@ def _whole(out: Path, rows: int, buffer: int) -> Any:
 def test_overlapping_or_foreign_shard_state_is_refused_before_any_work(client: Any, tmp_path: Path) -> None:
     out = tmp_path / "out"
     Job(build_j12_graph(), j12_generators(), 4_500, output_dir=out).run(row_groups=range(0, 3))
-    (out / "checkpoints" / "shard-00000002-00000005").mkdir()
+    (out / "checkpoints" / "g000001" / "shard-00000002-00000005").mkdir()
     job = Job(build_j12_graph(), j12_generators(), 4_500, output_dir=out)
     with pytest.raises(OutputDirError, match=r"overlapping row groups \[0, 3\) and \[2, 5\)"):
         job.run(client=client)
-    (out / "checkpoints" / "shard-00000002-00000005").rmdir()
-    (out / "checkpoints" / "shard-00000005-00000009").mkdir()
+    (out / "checkpoints" / "g000001" / "shard-00000002-00000005").rmdir()
+    (out / "checkpoints" / "g000001" / "shard-00000005-00000009").mkdir()
     with pytest.raises(OutputDirError, match=r"\[5, 9\), outside this job's range\(0, 5\)"):
         job.run(client=client)
     assert sorted(OutputLayout(out).written_groups(0, 5)) == [0, 1, 2]  # nothing ran

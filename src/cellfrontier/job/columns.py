@@ -156,9 +156,7 @@ class VersionedGenerator:
         return f"generator({self.__wrapped__!r}{''.join(', ' + o for o in options)})"
 
 
-def generator(
-    fn: F | None = None, *, version: str | int | None = None, volatile: bool = False
-) -> Any:
+def generator(fn: F | None = None, *, version: str | int | None = None, volatile: bool = False) -> Any:
     """Give a generator what reruns need: an explicit *version*, or mark it *volatile*.
 
     A column's stored values are kept by a rerun while its fingerprint is unchanged, and by

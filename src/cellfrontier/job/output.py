@@ -46,9 +46,7 @@ __all__ = [
 ROW_COLUMN = "_row"
 MANIFEST_NAME = "cellfrontier-job.json"
 _PART = re.compile(r"^part-(\d+)\.parquet$")
-_TEMP_PART = re.compile(
-    r"^\.part-(\d+)\.parquet\.(?:g(\d+))?(?:e(\d+)\.)?.*" + re.escape(TEMP_SUFFIX) + "$"
-)
+_TEMP_PART = re.compile(r"^\.part-(\d+)\.parquet\.(?:g(\d+))?(?:e(\d+)\.)?.*" + re.escape(TEMP_SUFFIX) + "$")
 _SHARD_DIR = re.compile(r"^shard-(\d+)-(\d+)$")
 _VERSION = re.compile(r"^g(\d+)\.json$")
 
@@ -183,9 +181,7 @@ class OutputLayout:
         return sorted(found, key=lambda r: (r.start, r.stop))
 
 
-def table_from_columns(
-    names: Sequence[str], data: Mapping[str, Any], *, where: str = "the output"
-) -> Any:
+def table_from_columns(names: Sequence[str], data: Mapping[str, Any], *, where: str = "the output") -> Any:
     """A pyarrow Table from plain lists, types inferred per column (ints stay ints, str stays str).
 
     A value that already is a pyarrow array (a column a rerun carried over from the previous

@@ -98,10 +98,11 @@ def open_run(
     cut); a local run registers each shard when it starts it.
     """
     started = time.perf_counter()
-    assert spec.output_dir is not None
+    root = spec.output_dir
+    assert root is not None
     version = resolve_version(spec)
     spec = spec.at_generation(version.generation)
-    layout = OutputLayout(spec.output_dir, version.generation)
+    layout = OutputLayout(root, version.generation)
     count = new_shards() if callable(new_shards) else new_shards
     shards = cut_shards(layout, spec.num_row_groups, requested=requested, new_shards=count)
     if register:

@@ -108,9 +108,9 @@ class GroupBuffers:
         """
         if self.partial and column in self.partial:
             missing = self.batch_rows(column)
-            batch = {name: [self.columns[name][r] for r in missing] for name in names}
-            batch[ROW_COLUMN] = [self.base + r for r in missing]
-            return batch, missing
+            rows = {name: [self.columns[name][r] for r in missing] for name in names}
+            rows[ROW_COLUMN] = [self.base + r for r in missing]
+            return rows, missing
         if not self.dropped:
             batch: dict[str, Any] = {name: list(self.columns[name]) for name in names}
             batch[ROW_COLUMN] = list(range(self.base, self.base + self.size))
@@ -121,7 +121,7 @@ class GroupBuffers:
         return batch, live
 
     def batch_rows(self, column: str) -> list[int]:
-        """The rows a full-column call of *column* covers: the live rows, or the live rows a partial one lacks."""
+        """The rows a full-column call of *column* covers: the live rows (those it lacks, if partial)."""
         filled = self.partial.get(column)
         if filled is None:
             return self.live_rows()

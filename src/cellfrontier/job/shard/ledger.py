@@ -161,7 +161,8 @@ class TaskLedger:
         """A call raised: retry it later, or drop its row(s) when its retries are spent.
 
         A dropped row remembers *column* as its culprit (the group's file records it, so that a
-        rerun keeps the drop only while that column is kept).  The task counts in ``group.outstanding`` until it is retried successfully or dropped.
+        rerun keeps the drop only while that column is kept).  The task counts in
+        ``group.outstanding`` until it is retried successfully or dropped.
         """
         if self.failures.record(column, group, row, exc):
             return

@@ -30,7 +30,9 @@ from cellfrontier.tracker import CompletionTracker
 __all__ = ["attach_kept", "buffer_names", "prefill_group", "read_kept"]
 
 
-def buffer_names(output_names: Sequence[str], reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]) -> list[str]:
+def buffer_names(
+    output_names: Sequence[str], reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]
+) -> list[str]:
     """The outputs a reused group holds as Python lists (every output but the carried ones)."""
     carried = {out for name in reuse.carried for out in by_name[name].outputs}
     return [name for name in output_names if name not in carried]
@@ -50,7 +52,9 @@ def read_kept(path: Path, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], 
     return table
 
 
-def attach_kept(group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], table: Any) -> None:
+def attach_kept(
+    group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], table: Any
+) -> None:
     """Put the kept values of *table* into *group*: lists where computed tasks read them, else carried."""
     stored = reuse.stored_rows
     whole = len(stored) == group.size
@@ -74,7 +78,9 @@ def attach_kept(group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, Co
         group.partial = {name: filled for name in reuse.kept if by_name[name].batch}
 
 
-def prefill_group(tracker: CompletionTracker, group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]) -> None:
+def prefill_group(
+    tracker: CompletionTracker, group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]
+) -> None:
     """Tell *tracker* what *group* keeps: the kept drops dropped, the kept cells and batches done."""
     rg, size = group.row_group, group.size
     if reuse.kept_dropped:

@@ -373,8 +373,7 @@ class ShardRunner:
             table = self._read_kept(path, reuse)
             attach_kept(group, reuse, self.by_name, table)
             prefill_group(self.tracker, group, reuse, self.by_name)
-            cells = sum(0 if self.by_name[name].batch else 1 for name in reuse.kept)
-            self.cells_kept += cells * len(reuse.stored_rows)
+            self.cells_kept += len(reuse.kept) * len(reuse.stored_rows)
         return group
 
     def _read_kept(self, path: Path, reuse: GroupReuse) -> Any:

@@ -50,7 +50,7 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -66,8 +66,12 @@ __all__ = [
     "MANIFEST_VERSION",
     "JobVersion",
     "adopt_version",
+    "job_version",
+    "legacy_columns",
     "legacy_fingerprint",
+    "newer_generation",
     "newest_version",
+    "planned_version",
     "read_manifest",
     "remove_older_generations",
     "resolve_version",
@@ -161,7 +165,9 @@ def _fingerprints(record: Mapping[str, Any], generation: int, order: list[str]) 
     return column_fingerprints(inputs, generation)
 
 
-def _with_generation(request: Mapping[str, Any], generation: int, previous: int | None, order: list[str]) -> dict[str, Any]:
+def _with_generation(
+    request: Mapping[str, Any], generation: int, previous: int | None, order: list[str]
+) -> dict[str, Any]:
     record = dict(request)
     record["generation"] = generation
     record["previous"] = previous
@@ -240,18 +246,64 @@ def newest_version(root: str | os.PathLike[str]) -> dict[str, Any] | None:
     return None
 
 
-def _job_version(layout: OutputLayout, record: Mapping[str, Any]) -> JobVersion:
-    legacy = None
-    first = _read_record(layout.version_path(1)) if record.get("generation") != 1 else record
-    if first is not None and first.get("migrated_from"):
-        legacy = {
-            name: (str(fp), tuple(first["columns"][name]["outputs"]))
-            for name, fp in first["fingerprints"].items()
-        }
-    return JobVersion(int(record["generation"]), record, dict(record["fingerprints"]), legacy)
+def _columns_of(record: Mapping[str, Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {
+        name: (str(fp), tuple(record["columns"][name]["outputs"]))
+        for name, fp in record["fingerprints"].items()
+    }
+
+
+def legacy_columns(
+    layout: OutputLayout, record: Mapping[str, Any]
+) -> dict[str, tuple[str, tuple[str, ...]]] | None:
+    """The columns files without a footer count as having: a migrated directory's version 1's.
+
+    None when the directory was not migrated (*record*, the version in use, may be that
+    version 1 itself, not yet on disk).
+    """
+    first = record if int(record["generation"]) == 1 else _read_record(layout.version_path(1))
+    if first is None or not first.get("migrated_from"):
+        return None
+    return _columns_of(first)
+
+
+def job_version(layout: OutputLayout, record: Mapping[str, Any]) -> JobVersion:
+    """The :class:`JobVersion` of *record* in the directory of *layout*."""
+    return JobVersion(
+        int(record["generation"]), record, dict(record["fingerprints"]), legacy_columns(layout, record)
+    )
 
 
 # ---------------------------------------------------------------------- switching
+
+
+def planned_version(spec: JobSpec) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``(current record or None, the record a run of *spec* runs as)``, writing nothing.
+
+    The planned record is the current one itself when the job is unchanged (the run resumes),
+    else the next generation's.  Raises what :func:`resolve_version` would refuse.
+    """
+    assert spec.output_dir is not None
+    root = Path(spec.output_dir)
+    if root.exists() and not root.is_dir():
+        raise OutputDirError(f"output_dir {str(root)!r} exists and is not a directory")
+    request = version_request(spec)
+    order = [column.name for column in spec.columns]
+    current = newest_version(root)
+    if current is None:
+        legacy = read_manifest(root)
+        record = _with_generation(request, 1, None, order)
+        if legacy is not None and legacy.get("version") == 1:
+            _check_legacy(root, legacy, spec)
+            record["migrated_from"] = _digest(legacy)
+        else:
+            _refuse_foreign(root)
+        return None, record
+    if version_key(current) == version_key(request):
+        return current, current
+    _check_switch(root, current, request)
+    generation = int(current["generation"]) + 1
+    return current, _with_generation(request, generation, int(current["generation"]), order)
 
 
 def resolve_version(spec: JobSpec) -> JobVersion:
@@ -263,43 +315,24 @@ def resolve_version(spec: JobSpec) -> JobVersion:
     """
     assert spec.output_dir is not None
     layout = OutputLayout(spec.output_dir)
-    root = layout.root
-    if root.exists() and not root.is_dir():
-        raise OutputDirError(f"output_dir {str(root)!r} exists and is not a directory")
-    request = version_request(spec)
-    key = version_key(request)
-    order = [column.name for column in spec.columns]
-    _remove_dead_writers_leftovers(root)
+    if layout.root.is_dir():
+        _remove_dead_writers_leftovers(layout.root)
     for _ in range(_MAX_SWITCHES):
-        current = newest_version(root)
-        if current is None:
-            legacy = read_manifest(root)
-            if legacy is not None and legacy.get("version") == 1:
-                _check_legacy(root, legacy, spec)
-                record = _with_generation(request, 1, None, order)
-                record["migrated_from"] = _digest(legacy)
-                _migrate_legacy_checkpoints(layout)
-            else:
-                _refuse_foreign(root)
-                record = _with_generation(request, 1, None, order)
-        else:
-            if version_key(current) == key:
-                version = _job_version(layout, current)
-                _publish_manifest(layout, current)
-                return version
-            _check_switch(root, current, request)
-            generation = int(current["generation"]) + 1
-            record = _with_generation(request, generation, int(current["generation"]), order)
+        current, record = planned_version(spec)
+        if record is current:
+            _publish_manifest(layout, record)
+            return job_version(layout, record)
+        if record.get("migrated_from"):
+            _migrate_legacy_checkpoints(layout)
         layout.create()
         layout.versions_dir.mkdir(parents=True, exist_ok=True)
-        payload = _encode(record)
-        if create_once(layout.version_path(int(record["generation"])), lambda h: h.write(payload), tag=_tag()):
+        if create_once(layout.version_path(int(record["generation"])), _writer(_encode(record)), tag=_tag()):
             _publish_manifest(layout, record)
-            return _job_version(layout, record)
+            return job_version(layout, record)
         # Another process created that generation first: read it and decide again.
     raise OutputDirError(
-        f"output_dir {str(root)!r} switched job versions {_MAX_SWITCHES} times while this run started: "
-        "several different jobs are being run on it at once; run one job per directory"
+        f"output_dir {str(layout.root)!r} switched job versions {_MAX_SWITCHES} times while this run "
+        "started: several different jobs are being run on it at once; run one job per directory"
     )
 
 
@@ -321,7 +354,7 @@ def adopt_version(layout: OutputLayout, spec: JobSpec, generation: int) -> JobVe
             f"output_dir {str(layout.root)!r} holds no job version {generation} of this job; run the "
             "job again (not one shard of it by hand) to start its version"
         )
-    return _job_version(layout, record)
+    return job_version(layout, record)
 
 
 def newer_generation(layout: OutputLayout, generation: int) -> int | None:
@@ -430,6 +463,11 @@ def _remove_dead_writers_leftovers(root: Path) -> None:
                     os.unlink(entry.path)
 
 
+def _writer(payload: bytes) -> Callable[[BinaryIO], object]:
+    """A ``write(file)`` callback that writes *payload*."""
+    return lambda handle: handle.write(payload)
+
+
 def _publish_manifest(layout: OutputLayout, record: Mapping[str, Any]) -> None:
     """Make the manifest a copy of the newest version's record (unless it already is)."""
     newest = newest_version(layout.root)
@@ -440,10 +478,7 @@ def _publish_manifest(layout: OutputLayout, record: Mapping[str, Any]) -> None:
         if layout.manifest_path.read_bytes() == payload:
             return
 
-    def write(handle: BinaryIO) -> None:
-        handle.write(payload)
-
-    replace_atomically(layout.manifest_path, write, tag=_tag())
+    replace_atomically(layout.manifest_path, _writer(payload), tag=_tag())
 
 
 def remove_older_generations(layout: OutputLayout, generation: int) -> None:

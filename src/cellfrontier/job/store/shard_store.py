@@ -198,7 +198,7 @@ class ShardStore:
         return state
 
     def refuse_if_superseded(self, when: str) -> None:
-        """Raise :class:`StaleShardError` if a newer attempt claimed the shard, or a newer job version started."""
+        """Raise :class:`StaleShardError` once a newer attempt claimed the shard, or a newer version began."""
         if self.claim is None:
             return
         newer = self.claim.newer_epoch()
@@ -243,7 +243,9 @@ class ShardStore:
             state.groups[rg] = values
             state.drops[rg] = dict(checkpoint.drops.get(rg, {}))
 
-    def _settle_written(self, state: ResumedShard, rg: int, stamp: GroupStamp, already_compacted: bool) -> None:
+    def _settle_written(
+        self, state: ResumedShard, rg: int, stamp: GroupStamp, already_compacted: bool
+    ) -> None:
         """A group whose file stands is done: make the tracker say so, truthfully, and compact it.
 
         The file is authoritative even when the checkpoint predates it: its surviving rows are
