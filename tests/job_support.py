@@ -51,7 +51,8 @@ class CallLog:
     call number *act_at* of this copy (1-based) it first writes *snapshot* (what *output_dir*
     holds as done then, when both are given), then sends *action* (``kill``: SIGKILL;
     ``sigint``; ``sigterm``) to *target* (by default the process making the call).  With
-    *marker*, a file created with ``O_EXCL``, only the first copy to get there acts.
+    *marker*, a file created with ``O_EXCL``, only the first copy to get there acts.  *held*
+    replaces :func:`held_cells` as what the snapshot reads (a rerun's view of what is done).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class CallLog:
         output_dir: Path | None = None,
         rows: int = 0,
         buffer: int = BUFFER,
+        held: Callable[[Path, int, int], set[tuple[str, int]]] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.act_at = act_at
@@ -74,6 +76,7 @@ class CallLog:
         self.target = target
         self.snapshot = None if snapshot is None else os.fspath(snapshot)
         self.output_dir, self.rows, self.buffer = output_dir, rows, buffer
+        self.held = held
         self.calls = 0
         self._fd: int | None = None
         self._pid = 0
@@ -99,7 +102,7 @@ class CallLog:
         self.calls += 1
         if self.calls == self.act_at and self._first_to_act():
             if self.snapshot is not None and self.output_dir is not None:
-                held = sorted(held_cells(self.output_dir, self.rows, self.buffer))
+                held = sorted((self.held or held_cells)(self.output_dir, self.rows, self.buffer))
                 Path(self.snapshot).write_text(json.dumps(held))
             os.kill(self.target if self.target is not None else os.getpid(), self.signal)
 

@@ -141,3 +141,52 @@ def downstream_of(name: str, graph: ExecutionGraph | None = None) -> set[str]:
                 found.add(column)
                 changed = True
     return found
+
+
+def held_now(output_dir: Path, rows: int, buffer: int = 1000) -> set[tuple[str, int]]:
+    """Every J12 cell the directory holds as done for its current job version, as ``(column, row)``.
+
+    A written group's cells of the columns whose fingerprint in its file is the current
+    version's, on the rows the file holds; plus what the current version's checkpoints hold of
+    active groups.  (Full columns count per row, as :class:`LoggedRows` logs them.)
+    """
+    from cellfrontier import CompletionTracker, SliceRef
+    from cellfrontier.job import OutputLayout, latest_checkpoint
+    from cellfrontier.job.store.generations import newest_version
+    from cellfrontier.job.store.group_files import read_group_stamp
+
+    record = newest_version(output_dir)
+    if record is None:
+        return set()
+    current = record["fingerprints"]
+    layout = OutputLayout(output_dir, int(record["generation"]))
+    groups = -(-rows // buffer)
+    written = layout.written_groups(0, groups)
+    held: set[tuple[str, int]] = set()
+    settled: set[int] = set()
+    for rg, path in written.items():
+        stamp = read_group_stamp(path)
+        if stamp is None or stamp.columns is None:
+            continue
+        kept = [name for name in NAMES if name in stamp.columns and stamp.columns[name][0] == current[name]]
+        stored = [r for r in range(stamp.size) if r not in stamp.dropped]
+        held.update((name, rg * buffer + r) for name in kept for r in stored)
+        if len(kept) == len(NAMES) and stamp.size == min(buffer, rows - rg * buffer):
+            settled.add(rg)
+    for shard in layout.shard_ranges():
+        checkpoint = latest_checkpoint(layout, shard)
+        if checkpoint is None:
+            continue
+        tracker = CompletionTracker.from_bytes(checkpoint.tracker, build_j12_graph())
+        for rg in tracker.active_row_groups():
+            if rg in settled:
+                continue
+            size = min(buffer, rows - rg * buffer)
+            for name in NAMES:
+                if name in CELL:
+                    held.update(
+                        (name, rg * buffer + r) for r in range(size) if tracker.is_complete(SliceRef(name, rg, r))
+                    )
+                elif tracker.is_complete(SliceRef(name, rg, None)):
+                    held.update((name, rg * buffer + r) for r in range(size))
+    return held
