@@ -4,7 +4,7 @@
 
 Runs (or resumes) J12 with every generator logging each cell it computes to CALL_LOG (after a
 ``# run`` marker) and pinned to the versions in VERSIONS_JSON (``{"bucket": "2"}``: an edit).
-Checkpoints come every 300 completed tasks, never by time.  ``--kill-at`` SIGKILLs the process
+Row groups of 100 rows; checkpoints come every 300 completed tasks, never by time.  ``--kill-at`` SIGKILLs the process
 at the N-th time it reaches STEP:
 
 - ``call``: a generator call (the call is logged first);
@@ -77,6 +77,7 @@ def main() -> int:
         args.output_dir,
         args.rows,
         pinned_j12(log, json.loads(args.versions)),
+        buffer_size=100,
         checkpoint_every=300,
         checkpoint_interval=1e9,
         max_active_row_groups=2,

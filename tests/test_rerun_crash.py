@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.process, pytest.mark.skipif(sys.platform == "win32", r
 
 WORKER = Path(__file__).with_name("rerun_worker.py")
 ROWS = 4500
+BUFFER = 100  # 45 row groups: rounds of the loop, and so checkpoints, come often
 EDIT = {"bucket": "2"}
 CHANGED = downstream_of("bucket")
 
@@ -62,7 +63,7 @@ def test_a_rerun_killed_at_a_step_resumes_to_the_exact_dataset(tmp_path: Path, k
     out, log_path = tmp_path / "out", tmp_path / "calls"
     log = CallLog(log_path)
     log.note("run")
-    j12_job(out, ROWS, pinned_j12(log)).run()
+    j12_job(out, ROWS, pinned_j12(log), buffer_size=BUFFER).run()
 
     killed = run_worker(out, log_path, kill)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -71,7 +72,7 @@ def test_a_rerun_killed_at_a_step_resumes_to_the_exact_dataset(tmp_path: Path, k
         assert record is not None and record["generation"] == 2
         manifest = read_manifest(out)
         assert manifest is not None and manifest["generation"] == (1 if kill[0] == "switched" else 2)
-    held = held_now(out, ROWS)
+    held = held_now(out, ROWS, BUFFER)
     if kill in (("call", 9_000), ("replace", 3)):  # the killed run had saved changed cells: kept now
         assert {c for c in held if c[0] in CHANGED}
     resumed = run_worker(out, log_path)
