@@ -101,7 +101,14 @@ def pinned_j12(
     return out
 
 
-def j12_job(out: Path | None, rows: int, generators: Mapping[str, Any], *, graph: ExecutionGraph | None = None, **options: Any) -> Job:
+def j12_job(
+    out: Path | None,
+    rows: int,
+    generators: Mapping[str, Any],
+    *,
+    graph: ExecutionGraph | None = None,
+    **options: Any,
+) -> Job:
     """J12 (or *graph*) over *generators*, no progress shown, failures dropping rows without stopping."""
     settings: dict[str, Any] = {
         "buffer_size": 1000,
@@ -185,7 +192,9 @@ def held_now(output_dir: Path, rows: int, buffer: int = 1000) -> set[tuple[str, 
             for name in NAMES:
                 if name in CELL:
                     held.update(
-                        (name, rg * buffer + r) for r in range(size) if tracker.is_complete(SliceRef(name, rg, r))
+                        (name, rg * buffer + r)
+                        for r in range(size)
+                        if tracker.is_complete(SliceRef(name, rg, r))
                     )
                 elif tracker.is_complete(SliceRef(name, rg, None)):
                     held.update((name, rg * buffer + r) for r in range(size))

@@ -42,7 +42,9 @@ def test_newer_versions_replace_older_files_and_nothing_else_replaces_anything(t
     assert sorted(p.name for p in layout.data_dir.iterdir()) == ["part-00000002.parquet"]  # no leftovers
 
 
-def test_the_fence_is_checked_after_the_new_file_is_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_fence_is_checked_after_the_new_file_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A newer version's file landing between the write and the rename is not overwritten."""
     layout = OutputLayout(tmp_path)
     layout.create()

@@ -226,3 +226,49 @@ def test_a_shard_lost_too_often_says_how_to_resume() -> None:
         ShardLostError, match=r"\[3, 6\) lost 3 workers.*allowed-failures=2.*run the job again"
     ):
         _outcome(LostFuture(), range(3, 6))
+
+
+@pytest.mark.process
+def test_a_rerun_with_a_worker_killed_keeps_every_kept_cell(client: Any, tmp_path: Path) -> None:
+    """J12 run once locally; then rerun on the cluster with ``bucket`` edited, a worker killed mid-way.
+
+    The kept columns are never called by the rerun, a cell a checkpoint held when the worker
+    died is not computed again, and the dataset is exact.
+    """
+    from rerun_support import NAMES, downstream_of, held_now, j12_job, pinned_j12
+
+    rows, buffer = 4_000, 100
+    out, first_calls, calls = tmp_path / "out", tmp_path / "calls-first", tmp_path / "calls"
+    marker, snapshot = tmp_path / "killed", tmp_path / "held-at-kill.json"
+    j12_job(out, rows, pinned_j12(CallLog(first_calls)), buffer_size=buffer).run()
+    log = CallLog(
+        calls,
+        act_at=1_500,
+        marker=marker,
+        snapshot=snapshot,
+        output_dir=out,
+        rows=rows,
+        buffer=buffer,
+        held=held_now,
+    )
+    job = j12_job(
+        out,
+        rows,
+        pinned_j12(log, {"bucket": "2"}),
+        buffer_size=buffer,
+        max_active_row_groups=2,
+        checkpoint_every=300,
+        checkpoint_interval=1e9,
+    )
+    result = bounded(lambda: job.run(client=client))
+    assert marker.exists()  # a worker was killed mid-run
+    check_j12_output(table_dict(result), rows)
+    counts = count_calls(calls)
+    changed = downstream_of("bucket")
+    assert set(counts) == {(name, i) for name in changed for i in range(rows)}  # nothing kept was called
+    held = {task for task in read_snapshot(snapshot) if task[0] in changed}
+    assert held  # the killed attempt had checkpointed changed cells
+    again = {task for task in held if counts[task] > 1}
+    assert not again, f"{len(again)} cells a checkpoint held were computed again, e.g. {sorted(again)[:3]}"
+    assert set(NAMES) - changed == {"region", "price", "order_id", "row_key", "h"}
+    assert max(s.epoch for s in result.shards) == 2  # the killed shard resumed as a second attempt

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from job_support import CallLog
 from rerun_support import (
-    CELL,
     NAMES,
     cells,
     downstream_of,
@@ -30,7 +29,7 @@ from cellfrontier import Job, OutputDirError, RerunRefusedError, generator
 from cellfrontier.job import OutputLayout
 from cellfrontier.job.store.generations import legacy_fingerprint, newest_version, read_manifest
 from cellfrontier.job.store.group_files import read_group_stamp
-from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_generators
+from cellfrontier.testing.j12 import build_j12_graph, check_j12_output
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -106,7 +105,10 @@ def test_add_and_remove_a_column(setup: Any) -> None:
     graph = build_j12_graph()
     graph.add_column("extra", "cell_by_cell")
     graph.add_edge("h", "extra")
-    generators = {**pinned_j12(log), "extra": generator(LoggedCellAs("extra", extra_from_h, log), version="1")}
+    generators = {
+        **pinned_j12(log),
+        "extra": generator(LoggedCellAs("extra", extra_from_h, log), version="1"),
+    }
     job = j12_job(out, ROWS, generators, graph=graph)
     plan = job.plan_rerun()
     assert plan.added == ("extra",) and not plan.recomputed and not plan.removed
@@ -196,7 +198,9 @@ def test_shrinking_or_another_buffer_size_is_refused_with_the_directory_untouche
     out, log_path, log = setup
     j12_job(out, ROWS, pinned_j12(log)).run()
     before = _tree(out)
-    with pytest.raises(RerunRefusedError, match=r"num_records=4,500.*asks for 4,000.*keep num_records >= 4,500"):
+    with pytest.raises(
+        RerunRefusedError, match=r"num_records=4,500.*asks for 4,000.*keep num_records >= 4,500"
+    ):
         j12_job(out, 4000, pinned_j12(log)).run()
     with pytest.raises(RerunRefusedError, match=r"buffer_size=1000.*buffer_size=500.*use buffer_size=1000"):
         j12_job(out, ROWS, pinned_j12(log), buffer_size=500).plan_rerun()
@@ -216,7 +220,9 @@ def test_drops_of_a_kept_column_stay_and_a_recomputed_columns_get_another_chance
     assert stamp is not None and set(stamp.dropped.values()) == {"total"}
 
     # `final` changes, `total` (which dropped the rows) is kept: the drops stay, total is not called.
-    result, calls = calls_of(log_path, j12_job(out, ROWS, pinned_j12(log, {"final": "2"}, failing={"total": 3})).run)
+    result, calls = calls_of(
+        log_path, j12_job(out, ROWS, pinned_j12(log, {"final": "2"}, failing={"total": 3})).run
+    )
     assert calls == cells({"final"}, sorted(set(range(ROWS)) - dropped))
     assert result.dropped == len(dropped)
 

@@ -56,7 +56,15 @@ def output_data(out: Path) -> dict[str, list[object]]:
 
 @pytest.mark.parametrize(
     "kill",
-    [("call", 1), ("call", 2_600), ("call", 9_000), ("replace", 1), ("replace", 3), ("switched", 1), ("published", 1)],
+    [
+        ("call", 1),
+        ("call", 2_600),
+        ("call", 9_000),
+        ("replace", 1),
+        ("replace", 3),
+        ("switched", 1),
+        ("published", 1),
+    ],
     ids=lambda k: f"{k[0]}-{k[1]}" if isinstance(k, tuple) else str(k),
 )
 def test_a_rerun_killed_at_a_step_resumes_to_the_exact_dataset(tmp_path: Path, kill: tuple[str, int]) -> None:
