@@ -1,11 +1,11 @@
-"""Worker process for ``test_rerun_crash.py``: J12 (pinned, logged) run on OUTPUT_DIR, killed at a chosen step.
+"""Worker process for ``test_rerun_crash.py``: J12 (pinned, logged) on OUTPUT_DIR, killed at a chosen step.
 
     python rerun_worker.py OUTPUT_DIR CALL_LOG ROWS VERSIONS_JSON [--kill-at STEP N]
 
 Runs (or resumes) J12 with every generator logging each cell it computes to CALL_LOG (after a
 ``# run`` marker) and pinned to the versions in VERSIONS_JSON (``{"bucket": "2"}``: an edit).
-Row groups of 100 rows; checkpoints come every 300 completed tasks, never by time.  ``--kill-at`` SIGKILLs the process
-at the N-th time it reaches STEP:
+Row groups of 100 rows; checkpoints come every 300 completed tasks, never by time.
+``--kill-at`` SIGKILLs the process at the N-th time it reaches STEP:
 
 - ``call``: a generator call (the call is logged first);
 - ``replace``: a row group's file replacement, after the new file is durable and before it is

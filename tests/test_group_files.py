@@ -30,12 +30,15 @@ def values(layout: OutputLayout) -> list[int]:
 def test_newer_versions_replace_older_files_and_nothing_else_replaces_anything(tmp_path: Path) -> None:
     layout = OutputLayout(tmp_path)
     layout.create()
-    assert write_group_file(layout, stamp(2), ["x"], data(2), tag="g000002e000001") == 3
-    write_group_file(layout, stamp(2), ["x"], data(99), tag="g000002e000002")  # same version: first wins
+    assert write_group_file(layout, stamp(2), ["x"], data(2), tag="g000002e000001", previous=None) == 3
+    # Another attempt of the same version: the first write wins.
+    write_group_file(layout, stamp(2), ["x"], data(99), tag="g000002e000002", previous=None)
     assert values(layout) == [2, 2, 2]
-    write_group_file(layout, stamp(1), ["x"], data(1), tag="g000001e000009")  # a stale older version
+    # Stale attempts of an older version, started without a file or from an even older one.
+    write_group_file(layout, stamp(1), ["x"], data(1), tag="g000001e000009", previous=None)
+    write_group_file(layout, stamp(1), ["x"], data(1), tag="g000001e000009", previous=0)
     assert values(layout) == [2, 2, 2]
-    write_group_file(layout, stamp(3), ["x"], data(3), tag="g000003e000001")  # a newer version replaces
+    write_group_file(layout, stamp(3), ["x"], data(3), tag="g000003e000001", previous=2)  # a newer version
     assert values(layout) == [3, 3, 3]
     found = read_group_stamp(layout.part_path(2))
     assert found is not None and found.generation == 3 and found.columns == {"x": ("fp3", ("x",))}
@@ -48,17 +51,17 @@ def test_the_fence_is_checked_after_the_new_file_is_durable(
     """A newer version's file landing between the write and the rename is not overwritten."""
     layout = OutputLayout(tmp_path)
     layout.create()
-    write_group_file(layout, stamp(1), ["x"], data(1), tag="g000001e000001")
+    write_group_file(layout, stamp(1), ["x"], data(1), tag="g000001e000001", previous=None)
     real = group_files.stamp_still_older
     asked: list[int] = []
 
     def newer_lands_first(path: Path, generation: int) -> bool:
         asked.append(generation)
         if generation == 2:  # version 3 replaces the file while version 2's write is under way
-            write_group_file(layout, stamp(3), ["x"], data(3), tag="g000003e000001")
+            write_group_file(layout, stamp(3), ["x"], data(3), tag="g000003e000001", previous=1)
         return real(path, generation)
 
     monkeypatch.setattr(group_files, "stamp_still_older", newer_lands_first)
-    write_group_file(layout, stamp(2), ["x"], data(2), tag="g000002e000001")
+    write_group_file(layout, stamp(2), ["x"], data(2), tag="g000002e000001", previous=1)
     assert asked == [2, 3] and values(layout) == [3, 3, 3]
     assert sorted(p.name for p in layout.data_dir.iterdir()) == ["part-00000002.parquet"]

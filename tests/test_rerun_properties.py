@@ -1,4 +1,4 @@
-"""Property: any sequence of edits and reruns on one directory ends with what a fresh run of the final job gives.
+"""Property: any sequence of edits and reruns on one directory ends as a fresh run of the final job.
 
 Edits drawn by hypothesis, applied one after another to the same ``output_dir``, each followed
 by a run: a column's version bumped (it and its downstream change), a cell column made to fail

@@ -55,9 +55,14 @@ class GroupWriter:
         """Writes are under way, or finished and not yet collected."""
         return bool(self.writes)
 
-    def submit(self, stamp: GroupStamp, data: Mapping[str, Any]) -> None:
-        """Start writing the group *stamp* describes (*data*: ``_row`` and every output on its live rows)."""
-        future = self.pool.submit(write_group_file, self.layout, stamp, self.names, data, tag=self.tag)
+    def submit(self, stamp: GroupStamp, data: Mapping[str, Any], previous: int | None = None) -> None:
+        """Start writing the group *stamp* describes (*data*: ``_row`` and every output on its live rows).
+
+        *previous* is the job version of the file the group started from (None: none).
+        """
+        future = self.pool.submit(
+            write_group_file, self.layout, stamp, self.names, data, tag=self.tag, previous=previous
+        )
         self.writes[stamp.row_group] = future
         future.add_done_callback(self._done)
 

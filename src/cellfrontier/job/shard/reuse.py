@@ -27,7 +27,7 @@ from cellfrontier.job.store.group_files import read_group_columns
 from cellfrontier.job.store.group_reuse import GroupReuse
 from cellfrontier.tracker import CompletionTracker
 
-__all__ = ["attach_kept", "buffer_names", "prefill_group", "read_kept"]
+__all__ = ["attach_kept", "buffer_names", "prefill_group", "read_kept", "to_python"]
 
 
 def buffer_names(
@@ -52,6 +52,26 @@ def read_kept(path: Path, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], 
     return table
 
 
+def to_python(column: Any) -> list[Any]:
+    """An Arrow column's values as a Python list, as the generators gave them.
+
+    Through numpy where that is exact and some twenty times faster than ``to_pylist()``:
+    strings and binaries, and integers, floats and booleans without nulls.  Anything else
+    (nulls in numbers, nested types, dates) goes through ``to_pylist()``.
+    """
+    import pyarrow.types as types
+
+    kind = column.type
+    if (types.is_string(kind) or types.is_large_string(kind) or types.is_binary(kind)) or (
+        column.null_count == 0
+        and (types.is_integer(kind) or types.is_floating(kind) or types.is_boolean(kind))
+    ):
+        values: list[Any] = column.to_numpy(zero_copy_only=False).tolist()
+        return values
+    result: list[Any] = column.to_pylist()
+    return result
+
+
 def attach_kept(
     group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec], table: Any
 ) -> None:
@@ -65,7 +85,7 @@ def attach_kept(
             if name not in lists:
                 group.carried[out] = column.combine_chunks() if hasattr(column, "combine_chunks") else column
                 continue
-            values = column.to_pylist()
+            values = to_python(column)
             buffer = group.columns[out]
             if whole:
                 buffer[:] = values

@@ -41,7 +41,9 @@ group is compacted, so a checkpoint stops holding a group's values only once its
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -84,6 +86,8 @@ _MAX_QUEUED_WRITES = 4
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
 _MAX_SECONDS_WITHOUT_YIELD = 0.02
+_PREFETCH_GROUPS = 4
+"""Upgraded groups whose kept columns are read ahead, on a thread, before they are admitted."""
 """Longest stretch of inline work before the loop lets other coroutines of the event loop run."""
 
 
@@ -140,6 +144,10 @@ class ShardRunner:
         self.memory: dict[int, dict[str, list[Any]]] = {}
         self.reuse: dict[int, tuple[Path, GroupReuse]] = {}
         """Written groups this run upgrades, and what it keeps of each (from the store)."""
+        self.previous: dict[int, int] = {}
+        """The job version of the file each upgraded group replaces."""
+        self.reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self.prefetched: dict[int, concurrent.futures.Future[tuple[Any, float]]] = {}
         self.stop_signal: int | None = None
         self.wakeup: Wakeup | None = None
 
@@ -218,6 +226,7 @@ class ShardRunner:
                 group.culprits = state.drops.get(rg, {})
                 if rg in self.reuse:  # an upgrade under way: its kept values come from the file again
                     path, reuse = self.reuse.pop(rg)
+                    self.previous[rg] = reuse.generation
                     if reuse.kept:
                         attach_kept(group, reuse, self.by_name, self._read_kept(path, reuse))
                 self.groups[rg] = group
@@ -359,6 +368,8 @@ class ShardRunner:
             self.computing += 1
             self.tracker.add_root_tasks(rg, size)
             self.dirty[rg] = group
+        if self.reuse:
+            self._prefetch()
         if self.computing > self.peak_active:
             self.peak_active = self.computing
         if len(self.groups) > self.peak_held:
@@ -369,6 +380,7 @@ class ShardRunner:
         """A written group to upgrade: its kept values read back, its tracker state prefilled."""
         base = rg * self.spec.buffer_size
         group = GroupBuffers(rg, size, base, buffer_names(self.output_names, reuse, self.by_name))
+        self.previous[rg] = reuse.generation
         if reuse.kept:
             table = self._read_kept(path, reuse)
             attach_kept(group, reuse, self.by_name, table)
@@ -376,10 +388,27 @@ class ShardRunner:
             self.cells_kept += len(reuse.kept) * len(reuse.stored_rows)
         return group
 
-    def _read_kept(self, path: Path, reuse: GroupReuse) -> Any:
+    def _prefetch(self) -> None:
+        """Start reading the kept columns of the next upgraded groups to admit (the read releases the GIL)."""
+        if self.reader is None:
+            self.reader = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="cellfrontier-reader")
+        for rg in itertools.islice(self.pending, _PREFETCH_GROUPS):
+            if len(self.prefetched) >= _PREFETCH_GROUPS:
+                return
+            found = self.reuse.get(rg)
+            if found is not None and found[1].kept and rg not in self.prefetched:
+                self.prefetched[rg] = self.reader.submit(self._timed_read, *found)
+
+    def _timed_read(self, path: Path, reuse: GroupReuse) -> tuple[Any, float]:
         started = time.perf_counter()
         table = read_kept(path, reuse, self.by_name, reuse.row_group * self.spec.buffer_size)
-        self.readback_seconds += time.perf_counter() - started
+        return table, time.perf_counter() - started
+
+    def _read_kept(self, path: Path, reuse: GroupReuse) -> Any:
+        """The kept columns of an upgraded group: read ahead already, or now."""
+        future = self.prefetched.pop(reuse.row_group, None)
+        table, seconds = future.result() if future is not None else self._timed_read(path, reuse)
+        self.readback_seconds += seconds
         return table
 
     # ------------------------------------------------------------------ advancing a group
@@ -424,7 +453,7 @@ class ShardRunner:
             self.bytes_per_group = estimate
         data, live = group.final_values(self.output_names)
         if self.writer is not None:
-            self.writer.submit(self._stamp(group, live), data)
+            self.writer.submit(self._stamp(group, live), data, self.previous.pop(rg, None))
         else:
             self.memory[rg] = data
             self._release(rg, live)
@@ -480,6 +509,8 @@ class ShardRunner:
 
     def _close_pools(self) -> None:
         self.dispatch.close()
+        if self.reader is not None:
+            self.reader.shutdown(wait=True, cancel_futures=True)
         if self.writer is not None:
             self.writer.close()
 

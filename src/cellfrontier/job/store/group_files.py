@@ -115,7 +115,8 @@ def read_group_stamp(path: Path, *, legacy_size: int = 0, legacy_base: int = 0) 
     """
     _, pq = require_pyarrow("reading output_dir")
     try:
-        metadata = pq.read_metadata(path)
+        with open(path, "rb") as handle:  # an open file: pyarrow resolves no filesystem
+            metadata = pq.read_metadata(handle)
     except FileNotFoundError:
         return None
     rows = int(metadata.num_rows)
@@ -134,7 +135,8 @@ def read_group_stamp(path: Path, *, legacy_size: int = 0, legacy_base: int = 0) 
 def read_group_columns(path: Path, names: Sequence[str]) -> Any:
     """The ``_row`` column and the columns *names* of the group file at *path*, as a pyarrow Table."""
     _, pq = require_pyarrow("reading output_dir")
-    return pq.read_table(path, columns=[ROW_COLUMN, *names], use_threads=False)
+    with open(path, "rb") as handle, pq.ParquetFile(handle) as parquet:  # no dataset discovery
+        return parquet.read(columns=[ROW_COLUMN, *names], use_threads=False)
 
 
 def stamp_still_older(path: Path, generation: int) -> bool:
@@ -153,18 +155,23 @@ def write_group_file(
     data: Mapping[str, Any],
     *,
     tag: str,
+    previous: int | None,
 ) -> int:
     """Write the finished group *stamp* describes (module doc); returns the rows of the file that stands.
 
     *data* maps ``_row`` and every name in *names* to the values of the group's live rows
     (lists, or pyarrow arrays carried over from the previous file).  *tag* names the writing
-    attempt in the temporary file's name (``g<generation>e<epoch>``).
+    attempt in the temporary file's name (``g<generation>e<epoch>``).  *previous* is the job
+    version of the file the group started from, None when there was none: the write then goes
+    straight to its one check (the hard link that fails on an existing file, or the fence
+    before the rename) instead of reading the file's footer first.
     """
     _, pq = require_pyarrow("writing row groups to output_dir")
     path = layout.part_path(stamp.row_group)
-    existing = read_group_stamp(path)
-    if existing is not None and existing.generation >= stamp.generation:
-        return existing.rows  # this version (another attempt) or a newer one wrote it first
+    if previous is not None and previous >= stamp.generation:
+        existing = read_group_stamp(path)
+        if existing is not None:
+            return existing.rows  # this version (another attempt) or a newer one wrote it first
     table = table_from_columns([ROW_COLUMN, *names], data, where=f"row group {stamp.row_group}")
     metadata = dict(table.schema.metadata or {})
     metadata[GROUP_META_KEY] = json.dumps(stamp.to_json(), separators=(",", ":")).encode("utf-8")
@@ -173,12 +180,11 @@ def write_group_file(
     def write(handle: Any) -> None:
         pq.write_table(table, handle)
 
-    if existing is None:
+    if previous is None:
         if create_once(path, write, tag=tag):
             return int(table.num_rows)
-        existing = read_group_stamp(path)
-        assert existing is not None
-        if existing.generation >= stamp.generation:
+        existing = read_group_stamp(path)  # another attempt, or another version, wrote it meanwhile
+        if existing is not None and existing.generation >= stamp.generation:
             return existing.rows
     generation = stamp.generation
     if replace_if(path, write, still_wanted=lambda: stamp_still_older(path, generation), tag=tag):

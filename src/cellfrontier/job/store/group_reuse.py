@@ -46,6 +46,8 @@ class GroupReuse:
 
     row_group: int
     size: int
+    generation: int
+    """The job version of the file (0: written before versions)."""
     kept: tuple[str, ...]
     """Columns whose stored values are kept (topological order)."""
     computed: tuple[str, ...]
@@ -110,9 +112,12 @@ def plan_group_reuse(
     computed = tuple(c.name for c in columns if c.name not in kept_set)
     removed = tuple(sorted(name for name in stored if name not in current))
     kept_dropped = {row: culprit for row, culprit in stamp.dropped.items() if culprit in kept_set}
-    stored_rows = tuple(r for r in range(stamp.size) if r not in stamp.dropped)
-    stored_set = set(stored_rows)
-    new_rows = tuple(r for r in range(size) if r not in stored_set and r not in kept_dropped)
+    if stamp.dropped:
+        stored_rows = tuple(r for r in range(stamp.size) if r not in stamp.dropped)
+        stored_set = set(stored_rows)
+        new_rows = tuple(r for r in range(size) if r not in stored_set and r not in kept_dropped)
+    else:
+        stored_rows, new_rows = tuple(range(stamp.size)), tuple(range(stamp.size, size))
     if new_rows:
         as_lists = kept
     else:
@@ -121,6 +126,7 @@ def plan_group_reuse(
     return GroupReuse(
         row_group=stamp.row_group,
         size=size,
+        generation=stamp.generation,
         kept=kept,
         computed=computed,
         removed=removed,
