@@ -186,22 +186,38 @@ def held_cells(output_dir: Path, rows: int, buffer: int = BUFFER) -> set[tuple[s
                 held.update((name, i) for i in range(rg * buffer, min(rows, (rg + 1) * buffer)))
             else:
                 held.add((name, rg))
+    held |= checkpointed_cells(layout, rows, buffer, skip=set(written), batch_rows=False)
+    return held
+
+
+def checkpointed_cells(
+    layout: OutputLayout, rows: int, buffer: int, *, skip: set[int], batch_rows: bool
+) -> set[tuple[str, int]]:
+    """The J12 tasks the newest checkpoint of every shard of *layout* holds done, groups in *skip* aside.
+
+    A full column's task is ``(column, row group)``, or with *batch_rows* one ``(column, row)`` per row.
+    """
+    held: set[tuple[str, int]] = set()
     for shard in layout.shard_ranges():
         checkpoint = latest_checkpoint(layout, shard)
         if checkpoint is None:
             continue
         tracker = CompletionTracker.from_bytes(checkpoint.tracker, build_j12_graph())
         for rg in tracker.active_row_groups():
-            if rg in written:
+            if rg in skip:
                 continue
             size = min(buffer, rows - rg * buffer)
             for name, strategy, _ in J12_COLUMNS:
                 if strategy == "cell_by_cell":
-                    for r in range(size):
-                        if tracker.is_complete(SliceRef(name, rg, r)):
-                            held.add((name, rg * buffer + r))
+                    held.update(
+                        (name, rg * buffer + r)
+                        for r in range(size)
+                        if tracker.is_complete(SliceRef(name, rg, r))
+                    )
                 elif tracker.is_complete(SliceRef(name, rg, None)):
-                    held.add((name, rg))
+                    held.update((name, rg * buffer + r) for r in range(size)) if batch_rows else held.add(
+                        (name, rg)
+                    )
     return held
 
 

@@ -15,24 +15,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from job_support import CallLog
+from job_support import CallLog, LoggedCell, checkpointed_cells
 
 from cellfrontier import ExecutionGraph, Job, generator
 from cellfrontier.testing.j12 import J12_COLUMNS, build_j12_graph, j12_generators
 
 CELL = {c.name for c in J12_COLUMNS if c.strategy == "cell_by_cell"}
 NAMES = [c.name for c in J12_COLUMNS]
-
-
-class LoggedCell:
-    """A cell generator that logs ``column row`` before computing."""
-
-    def __init__(self, name: str, fn: Callable[[Mapping[str, Any]], Any], log: CallLog) -> None:
-        self.name, self.fn, self.log = name, fn, log
-
-    def __call__(self, row: Mapping[str, Any]) -> Any:
-        self.log.record(self.name, row["_row"])
-        return self.fn(row)
 
 
 class LoggedRows:
@@ -157,8 +146,7 @@ def held_now(output_dir: Path, rows: int, buffer: int = 1000) -> set[tuple[str, 
     version's, on the rows the file holds; plus what the current version's checkpoints hold of
     active groups.  (Full columns count per row, as :class:`LoggedRows` logs them.)
     """
-    from cellfrontier import CompletionTracker, SliceRef
-    from cellfrontier.job import OutputLayout, latest_checkpoint
+    from cellfrontier.job import OutputLayout
     from cellfrontier.job.store.generations import newest_version
     from cellfrontier.job.store.group_files import read_group_stamp
 
@@ -180,22 +168,5 @@ def held_now(output_dir: Path, rows: int, buffer: int = 1000) -> set[tuple[str, 
         held.update((name, rg * buffer + r) for name in kept for r in stored)
         if len(kept) == len(NAMES) and stamp.size == min(buffer, rows - rg * buffer):
             settled.add(rg)
-    for shard in layout.shard_ranges():
-        checkpoint = latest_checkpoint(layout, shard)
-        if checkpoint is None:
-            continue
-        tracker = CompletionTracker.from_bytes(checkpoint.tracker, build_j12_graph())
-        for rg in tracker.active_row_groups():
-            if rg in settled:
-                continue
-            size = min(buffer, rows - rg * buffer)
-            for name in NAMES:
-                if name in CELL:
-                    held.update(
-                        (name, rg * buffer + r)
-                        for r in range(size)
-                        if tracker.is_complete(SliceRef(name, rg, r))
-                    )
-                elif tracker.is_complete(SliceRef(name, rg, None)):
-                    held.update((name, rg * buffer + r) for r in range(size))
+    held |= checkpointed_cells(layout, rows, buffer, skip=settled, batch_rows=True)
     return held

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from job_support import CallLog
+from job_support import CallLog, LoggedCell
 from rerun_support import (
     NAMES,
     cells,
@@ -80,23 +80,12 @@ def test_a_code_change_recomputes_only_that_column(setup: Any) -> None:
     out, log_path, log = setup
     j12_job(out, ROWS, pinned_j12(log)).run()
     generators = pinned_j12(log)
-    generators["final"] = LoggedFinal(final_hash, log)  # not pinned: its code decides
+    generators["final"] = LoggedCell("final", final_hash, log)  # not pinned: its code decides
     result, calls = calls_of(log_path, j12_job(out, ROWS, generators).run)
     assert calls == cells({"final"}, range(ROWS))
     fresh = j12_job(None, ROWS, generators).run()
     assert data_of(result) == data_of(fresh)
     assert data_of(result)["final"][7].count("#") == 2
-
-
-class LoggedFinal:
-    """``final`` fingerprinted by its code: the function it calls is what it is."""
-
-    def __init__(self, fn: Any, log: CallLog) -> None:
-        self.fn, self.log = fn, log
-
-    def __call__(self, row: Any) -> Any:
-        self.log.record("final", row["_row"])
-        return self.fn(row)
 
 
 def test_add_and_remove_a_column(setup: Any) -> None:
@@ -107,7 +96,7 @@ def test_add_and_remove_a_column(setup: Any) -> None:
     graph.add_edge("h", "extra")
     generators = {
         **pinned_j12(log),
-        "extra": generator(LoggedCellAs("extra", extra_from_h, log), version="1"),
+        "extra": generator(LoggedCell("extra", extra_from_h, log), version="1"),
     }
     job = j12_job(out, ROWS, generators, graph=graph)
     plan = job.plan_rerun()
@@ -132,15 +121,6 @@ def test_add_and_remove_a_column(setup: Any) -> None:
     assert "extra" not in table.column_names and "final" not in table.column_names
     for path in (out / "data").glob("*.parquet"):
         assert "final" not in pq.read_schema(path).names
-
-
-class LoggedCellAs:
-    def __init__(self, name: str, fn: Any, log: CallLog) -> None:
-        self.name, self.fn, self.log = name, fn, log
-
-    def __call__(self, row: Any) -> Any:
-        self.log.record(self.name, row["_row"])
-        return self.fn(row)
 
 
 def _without(graph: Any, column: str) -> Any:
@@ -256,7 +236,7 @@ def test_a_directory_of_the_format_before_versions_is_migrated_by_the_same_job(s
     job.run(row_groups=range(0, 3))
     _make_legacy(out, job)
     before = _tree(out)
-    edited = {**generators, "final": LoggedFinal(final_hash, log)}  # another generator: version 1 saw that
+    edited = {**generators, "final": final_hash}  # another generator: version 1 told that apart
     with pytest.raises(RerunRefusedError, match=r"before job versions.*run the job it was made with once"):
         j12_job(out, ROWS, edited).run()
     assert _tree(out) == before

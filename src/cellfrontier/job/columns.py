@@ -78,18 +78,14 @@ DEFAULT_BLOCKING_BATCH = 64
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class BlockingGenerator:
-    """A plain generator marked to run on the thread pool (what :func:`blocking` returns).
+class _GeneratorWrapper:
+    """A wrapper that calls *fn* and carries its names: marking a generator for one job leaves
+    the function itself unchanged for every other use."""
 
-    A wrapper rather than an attribute set on the function, so that marking a function for
-    one job leaves the function itself unchanged for every other use.
-    """
+    __slots__ = ("__dict__", "__wrapped__")
 
-    __slots__ = ("__dict__", "__wrapped__", "batch_size")
-
-    def __init__(self, fn: Callable[..., Any], batch_size: int) -> None:
+    def __init__(self, fn: Callable[..., Any]) -> None:
         self.__wrapped__ = fn
-        self.batch_size = batch_size
         for name in ("__module__", "__name__", "__qualname__", "__doc__"):
             value = getattr(fn, name, None)
             if value is not None:
@@ -97,6 +93,20 @@ class BlockingGenerator:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__wrapped__(*args, **kwargs)
+
+
+class BlockingGenerator(_GeneratorWrapper):
+    """A plain generator marked to run on the thread pool (what :func:`blocking` returns).
+
+    A wrapper rather than an attribute set on the function, so that marking a function for
+    one job leaves the function itself unchanged for every other use.
+    """
+
+    __slots__ = ("batch_size",)
+
+    def __init__(self, fn: Callable[..., Any], batch_size: int) -> None:
+        super().__init__(fn)
+        self.batch_size = batch_size
 
     def __repr__(self) -> str:
         return f"blocking({self.__wrapped__!r})"
@@ -129,26 +139,19 @@ def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -
     return mark if fn is None else mark(fn)
 
 
-class VersionedGenerator:
+class VersionedGenerator(_GeneratorWrapper):
     """A generator with rerun options (what :func:`generator` returns): ``version``, ``volatile``.
 
     A wrapper, like :class:`BlockingGenerator`, so the function itself stays unchanged; the
     job unwraps it when it resolves the columns, so calls pay nothing for it.
     """
 
-    __slots__ = ("__dict__", "__wrapped__", "version", "volatile")
+    __slots__ = ("version", "volatile")
 
     def __init__(self, fn: Callable[..., Any], version: str | None, volatile: bool) -> None:
-        self.__wrapped__ = fn
+        super().__init__(fn)
         self.version = version
         self.volatile = volatile
-        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
-            value = getattr(fn, name, None)
-            if value is not None:
-                self.__dict__[name] = value
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__wrapped__(*args, **kwargs)
 
     def __repr__(self) -> str:
         options = [f"version={self.version!r}"] if self.version is not None else []

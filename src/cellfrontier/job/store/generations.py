@@ -210,7 +210,11 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any] | None:
     Raises :class:`OutputDirError` when it is not a cellfrontier job manifest.  No user code is
     imported: a status view may call it.
     """
-    path = Path(root) / "cellfrontier-job.json"
+    return _read_record(Path(root) / "cellfrontier-job.json", "job manifest")
+
+
+def _read_record(path: Path, what: str = "job version record") -> dict[str, Any] | None:
+    """The JSON record at *path* (None when absent), refused unless it is a cellfrontier *what*."""
     try:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
@@ -218,21 +222,9 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except ValueError:
-        raise OutputDirError(f"{path} is not a readable job manifest") from None
+        raise OutputDirError(f"{path} is not a readable {what}") from None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise OutputDirError(f"{path} is not a cellfrontier job manifest")
-    return data
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        raise OutputDirError(f"{path} is not a readable job version record") from None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise OutputDirError(f"{path} is not a cellfrontier job version record")
+        raise OutputDirError(f"{path} is not a cellfrontier {what}")
     return data
 
 
