@@ -84,6 +84,7 @@ def replace_if(
     *,
     still_wanted: Callable[[], bool] | None,
     tag: str = "",
+    sync_directory: bool = True,
 ) -> bool:
     """Replace *path* with what ``write(file)`` writes, if ``still_wanted()`` holds just before.
 
@@ -92,6 +93,8 @@ def replace_if(
     *path* (the old file disappears in the same atomic step) and the directory fsynced.
     Returns whether the file was replaced.  The check and the rename are two steps: a writer
     that replaces the file between them is overwritten (callers document that window).
+    Without *sync_directory* the caller fsyncs the directory itself before it relies on the
+    rename surviving a power loss (several renames, one directory fsync).
     """
     directory, name = os.path.split(os.fspath(path))
     try:
@@ -109,11 +112,18 @@ def replace_if(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    fsync_directory(directory or ".")
+    if sync_directory:
+        fsync_directory(directory or ".")
     return True
 
 
-def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *, tag: str = "") -> bool:
+def create_once(
+    path: str | os.PathLike[str],
+    write: Callable[[BinaryIO], object],
+    *,
+    tag: str = "",
+    sync_directory: bool = True,
+) -> bool:
     """Write *path* through ``write(file)`` unless it exists; True when this call created it.
 
     The content is complete before the name appears (temp file, fsync, hard link), and an
@@ -121,6 +131,7 @@ def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], object
     into place after checking that it is absent, which leaves a short window in which two
     writers may both succeed (the later one replacing the earlier one, whole).  *tag* goes
     into the temporary file's name (``.<name>.<tag>.<random>.tmp``), to tell whose it is.
+    Without *sync_directory* the caller fsyncs the directory (as :func:`replace_if`).
     """
     directory, name = os.path.split(os.fspath(path))
     prefix = f".{name}.{tag}." if tag else f".{name}."
@@ -142,5 +153,6 @@ def create_once(path: str | os.PathLike[str], write: Callable[[BinaryIO], object
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temp)
-    fsync_directory(directory or ".")
+    if sync_directory:
+        fsync_directory(directory or ".")
     return True

@@ -83,7 +83,7 @@ def attach_kept(
         for out in by_name[name].outputs:
             column = table.column(out)
             if name not in lists:
-                group.carried[out] = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+                group.carried[out] = column
                 continue
             values = to_python(column)
             buffer = group.columns[out]

@@ -493,6 +493,8 @@ class ShardRunner:
         if self.store is None:
             return
         stats = {"records": self.records, "dropped": self.dropped, "final": int(final)}
+        if self.writer is not None:
+            self.writer.sync()
         values = {rg: group.columns for rg, group in self.groups.items()}
         drops = {rg: dict(group.culprits) for rg, group in self.groups.items() if group.culprits}
         self.store.save(self.tracker, values, stats, self.ledger.tasks, drops)

@@ -156,6 +156,7 @@ def write_group_file(
     *,
     tag: str,
     previous: int | None,
+    sync_directory: bool = True,
 ) -> int:
     """Write the finished group *stamp* describes (module doc); returns the rows of the file that stands.
 
@@ -164,9 +165,11 @@ def write_group_file(
     attempt in the temporary file's name (``g<generation>e<epoch>``).  *previous* is the job
     version of the file the group started from, None when there was none: the write then goes
     straight to its one check (the hard link that fails on an existing file, or the fence
-    before the rename) instead of reading the file's footer first.
+    before the rename) instead of reading the file's footer first.  Without *sync_directory*
+    the caller fsyncs ``data/`` before relying on the new name (a shard does it once before
+    each checkpoint: a group leaves the checkpoint only once its file's name is durable).
     """
-    _, pq = require_pyarrow("writing row groups to output_dir")
+    pa, pq = require_pyarrow("writing row groups to output_dir")
     path = layout.part_path(stamp.row_group)
     if previous is not None and previous >= stamp.generation:
         existing = read_group_stamp(path)
@@ -178,16 +181,22 @@ def write_group_file(
     table = table.replace_schema_metadata(metadata)
 
     def write(handle: Any) -> None:
-        pq.write_table(table, handle)
+        # Encoded in memory, then written in one call: pyarrow writing through a Python file
+        # object calls back into Python (taking the GIL) for every page, which starves the
+        # writer threads while the loop thread computes.
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        handle.write(sink.getvalue())
 
     if previous is None:
-        if create_once(path, write, tag=tag):
+        if create_once(path, write, tag=tag, sync_directory=sync_directory):
             return int(table.num_rows)
         existing = read_group_stamp(path)  # another attempt, or another version, wrote it meanwhile
         if existing is not None and existing.generation >= stamp.generation:
             return existing.rows
     generation = stamp.generation
-    if replace_if(path, write, still_wanted=lambda: stamp_still_older(path, generation), tag=tag):
+    still_older = lambda: stamp_still_older(path, generation)  # noqa: E731
+    if replace_if(path, write, still_wanted=still_older, tag=tag, sync_directory=sync_directory):
         return int(table.num_rows)
     found = read_group_stamp(path)
     return found.rows if found is not None else 0
