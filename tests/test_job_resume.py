@@ -219,6 +219,7 @@ def test_a_finished_job_runs_nothing_again(tmp_path: Path) -> None:
     assert again.table().equals(first.table())
 
 
+@pytest.mark.process  # starts a process, to name one that is gone
 def test_a_manifest_write_killed_midway_does_not_block_the_directory(tmp_path: Path) -> None:
     """A leftover of a writer that is gone is removed; one of a live process, or unnamed, is left alone."""
     from cellfrontier.job.store.generations import _host_tag
