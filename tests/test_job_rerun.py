@@ -29,7 +29,7 @@ from cellfrontier import Job, OutputDirError, RerunRefusedError, generator
 from cellfrontier.job import OutputLayout
 from cellfrontier.job.store.generations import legacy_fingerprint, newest_version, read_manifest
 from cellfrontier.job.store.group_files import read_group_stamp
-from cellfrontier.testing.j12 import build_j12_graph, check_j12_output
+from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_generators
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -279,3 +279,20 @@ def test_the_manifest_names_the_current_version_and_readers_need_no_user_code(se
     assert stamp is not None and stamp.generation == 2 and stamp.size == 1000 and stamp.rows == 1000
     assert stamp.columns is not None and stamp.columns["sig"][0] == manifest["fingerprints"]["sig"]
     assert OutputLayout(out).current_generation() == 2
+
+
+def test_the_plan_names_columns_a_new_python_recomputes_and_how_to_pin_them(tmp_path: Path) -> None:
+    """A version record written under another Python, whose code print of ``h`` differs from today's."""
+    out = tmp_path / "out"
+    generators = {**j12_generators(), "label": generator(j12_generators()["label"], version="1")}
+    Job(build_j12_graph(), generators, 2000, output_dir=out, progress_bar=False).run()
+    path = out / "versions" / "g000001.json"
+    record = json.loads(path.read_text())
+    record["python_version"] = "3.1"
+    record["columns"]["h"]["print"] = "bytecode-of-another-python"
+    record["fingerprints"]["h"] = "another"
+    path.write_text(json.dumps(record))
+    plan = Job(build_j12_graph(), generators, 2000, output_dir=out).plan_rerun()
+    assert [(c.column, c.reason) for c in plan.recomputed] == [("h", "python version")]
+    assert plan.python_versions is not None and plan.python_versions[0] == "3.1"
+    assert "pin them with cellfrontier.generator(fn, version=...)" in str(plan)
