@@ -28,6 +28,8 @@ from cellfrontier.job.job import Job
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress
 from cellfrontier.job.result import GeneratorFailure, JobResult, ShardSummary
+from cellfrontier.job.run.preview import JobPreview
+from cellfrontier.job.run.rerun_plan import ColumnChange, RerunPlan
 from cellfrontier.job.run.whole_job import merged_job_state, shard_states
 from cellfrontier.job.shard.admission import (
     AdmissionPolicy,
@@ -44,6 +46,7 @@ __all__ = [
     "AdmissionPolicy",
     "AdmissionView",
     "CapsAdmission",
+    "ColumnChange",
     "ErrorRateExceededError",
     "FixedAdmission",
     "GeneratorFailure",
@@ -52,6 +55,7 @@ __all__ = [
     "Job",
     "JobCancelledError",
     "JobInterruptedError",
+    "JobPreview",
     "JobProgress",
     "JobResult",
     "JobSpec",
@@ -59,6 +63,7 @@ __all__ = [
     "MissingDependencyError",
     "OutputDirError",
     "OutputLayout",
+    "RerunPlan",
     "RerunRefusedError",
     "RunningLoopError",
     "ShardCheckpoint",

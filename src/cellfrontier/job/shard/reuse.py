@@ -5,10 +5,10 @@ here the kept columns' values are read (:func:`read_kept`) and put in place
 (:func:`prefill_group`): the values into the group's buffers (Python lists only for the
 columns a computed task reads or that have new rows; the others stay the Arrow arrays they
 were read as, carried to the new file), and the tracker told that the kept cells are done and
-the kept drops dropped, before the group's root tasks are added.  Everything the calls could
-refuse is checked first (the file's rows against its footer), so the group's state is made
-whole or not at all; the tracker's bulk calls (``drop_rows``, ``mark_cells_complete``,
-``mark_row_range_complete``), each validated and all or nothing, then cannot fail.
+the kept drops dropped, before the group's root tasks are added: one bulk call of the compiled
+core (``prefill_row_group``), which checks every argument before it changes anything, so the
+group's state is made whole or not at all.  The file's rows are checked against its footer
+before that.
 """
 
 from __future__ import annotations
@@ -101,17 +101,16 @@ def attach_kept(
 def prefill_group(
     tracker: CompletionTracker, group: GroupBuffers, reuse: GroupReuse, by_name: Mapping[str, ColumnSpec]
 ) -> None:
-    """Tell *tracker* what *group* keeps: the kept drops dropped, the kept cells and batches done."""
-    rg, size = group.row_group, group.size
+    """Tell *tracker* what *group* keeps, in one bulk call: the kept drops, the kept cells and batches."""
+    dropped = np.fromiter(sorted(reuse.kept_dropped), dtype=np.int64, count=len(reuse.kept_dropped))
+    tracker.prefill_row_group(
+        group.row_group,
+        group.size,
+        dropped=dropped,
+        cell_columns=[name for name in reuse.kept if not by_name[name].batch],
+        rows=np.asarray(reuse.stored_rows, dtype=np.int64),
+        full_columns=[] if reuse.new_rows else [name for name in reuse.kept if by_name[name].batch],
+    )
     if reuse.kept_dropped:
-        lost = np.fromiter(sorted(reuse.kept_dropped), dtype=np.int64, count=len(reuse.kept_dropped))
-        tracker.drop_rows(rg, lost)
         group.dropped.update(reuse.kept_dropped)
         group.culprits.update(reuse.kept_dropped)
-    stored = np.asarray(reuse.stored_rows, dtype=np.int64)
-    for name in reuse.kept:
-        if by_name[name].batch:
-            if not reuse.new_rows:
-                tracker.mark_row_range_complete(name, rg, size)
-        elif stored.size:
-            tracker.mark_cells_complete(name, rg, stored)
