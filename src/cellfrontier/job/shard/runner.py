@@ -138,6 +138,7 @@ class ShardRunner:
         self.bytes_per_group = 0
         self.resumed = False
         self.tasks_at_start = 0
+        self.started_wall = 0.0
 
     @property
     def epoch(self) -> int:
@@ -156,6 +157,7 @@ class ShardRunner:
         self.wakeup = Wakeup(asyncio.get_running_loop())
         started, cpu_started = time.perf_counter(), time.process_time()
         self.started = started
+        self.started_wall = time.time()  # the checkpoints' clock: a reader elsewhere compares it to its own
         self._open()
         if self.report is not None:
             reporter = ProgressReporter(self.report, False, interval=spec.progress_interval)
@@ -399,7 +401,19 @@ class ShardRunner:
         """Save the tracker and the active groups' values as one atomic file."""
         if self.store is None:
             return
-        stats = {"records": self.records, "dropped": self.dropped, "final": int(final)}
+        ledger = self.ledger
+        stats = {
+            "records": self.records,
+            "dropped": self.dropped,
+            "final": int(final),
+            "tasks": self.tasks_at_start + ledger.tasks,
+            "tasks_total": self.spec.estimate_tasks(self.rows_total, self.stop - self.first),
+            "started_at": self.started_wall,
+            "started_tasks": self.tasks_at_start,
+            "interval": self.spec.checkpoint_interval,
+            "errors": ledger.errors,
+            "error_samples": [failure.to_record() for failure in ledger.error_samples],
+        }
         values = {rg: group.columns for rg, group in self.groups.items()}
         self.store.save(self.tracker, values, stats, self.ledger.tasks)
 
