@@ -57,7 +57,9 @@ class GeneratorFailure:
 
     def to_record(self, max_message: int = 300) -> dict[str, Any]:
         """The failure as plain JSON values, without the traceback, its message cut to *max_message*."""
-        message = self.message if len(self.message) <= max_message else self.message[: max_message - 3] + "..."
+        message = (
+            self.message if len(self.message) <= max_message else self.message[: max_message - 3] + "..."
+        )
         return {
             "column": self.column,
             "row_group": self.row_group,

@@ -57,6 +57,7 @@ __all__ = [
     "ShardFiles",
     "ShardStatus",
     "describe_manifest",
+    "format_duration",
     "list_shards",
     "read_job_status",
     "read_shard_files",
@@ -421,8 +422,14 @@ def process_running(pid: int) -> bool:
     return True
 
 
-def _ago(seconds: float) -> str:
-    return f"{max(0, round(seconds)):,} s"
+def format_duration(seconds: float) -> str:
+    """A duration in the unit a person reads it in: ``12 s``, ``5 min``, ``3.2 h``."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:,.1f} h"
 
 
 def _liveness(
@@ -440,9 +447,9 @@ def _liveness(
     if claim is not None and claim.epoch > checkpoint_epoch and claim.claimed_at is not None:
         claimed_at = claim.claimed_at  # an attempt that has not saved yet
     if claimed_at is not None:
-        progress = f"claimed {_ago(now - claimed_at)} ago, no checkpoint yet"
+        progress = f"claimed {format_duration(now - claimed_at)} ago, no checkpoint yet"
     elif saved_at is not None:
-        progress = f"last checkpoint {_ago(now - saved_at)} ago"
+        progress = f"no checkpoint for {format_duration(now - saved_at)}"
     else:
         progress = "no checkpoint yet"
     if claim is not None and claim.pid is not None and claim.host == host:
@@ -518,10 +525,7 @@ def summarize_shard(
     if header.get("job") != job.fingerprint:
         problem = f"its checkpoint was written by another job (digest {header.get('job')!r})"
     if header.get("final") and len(written) == len(shard) and problem is None:
-        state, detail = (
-            "finished",
-            f"finished {_ago(now - saved_at)} ago" if saved_at is not None else "finished",
-        )
+        state, detail = "finished", f"all {len(shard):,} row groups written"
     else:
         state, detail = _liveness(files, saved_at, interval, now, host, running)
     tasks = _integer(header.get("tasks"))
