@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import json
 import logging
 import re
 import signal
@@ -277,8 +278,8 @@ def _run_job(job: Job, loaded: LoadedTarget, args: argparse.Namespace, shard: ra
 
 def load_snippets(data_dir: Path) -> list[str]:
     """One line of Python per library that loads the dataset in *data_dir* (row order kept)."""
-    where = repr(str(data_dir))
-    files = repr(str(data_dir / "*.parquet"))
+    where = json.dumps(str(data_dir))  # a Python string literal too
+    files = json.dumps(str(data_dir / "*.parquet"))
     return [
         f"import pyarrow.parquet as pq; table = pq.read_table({where})",
         f"import pandas as pd; df = pd.read_parquet({where})",

@@ -83,8 +83,7 @@ def format_status(status: JobStatus) -> str:
         f"  job: {job.num_records:,} rows in {job.num_row_groups:,} row groups of {job.buffer_size:,}; "
         f"fingerprint {job.fingerprint}",
         f"  columns: {columns}",
-        f"  rows: {status.rows_done:,} done, {status.rows_dropped:,} dropped of {job.num_records:,} "
-        "(as of each shard's newest checkpoint)",
+        f"  rows: {status.rows_done:,} done, {status.rows_dropped:,} dropped of {job.num_records:,}",
         f"  row groups: {status.groups_written:,} written, {status.groups_active:,} active, "
         f"{status.groups_pending:,} pending",
     ]

@@ -58,6 +58,7 @@ from cellfrontier.job.shard.buffers import GroupBuffers
 from cellfrontier.job.shard.dispatch import CallDispatcher
 from cellfrontier.job.shard.failures import RetryPolicy
 from cellfrontier.job.shard.gctuning import tuned_gc
+from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
@@ -73,6 +74,8 @@ _MAX_QUEUED_WRITES = 4
 """Finished groups waiting for the writer before admission pauses (bounds memory)."""
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
+MAX_COUNTED_RANGES = 10_000
+"""Beyond this many ranges of counted groups a checkpoint leaves them out (its header stays small)."""
 _MAX_SECONDS_WITHOUT_YIELD = 0.02
 """Longest stretch of inline work before the loop lets other coroutines of the event loop run."""
 
@@ -139,6 +142,8 @@ class ShardRunner:
         self.resumed = False
         self.tasks_at_start = 0
         self.started_wall = 0.0
+        self.counted = GroupRanges()
+        """The groups whose rows ``records`` and ``dropped`` count (written, and released or settled)."""
 
     @property
     def epoch(self) -> int:
@@ -199,6 +204,8 @@ class ShardRunner:
             self.ledger.use_tracker(state.tracker)
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
             written = state.written
+            for rg in written:
+                self.counted.add(rg)
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
                 group = GroupBuffers.restored(rg, size, rg * self.spec.buffer_size, values, self.tracker)
@@ -391,6 +398,7 @@ class ShardRunner:
     def _release(self, rg: int, live: int) -> None:
         """A finished group's output is safe: compact it in the tracker and drop its buffers."""
         self.tracker.compact_row_group(rg)
+        self.counted.add(rg)
         group = self.groups.pop(rg)
         self.records += live
         self.dropped += group.size - live
@@ -413,6 +421,7 @@ class ShardRunner:
             "interval": self.spec.checkpoint_interval,
             "errors": ledger.errors,
             "error_samples": [failure.to_record() for failure in ledger.error_samples],
+            "counted_groups": self.counted.pairs() if len(self.counted) <= MAX_COUNTED_RANGES else None,
         }
         values = {rg: group.columns for rg, group in self.groups.items()}
         self.store.save(self.tracker, values, stats, self.ledger.tasks)

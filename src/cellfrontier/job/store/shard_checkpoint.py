@@ -24,8 +24,9 @@ unpickles a payload (which could import the generators' modules): ``saved_at`` (
 ``interval`` (the checkpoint interval, seconds), ``tasks`` / ``tasks_total`` (done, estimated
 in all), ``started_at`` / ``started_tasks`` (the attempt's start: with ``saved_at`` / ``tasks``
 two observations of its progress), ``active_groups`` (the groups held here), ``errors`` and
-``error_samples`` (the first few failed calls as plain records, messages cut short).  Version 2
-headers, without it, are still read.
+``error_samples`` (the first few failed calls as plain records, messages cut short) and
+``counted_groups`` (``[start, stop)`` pairs: the groups whose rows ``records`` counts, left out
+when there are very many).  Version 2 headers, without it, are still read.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def _summary(checkpoint: ShardCheckpoint) -> dict[str, Any]:
         {**sample, "message": str(sample.get("message", ""))[:MAX_SAMPLE_MESSAGE]} for sample in samples
     ]
     summary["active_groups"] = sorted(checkpoint.groups)
+    if stats.get("counted_groups") is not None:
+        summary["counted_groups"] = stats["counted_groups"]
     summary["saved_at"] = time.time()
     return summary
 

@@ -156,7 +156,7 @@ class ShardStatus:
     """Seconds since the newest checkpoint was saved."""
     rows_total: int
     rows_done: int
-    """Rows of written groups, as of the newest checkpoint (from the files when there is none)."""
+    """Rows of the groups written now: the newest checkpoint's count, plus the files written since."""
     rows_dropped: int
     groups_written: int
     """Row groups whose file exists now."""
@@ -447,22 +447,20 @@ def _liveness(
     if claim is not None and claim.epoch > checkpoint_epoch and claim.claimed_at is not None:
         claimed_at = claim.claimed_at  # an attempt that has not saved yet
     if claimed_at is not None:
-        progress = f"claimed {format_duration(now - claimed_at)} ago, no checkpoint yet"
+        age = now - claimed_at
+        live = stale = f"claimed {format_duration(age)} ago, no checkpoint yet"
     elif saved_at is not None:
-        progress = f"no checkpoint for {format_duration(now - saved_at)}"
+        age = now - saved_at
+        live, stale = f"last checkpoint {format_duration(age)} ago", f"no checkpoint for {format_duration(age)}"
     else:
-        progress = "no checkpoint yet"
+        age, live, stale = math.inf, "no checkpoint yet", "no checkpoint yet"
     if claim is not None and claim.pid is not None and claim.host == host:
         if running(claim.pid):
-            return "live", f"process {claim.pid} on this host; {progress}"
-        return "stale", f"{progress}; process {claim.pid} on this host is gone"
-    window = LIVE_INTERVALS * interval
-    if (claimed_at is not None and now - claimed_at < window) or (
-        claimed_at is None and saved_at is not None and now - saved_at < window
-    ):
-        return "live", progress
-    where = f"; claimed on {claim.host}" if claim is not None and claim.host else ""
-    return "stale", progress + where
+            return "live", f"{live}; process {claim.pid} on this host"
+        return "stale", f"{stale}; process {claim.pid} on this host is gone"
+    if age < LIVE_INTERVALS * interval:
+        return "live", live
+    return "stale", stale + (f"; claimed on {claim.host}" if claim is not None and claim.host else "")
 
 
 def _written_rows(job: JobDescription, written: Mapping[int, Path]) -> tuple[int, int]:
@@ -528,6 +526,12 @@ def summarize_shard(
         state, detail = "finished", f"all {len(shard):,} row groups written"
     else:
         state, detail = _liveness(files, saved_at, interval, now, host, running)
+    rows, dropped = int(header.get("records", 0)), int(header.get("dropped", 0))
+    counted = _counted_groups(header)
+    if counted is not None:  # add the groups written since the checkpoint, from their files
+        later = {rg: path for rg, path in written.items() if not any(rg in r for r in counted)}
+        more_rows, more_dropped = _written_rows(job, later)
+        rows, dropped = rows + more_rows, dropped + more_dropped
     tasks = _integer(header.get("tasks"))
     return ShardStatus(
         shard,
@@ -538,8 +542,8 @@ def summarize_shard(
         claimed_epoch=files.claim.epoch if files.claim else None,
         checkpoint_age=None if saved_at is None else max(0.0, now - saved_at),
         rows_total=rows_total,
-        rows_done=int(header.get("records", 0)),
-        rows_dropped=int(header.get("dropped", 0)),
+        rows_done=rows,
+        rows_dropped=dropped,
         groups_written=len(written),
         groups_active=len(active),
         groups_pending=max(0, len(shard) - len(written) - len(active)),
@@ -564,6 +568,17 @@ def _number(value: Any, default: float | None) -> float | None:
 
 def _integer(value: Any) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _counted_groups(header: Mapping[str, Any]) -> list[range] | None:
+    """The groups whose rows the header's ``records`` counts, or None when it does not say."""
+    pairs = header.get("counted_groups")
+    if not isinstance(pairs, list):
+        return None
+    try:
+        return [range(int(a), int(b)) for a, b in pairs]
+    except (TypeError, ValueError):
+        return None
 
 
 def _rate(header: Mapping[str, Any]) -> float | None:
