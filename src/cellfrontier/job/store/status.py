@@ -451,7 +451,8 @@ def _liveness(
         live = stale = f"claimed {format_duration(age)} ago, no checkpoint yet"
     elif saved_at is not None:
         age = now - saved_at
-        live, stale = f"last checkpoint {format_duration(age)} ago", f"no checkpoint for {format_duration(age)}"
+        live = f"last checkpoint {format_duration(age)} ago"
+        stale = f"no checkpoint for {format_duration(age)}"
     else:
         age, live, stale = math.inf, "no checkpoint yet", "no checkpoint yet"
     if claim is not None and claim.pid is not None and claim.host == host:
