@@ -446,3 +446,28 @@ def test_shards_run_by_n_processes_then_status_and_run_see_the_whole_job(workdir
     assert code == 0, err
     assert "the job finished: 2,500 rows, 0 dropped; 0 tasks" in out and "load it with" in out
     assert read_output(workdir / "out") == expected_columns(ROWS)
+
+
+@pytest.mark.process
+def test_run_on_a_dask_cluster_by_its_scheduler_address(workdir: Path) -> None:
+    pytest.importorskip("distributed")
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.CRITICAL,
+    ) as cluster:
+        code, out, err = run_command(
+            workdir, "run", "pipeline.py:job", "--scheduler", cluster.scheduler_address, "--no-progress"
+        )
+    assert code == 0, err
+    assert f"the job finished: {ROWS:,} rows, 0 dropped; {TASKS:,} tasks" in out
+    assert read_output(workdir / "out") == expected_columns(ROWS)
+    status = status_json(workdir)
+    assert status["state"] == "finished" and len(status["shards"]) == 4  # four per worker thread
