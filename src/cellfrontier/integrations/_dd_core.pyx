@@ -3,7 +3,7 @@
 """The compiled core in DataDesigner-compatible mode, for the drop-in backend.
 
 :class:`DataDesignerCore` is a :class:`~cellfrontier._core.TrackerCore` whose frontier
-evolves exactly as DataDesigner 0.9.6's own tracker's does, which re-evaluates readiness at
+evolves exactly as DataDesigner's own tracker's does (0.9.6, 0.9.7), which re-evaluates readiness at
 every event instead of once per task:
 
 * completing a cell or a range re-checks every downstream task, even when the cell or range
