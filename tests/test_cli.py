@@ -200,6 +200,26 @@ def test_a_function_named_as_target_is_called_and_its_errors_reported(
     assert "calling broken.py:job() failed: KeyError: 'model'" in capsys.readouterr().err
 
 
+def test_a_file_inside_a_package_is_imported_as_its_module(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = workdir / "jobs"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(PIPELINE, package / "pipeline.py")
+    (package / "nightly.py").write_text("from .pipeline import make_job\n\njob = make_job()\n")
+    for name in ("jobs", "jobs.pipeline", "jobs.nightly"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert main(["run", "jobs/nightly.py:job", "--no-progress"]) == 0
+    assert "the job finished: 2,500 rows" in capsys.readouterr().out
+    manifest = json.loads((workdir / "out" / "cellfrontier-job.json").read_text())
+    assert manifest["generators"]["topic"] == "jobs.pipeline:topic"
+    assert main(["run", "jobs.nightly:job", "--no-progress"]) == 0  # the same job: nothing left to do
+    assert "the job finished: 2,500 rows, 0 dropped; 0 tasks" in capsys.readouterr().out
+    for name in ("jobs", "jobs.pipeline", "jobs.nightly"):
+        sys.modules.pop(name, None)
+
+
 def test_success_prints_where_the_files_are_and_lines_that_load_them(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ import pytest
 from graph_support import make_graph
 
 from cellfrontier import Job
+from cellfrontier.commands.status import format_status
 from cellfrontier.errors import InvalidArgumentError
 from cellfrontier.job import GeneratorFailure, OutputDirError, OutputLayout
 from cellfrontier.job.shard.group_ranges import GroupRanges
@@ -322,6 +323,7 @@ def test_usage_counters_are_summed_per_column() -> None:
     status = JobStatus(Path("out"), job, shards, 0.0)
     assert status.usage == {"answer": {"calls": 15, "prompt_tokens": 140}, "judge": {"calls": 1}}
     assert json.loads(json.dumps(status.to_json()))["usage"] == status.usage
+    assert "    answer: calls 15, prompt_tokens 140\n    judge: calls 1\n" in format_status(status)
 
 
 def read_description() -> Any:

@@ -38,6 +38,7 @@ from cellfrontier.job.shard.admission import (
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
 from cellfrontier.job.store.shard_dirs import latest_checkpoint
+from cellfrontier.job.store.status import JobStatus, ShardStatus, read_job_status
 
 __all__ = [
     "AdmissionPolicy",
@@ -54,6 +55,7 @@ __all__ = [
     "JobProgress",
     "JobResult",
     "JobSpec",
+    "JobStatus",
     "MemoryBoundAdmission",
     "MissingDependencyError",
     "OutputDirError",
@@ -61,11 +63,13 @@ __all__ = [
     "RunningLoopError",
     "ShardCheckpoint",
     "ShardLostError",
+    "ShardStatus",
     "ShardSummary",
     "StaleShardError",
     "blocking",
     "latest_checkpoint",
     "load_checkpoint",
     "merged_job_state",
+    "read_job_status",
     "shard_states",
 ]
