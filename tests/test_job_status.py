@@ -23,6 +23,7 @@ from cellfrontier.commands.status import format_status
 from cellfrontier.errors import InvalidArgumentError
 from cellfrontier.job import GeneratorFailure, OutputDirError, OutputLayout
 from cellfrontier.job.shard.group_ranges import GroupRanges
+from cellfrontier.job.status import JobStatus
 from cellfrontier.job.store import shard_checkpoint
 from cellfrontier.job.store.fencing import claim_epoch, claim_path, epoch_checkpoint_path
 from cellfrontier.job.store.manifest import prepare_output_dir
@@ -33,8 +34,7 @@ from cellfrontier.job.store.shard_checkpoint import (
     save_checkpoint,
 )
 from cellfrontier.job.store.shard_dirs import register_shards
-from cellfrontier.job.store.status import (
-    JobStatus,
+from cellfrontier.job.store.status_reader import (
     ShardFiles,
     read_job_status,
     read_shard_files,
@@ -327,7 +327,7 @@ def test_usage_counters_are_summed_per_column() -> None:
 
 
 def read_description() -> Any:
-    from cellfrontier.job.store.status import describe_manifest
+    from cellfrontier.job.store.status_reader import describe_manifest
 
     return describe_manifest(make_job(Path("out")).fingerprint())
 

@@ -34,7 +34,7 @@ from cellfrontier.commands.target import LoadedTarget, TargetError, TargetImport
 from cellfrontier.errors import CellFrontierError
 from cellfrontier.job import GeneratorFailure, Job, JobResult, MissingDependencyError, OutputDirError
 from cellfrontier.job.run.shard_cut import cut_range
-from cellfrontier.job.store.status import read_job_status
+from cellfrontier.job.store.status_reader import read_job_status
 
 __all__ = ["add_parser", "load_snippets", "run_command"]
 

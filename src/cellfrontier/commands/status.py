@@ -1,8 +1,8 @@
 """``cellfrontier status DIR [--json]``: what a job's output directory holds, read without changing it.
 
-The reading is :func:`cellfrontier.job.store.status.read_job_status` (manifest, claims,
+The reading is :func:`cellfrontier.job.store.status_reader.read_job_status` (manifest, claims,
 checkpoint headers, the data directory's listing: no generator's module is imported); this
-module only prints its :class:`~cellfrontier.job.store.status.JobStatus`, as text or as JSON.
+module only prints its :class:`~cellfrontier.job.status.JobStatus`, as text or as JSON.
 Exit status: 0, or 1 when DIR holds no job.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from cellfrontier.job import OutputDirError
 from cellfrontier.job.progress import format_clock
-from cellfrontier.job.store.status import JobStatus, ShardStatus, format_duration, read_job_status
+from cellfrontier.job.status import JobStatus, ShardStatus, format_duration
+from cellfrontier.job.store.status_reader import read_job_status
 
 __all__ = ["add_parser", "format_status", "status_command"]
 

@@ -36,9 +36,10 @@ from cellfrontier.job.shard.admission import (
     MemoryBoundAdmission,
 )
 from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.status import JobStatus, ShardStatus
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
 from cellfrontier.job.store.shard_dirs import latest_checkpoint
-from cellfrontier.job.store.status import JobStatus, ShardStatus, read_job_status
+from cellfrontier.job.store.status_reader import read_job_status
 
 __all__ = [
     "AdmissionPolicy",
