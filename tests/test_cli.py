@@ -377,6 +377,7 @@ def test_a_signal_at_a_chosen_call_saves_then_the_module_form_resumes(
     resumed = run_command(workdir, "run", "pipeline:job", log=str(log))
     assert resumed[0] == 0, resumed
     assert "the job finished: 2,500 rows, 0 dropped; " in resumed[1] and ", resumed" in resumed[1]
+    assert " job rows 2,500/2,500 dropped 0 | " in resumed[2]  # progress logged: stderr is no terminal
     assert read_output(workdir / "out") == expected_columns(ROWS)
     counts = calls_per_task(log)
     assert len(counts) == TASKS and set(counts.values()) == {1}  # plain generators: nothing ran twice

@@ -196,10 +196,10 @@ def _run(args: argparse.Namespace) -> int:
         i, n = args.shard
         print(f"shard {i}/{n} holds no row groups: the job has only {job.num_row_groups} (nothing to do)")
         return 0
-    _show_progress_logs(job)
     output_dir = job.output_dir
     try:
-        result = _run_job(job, loaded, args, shard)
+        with _progress_logs(job):
+            result = _run_job(job, loaded, args, shard)
     except KeyboardInterrupt:
         print(f"interrupted: {_SAVED.format(output_dir)}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -240,16 +240,26 @@ def _chosen_shard(job: Job, args: argparse.Namespace) -> range | None:
     return None
 
 
-def _show_progress_logs(job: Job) -> None:
-    """Where stderr is no terminal, the job logs its progress: let those lines through (a batch log)."""
-    if job.progress_bar is False:
-        return
+@contextlib.contextmanager
+def _progress_logs(job: Job) -> Iterator[None]:
+    """Where stderr is no terminal, the job logs its progress: show those lines (a batch job's log).
+
+    Only while the job runs, and only where nothing else (the job's own module) set up logging.
+    """
     logger = logging.getLogger("cellfrontier.job")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    if job.progress_bar is False or logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _run_job(job: Job, loaded: LoadedTarget, args: argparse.Namespace, shard: range | None) -> JobResult:
