@@ -387,10 +387,16 @@ def read_job_status(
     job = describe_manifest(manifest)
     now = time.time() if now is None else now
     host = socket.gethostname()
+    found = [
+        read_shard_files(layout, groups, registered)
+        for groups, registered in list_shards(layout, job.num_row_groups)
+    ]
+    # Listed after the headers were read: every group a header counts was written before its
+    # save, so it is in the listing, and the counts never exceed the files (a run going on
+    # meanwhile only makes the answer a little older).
     written = layout.written_groups(0, job.num_row_groups)
     shards = []
-    for groups, registered in list_shards(layout, job.num_row_groups):
-        files = read_shard_files(layout, groups, registered)
-        in_shard = {rg: path for rg, path in written.items() if rg in groups}
+    for files in found:
+        in_shard = {rg: path for rg, path in written.items() if rg in files.row_groups}
         shards.append(summarize_shard(job, files, in_shard, now=now, host=host, running=running))
     return JobStatus(root, job, tuple(shards), now)
