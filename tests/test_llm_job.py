@@ -16,6 +16,8 @@ from cellfrontier.llm.transport import close_loop_pools
 from cellfrontier.testing.fake_endpoint import FakeEndpoint
 from cellfrontier.testing.j12 import CELL_COLUMNS, build_j12_graph
 
+pytestmark = pytest.mark.process
+
 ROWS = 2000
 COLUMN_CAP = 8
 JOB_CAP = 24

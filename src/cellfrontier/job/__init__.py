@@ -39,8 +39,10 @@ from cellfrontier.job.shard.admission import (
     MemoryBoundAdmission,
 )
 from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.status import JobStatus, ShardStatus
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
 from cellfrontier.job.store.shard_dirs import latest_checkpoint
+from cellfrontier.job.store.status_reader import read_job_status
 
 __all__ = [
     "AdmissionPolicy",
@@ -59,6 +61,7 @@ __all__ = [
     "JobProgress",
     "JobResult",
     "JobSpec",
+    "JobStatus",
     "MemoryBoundAdmission",
     "MissingDependencyError",
     "OutputDirError",
@@ -68,6 +71,7 @@ __all__ = [
     "RunningLoopError",
     "ShardCheckpoint",
     "ShardLostError",
+    "ShardStatus",
     "ShardSummary",
     "StaleShardError",
     "blocking",
@@ -75,5 +79,6 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "merged_job_state",
+    "read_job_status",
     "shard_states",
 ]

@@ -10,17 +10,20 @@ one they were computed under.  Two parts make it:
   - an ``identity()`` hook (model columns: model, template, parameters, schema; never the
     endpoint or the key): its answer;
   - otherwise the code: the qualified name and a hash of the code object, recursively
-    (bytecode, names, constants and nested code objects), the defaults, the closure's cells,
-    the module-level functions it names (same module, recursively) and the simple module
-    values it names.  A *simple* value is None, a bool, int, float, str or bytes, or a tuple or
-    frozenset of simple values; anything else (a list, a dict, a client object, a class, a
-    function of another module) counts by its type name only and is **not tracked**: a
-    change inside it is not seen.  A callable object counts as its class's ``__call__`` plus
-    the callables among its attributes (a wrapped function, a model column); its other
-    attributes are usually state (counters, clients, caches) and are not tracked, so an object
-    whose settings decide its values should say so with ``version=`` or an ``identity()``
-    hook.  Bytecode differs between Python versions, so a
-    column fingerprinted by its code changes with ``major.minor``: pin it with ``version=``.
+    (bytecode, names, constants and nested code objects), the defaults, the closure's cells
+    and the module-level functions of its own module that it names (recursively: an edited
+    helper changes its callers).  Defaults and closure cells count by value when they are
+    *simple* (None, a bool, int, float, str or bytes, or a tuple or frozenset of simple
+    values); anything else (a list, a dict, a client object, a class, a function of another
+    module) counts by its type name only and is **not tracked**: a change inside it is not
+    seen.  Module-level variables are not tracked either (they are as often state, a counter
+    or a setting read from the environment, as they are constants): a generator whose values
+    depend on one should be pinned with ``version=``.  A callable object counts as its
+    class's ``__call__`` plus the callables among its attributes (a wrapped function, a model
+    column); its other attributes are usually state (counters, clients, caches) and are not
+    tracked, so an object whose settings decide its values should say so with ``version=`` or
+    an ``identity()`` hook.  Bytecode differs between Python versions, so a column
+    fingerprinted by its code changes with ``major.minor``: pin it with ``version=``.
 
 - the **column's fingerprint** (:func:`column_fingerprints`), Merkle style: the hash of its
   strategy, its print, its outputs (side-effect aliases) and the names and fingerprints of its
@@ -165,12 +168,8 @@ class _CodeHasher:
             self.value(content, depth + 1)
         module_globals = fn.__globals__
         for name in sorted(names):
-            if name not in module_globals:
-                continue
-            target = module_globals[name]
-            if _simple(target) is not None:
-                self.feed("global", name, _simple(target) or "")
-            elif isinstance(target, types.FunctionType) and target.__module__ == fn.__module__:
+            target = module_globals.get(name)
+            if isinstance(target, types.FunctionType) and target.__module__ == fn.__module__:
                 self.feed("global", name)
                 self.value(target, depth + 1)
 

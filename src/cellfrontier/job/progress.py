@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["JobProgress", "ProgressReporter", "render_bar"]
+__all__ = ["JobProgress", "ProgressReporter", "format_clock", "render_bar"]
 
 logger = logging.getLogger("cellfrontier.job")
 
@@ -44,7 +44,7 @@ class JobProgress:
         return min(1.0, self.tasks / self.tasks_total_estimate)
 
     def describe(self) -> str:
-        eta = "?" if self.eta_seconds is None else _clock(self.eta_seconds)
+        eta = "?" if self.eta_seconds is None else format_clock(self.eta_seconds)
         return (
             f"rows {self.rows_done:,}/{self.rows_total:,} dropped {self.rows_dropped:,} | "
             f"{self.tasks_per_second:,.0f} tasks/s | groups {self.active_row_groups} | "
@@ -58,7 +58,8 @@ def render_bar(fraction: float, width: int) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def _clock(seconds: float) -> str:
+def format_clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

@@ -67,6 +67,7 @@ from cellfrontier.job.shard.buffers import GroupBuffers
 from cellfrontier.job.shard.dispatch import CallDispatcher
 from cellfrontier.job.shard.failures import RetryPolicy
 from cellfrontier.job.shard.gctuning import tuned_gc
+from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
@@ -85,6 +86,8 @@ _MAX_QUEUED_WRITES = 4
 """Finished groups waiting for the writer before admission pauses (bounds memory)."""
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
+MAX_COUNTED_RANGES = 10_000
+"""Beyond this many ranges of counted groups a checkpoint leaves them out (its header stays small)."""
 _MAX_SECONDS_WITHOUT_YIELD = 0.02
 _PREFETCH_GROUPS = 4
 """Upgraded groups whose kept columns are read ahead, on a thread, before they are admitted."""
@@ -160,6 +163,9 @@ class ShardRunner:
         self.tasks_at_start = 0
         self.readback_seconds = 0.0
         self.cells_kept = 0
+        self.started_wall = 0.0
+        self.counted = GroupRanges()
+        """The groups whose rows ``records`` and ``dropped`` count (written, and released or settled)."""
 
     @property
     def epoch(self) -> int:
@@ -178,6 +184,7 @@ class ShardRunner:
         self.wakeup = Wakeup(asyncio.get_running_loop())
         started, cpu_started = time.perf_counter(), time.process_time()
         self.started = started
+        self.started_wall = time.time()  # the checkpoints' clock: a reader elsewhere compares it to its own
         self._open()
         if self.report is not None:
             reporter = ProgressReporter(self.report, False, interval=spec.progress_interval)
@@ -220,6 +227,8 @@ class ShardRunner:
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
             written = state.written
             self.reuse = state.reuse
+            for rg in written:
+                self.counted.add(rg)
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
                 group = GroupBuffers.restored(rg, size, rg * self.spec.buffer_size, values, self.tracker)
@@ -482,6 +491,7 @@ class ShardRunner:
     def _release(self, rg: int, live: int) -> None:
         """A finished group's output is safe: compact it in the tracker and drop its buffers."""
         self.tracker.compact_row_group(rg)
+        self.counted.add(rg)
         group = self.groups.pop(rg)
         self.records += live
         self.dropped += group.size - live
@@ -492,9 +502,22 @@ class ShardRunner:
         """Save the tracker and the active groups' values as one atomic file."""
         if self.store is None:
             return
-        stats = {"records": self.records, "dropped": self.dropped, "final": int(final)}
         if self.writer is not None:
             self.writer.sync()
+        ledger = self.ledger
+        stats = {
+            "records": self.records,
+            "dropped": self.dropped,
+            "final": int(final),
+            "tasks": self.tasks_at_start + ledger.tasks,
+            "tasks_total": self.spec.estimate_tasks(self.rows_total, self.stop - self.first),
+            "started_at": self.started_wall,
+            "started_tasks": self.tasks_at_start,
+            "interval": self.spec.checkpoint_interval,
+            "errors": ledger.errors,
+            "error_samples": [failure.to_record() for failure in ledger.error_samples],
+            "counted_groups": self.counted.pairs() if len(self.counted) <= MAX_COUNTED_RANGES else None,
+        }
         values = {rg: group.columns for rg, group in self.groups.items()}
         drops = {rg: dict(group.culprits) for rg, group in self.groups.items() if group.culprits}
         self.store.save(self.tracker, values, stats, self.ledger.tasks, drops)

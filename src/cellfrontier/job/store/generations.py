@@ -73,6 +73,7 @@ __all__ = [
     "newest_version",
     "planned_version",
     "read_manifest",
+    "record_digest",
     "remove_older_generations",
     "resolve_version",
     "version_key",
@@ -190,6 +191,11 @@ def legacy_fingerprint(spec: JobSpec) -> dict[str, Any]:
         "num_records": spec.num_records,
         "buffer_size": spec.buffer_size,
     }
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """The digest of a job version record (or a manifest): what its checkpoints are stamped with."""
+    return _digest(record)
 
 
 def _digest(data: Mapping[str, Any]) -> str:
