@@ -86,6 +86,21 @@ def bounded(fn: Callable[[], T], seconds: float = BOUND) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+def run_killing_a_worker(job: Any, client: Any, marker: Path, rows: int) -> Any:
+    """Run *job* on the cluster, where a generator call kills its worker once (*marker*); check the output."""
+    result = bounded(lambda: job.run(client=client))
+    assert marker.exists()  # a worker was killed mid-run
+    check_j12_output(table_dict(result), rows)
+    return result
+
+
+def assert_held_ran_once(held: set[tuple[str, int]], counts: Any) -> None:
+    """Tasks a checkpoint held when the worker died (*held*, some) were not computed again."""
+    assert held  # checkpoints had been saved before the kill
+    again = {task for task in held if counts[task] > 1}
+    assert not again, f"{len(again)} tasks a checkpoint held were computed again, e.g. {sorted(again)[:3]}"
+
+
 def table_dict(result: Any) -> dict[str, list[Any]]:
     table = result.table(row_index=True)
     return {name: table.column(name).to_pylist() for name in table.column_names}
@@ -139,15 +154,10 @@ def test_a_worker_killed_at_a_chosen_call_loses_nothing(client: Any, tmp_path: P
         checkpoint_every=300,
         checkpoint_interval=1e9,
     )
-    result = bounded(lambda: job.run(client=client))
-    assert marker.exists()  # a worker was killed mid-run
-    check_j12_output(table_dict(result), rows)
+    result = run_killing_a_worker(job, client, marker, rows)
     counts = count_calls(calls)
     assert set(counts) == set(all_tasks(rows, buffer))
-    held = read_snapshot(snapshot)
-    assert held  # checkpoints had been saved before the kill
-    again = {task for task in held if counts[task] > 1}
-    assert not again, f"{len(again)} tasks a checkpoint held were computed again, e.g. {sorted(again)[:3]}"
+    assert_held_ran_once(read_snapshot(snapshot), counts)
     recomputed = sum(counts.values()) - len(counts)
     assert 0 < recomputed <= 2_500  # only what the killed attempt had not checkpointed
     assert max(s.epoch for s in result.shards) == 2  # the killed shard resumed as a second attempt
@@ -260,15 +270,10 @@ def test_a_rerun_with_a_worker_killed_keeps_every_kept_cell(client: Any, tmp_pat
         checkpoint_every=300,
         checkpoint_interval=1e9,
     )
-    result = bounded(lambda: job.run(client=client))
-    assert marker.exists()  # a worker was killed mid-run
-    check_j12_output(table_dict(result), rows)
+    result = run_killing_a_worker(job, client, marker, rows)
     counts = count_calls(calls)
     changed = downstream_of("bucket")
     assert set(counts) == {(name, i) for name in changed for i in range(rows)}  # nothing kept was called
-    held = {task for task in read_snapshot(snapshot) if task[0] in changed}
-    assert held  # the killed attempt had checkpointed changed cells
-    again = {task for task in held if counts[task] > 1}
-    assert not again, f"{len(again)} cells a checkpoint held were computed again, e.g. {sorted(again)[:3]}"
+    assert_held_ran_once({task for task in read_snapshot(snapshot) if task[0] in changed}, counts)
     assert set(NAMES) - changed == {"region", "price", "order_id", "row_key", "h"}
     assert max(s.epoch for s in result.shards) == 2  # the killed shard resumed as a second attempt
