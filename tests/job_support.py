@@ -51,7 +51,8 @@ class CallLog:
     call number *act_at* of this copy (1-based) it first writes *snapshot* (what *output_dir*
     holds as done then, when both are given), then sends *action* (``kill``: SIGKILL;
     ``sigint``; ``sigterm``) to *target* (by default the process making the call).  With
-    *marker*, a file created with ``O_EXCL``, only the first copy to get there acts.
+    *marker*, a file created with ``O_EXCL``, only the first copy to get there acts.  *held*
+    replaces :func:`held_cells` as what the snapshot reads (a rerun's view of what is done).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class CallLog:
         output_dir: Path | None = None,
         rows: int = 0,
         buffer: int = BUFFER,
+        held: Callable[[Path, int, int], set[tuple[str, int]]] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.act_at = act_at
@@ -74,6 +76,7 @@ class CallLog:
         self.target = target
         self.snapshot = None if snapshot is None else os.fspath(snapshot)
         self.output_dir, self.rows, self.buffer = output_dir, rows, buffer
+        self.held = held
         self.calls = 0
         self._fd: int | None = None
         self._pid = 0
@@ -99,7 +102,7 @@ class CallLog:
         self.calls += 1
         if self.calls == self.act_at and self._first_to_act():
             if self.snapshot is not None and self.output_dir is not None:
-                held = sorted(held_cells(self.output_dir, self.rows, self.buffer))
+                held = sorted((self.held or held_cells)(self.output_dir, self.rows, self.buffer))
                 Path(self.snapshot).write_text(json.dumps(held))
             os.kill(self.target if self.target is not None else os.getpid(), self.signal)
 
@@ -183,22 +186,38 @@ def held_cells(output_dir: Path, rows: int, buffer: int = BUFFER) -> set[tuple[s
                 held.update((name, i) for i in range(rg * buffer, min(rows, (rg + 1) * buffer)))
             else:
                 held.add((name, rg))
+    held |= checkpointed_cells(layout, rows, buffer, skip=set(written), batch_rows=False)
+    return held
+
+
+def checkpointed_cells(
+    layout: OutputLayout, rows: int, buffer: int, *, skip: set[int], batch_rows: bool
+) -> set[tuple[str, int]]:
+    """The J12 tasks the newest checkpoint of every shard of *layout* holds done, groups in *skip* aside.
+
+    A full column's task is ``(column, row group)``, or with *batch_rows* one ``(column, row)`` per row.
+    """
+    held: set[tuple[str, int]] = set()
     for shard in layout.shard_ranges():
         checkpoint = latest_checkpoint(layout, shard)
         if checkpoint is None:
             continue
         tracker = CompletionTracker.from_bytes(checkpoint.tracker, build_j12_graph())
         for rg in tracker.active_row_groups():
-            if rg in written:
+            if rg in skip:
                 continue
             size = min(buffer, rows - rg * buffer)
             for name, strategy, _ in J12_COLUMNS:
                 if strategy == "cell_by_cell":
-                    for r in range(size):
-                        if tracker.is_complete(SliceRef(name, rg, r)):
-                            held.add((name, rg * buffer + r))
+                    held.update(
+                        (name, rg * buffer + r)
+                        for r in range(size)
+                        if tracker.is_complete(SliceRef(name, rg, r))
+                    )
                 elif tracker.is_complete(SliceRef(name, rg, None)):
-                    held.add((name, rg))
+                    held.update((name, rg * buffer + r) for r in range(size)) if batch_rows else held.add(
+                        (name, rg)
+                    )
     return held
 
 

@@ -254,6 +254,35 @@ class ReferenceTracker:
 
         return self._mutation(rg, change)
 
+    def prefill_row_group(self, rg, size, *, dropped=(), cell_columns=(), rows=(), full_columns=()):
+        """Drop *dropped*, complete *rows* of *cell_columns* and the batches of *full_columns*: one event."""
+        cells = [self._column(c) for c in cell_columns]
+        batches = [self._column(c) for c in full_columns]
+        for column in cells:
+            if self.graph.is_batch[column]:
+                raise StrategyMismatchError(column)
+        for column in batches:
+            if not self.graph.is_batch[column]:
+                raise StrategyMismatchError(column)
+        rg = self._live_rg(rg)
+        self._size(rg, size)
+        drop_values = self._rows(rg, dropped)
+        row_values = self._rows(rg, rows)
+
+        def change() -> None:
+            for row in drop_values:
+                self._drop(rg, row)
+            for column in cells:
+                for row in row_values:
+                    self._complete_cell(column, rg, row)
+            for column in batches:
+                self.batch_done.add((column, rg))
+                for row in range(self.sizes[rg]):
+                    self.done.add((column, rg, row))
+                self.frontier.discard(self.task(column, rg, None))
+
+        self._mutation(rg, change)
+
     def add_root_tasks(self, rg, size, columns: Sequence[str] | None = None):
         if columns is None:
             roots = [c for c in self.graph.order if self.graph.is_root(c)]

@@ -213,7 +213,7 @@ def test_a_file_inside_a_package_is_imported_as_its_module(
     assert main(["run", "jobs/nightly.py:job", "--no-progress"]) == 0
     assert "the job finished: 2,500 rows" in capsys.readouterr().out
     manifest = json.loads((workdir / "out" / "cellfrontier-job.json").read_text())
-    assert manifest["generators"]["topic"] == "jobs.pipeline:topic"
+    assert manifest["columns"]["topic"]["generator"] == "jobs.pipeline:topic"
     assert main(["run", "jobs.nightly:job", "--no-progress"]) == 0  # the same job: nothing left to do
     assert "the job finished: 2,500 rows, 0 dropped; 0 tasks" in capsys.readouterr().out
     for name in ("jobs", "jobs.pipeline", "jobs.nightly"):
@@ -344,6 +344,24 @@ def test_one_range_of_row_groups_then_status_shows_the_rest(
     assert main(["run", "pipeline.py:job", "--no-progress"]) == 0  # the rest, as two more shards
     assert "the job finished: 2,500 rows, 0 dropped; 3,003 tasks" in capsys.readouterr().out
     assert read_output(workdir / "out") == expected_columns(ROWS)
+
+
+def test_plan_says_what_a_rerun_would_do_and_runs_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "pipeline.py:job", "--plan"]) == 0
+    assert "new job version 1 (nothing to reuse)" in capsys.readouterr().out
+    assert not (workdir / "out").exists()  # a plan writes nothing
+    assert main(["run", "pipeline.py:job", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["run", "pipeline.py:job", "--rows", "3000", "--plan"]) == 0
+    plan = capsys.readouterr().out
+    assert "job version 1 -> 2" in plan and "rows:       2,500 -> 3,000" in plan
+    assert "to compute: 1,001 tasks" in plan  # 500 new rows in two cell columns, one batch
+    assert main(["run", "pipeline.py:job", "--rows", "2000", "--plan"]) == 1  # fewer rows: refused
+    assert "keep num_records >= 2,500" in capsys.readouterr().err
+    assert main(["run", "pipeline.py:job", "--rows", "3000", "--no-progress"]) == 0
+    assert "the job finished: 3,000 rows, 0 dropped; 1,001 tasks" in capsys.readouterr().out
 
 
 def test_status_of_a_directory_that_is_not_a_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

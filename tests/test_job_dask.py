@@ -86,6 +86,21 @@ def bounded(fn: Callable[[], T], seconds: float = BOUND) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+def run_killing_a_worker(job: Any, client: Any, marker: Path, rows: int) -> Any:
+    """Run *job* on the cluster, where a generator call kills its worker once (*marker*); check the output."""
+    result = bounded(lambda: job.run(client=client))
+    assert marker.exists()  # a worker was killed mid-run
+    check_j12_output(table_dict(result), rows)
+    return result
+
+
+def assert_held_ran_once(held: set[tuple[str, int]], counts: Any) -> None:
+    """Tasks a checkpoint held when the worker died (*held*, some) were not computed again."""
+    assert held  # checkpoints had been saved before the kill
+    again = {task for task in held if counts[task] > 1}
+    assert not again, f"{len(again)} tasks a checkpoint held were computed again, e.g. {sorted(again)[:3]}"
+
+
 def table_dict(result: Any) -> dict[str, list[Any]]:
     table = result.table(row_index=True)
     return {name: table.column(name).to_pylist() for name in table.column_names}
@@ -139,15 +154,10 @@ def test_a_worker_killed_at_a_chosen_call_loses_nothing(client: Any, tmp_path: P
         checkpoint_every=300,
         checkpoint_interval=1e9,
     )
-    result = bounded(lambda: job.run(client=client))
-    assert marker.exists()  # a worker was killed mid-run
-    check_j12_output(table_dict(result), rows)
+    result = run_killing_a_worker(job, client, marker, rows)
     counts = count_calls(calls)
     assert set(counts) == set(all_tasks(rows, buffer))
-    held = read_snapshot(snapshot)
-    assert held  # checkpoints had been saved before the kill
-    again = {task for task in held if counts[task] > 1}
-    assert not again, f"{len(again)} tasks a checkpoint held were computed again, e.g. {sorted(again)[:3]}"
+    assert_held_ran_once(read_snapshot(snapshot), counts)
     recomputed = sum(counts.values()) - len(counts)
     assert 0 < recomputed <= 2_500  # only what the killed attempt had not checkpointed
     assert max(s.epoch for s in result.shards) == 2  # the killed shard resumed as a second attempt
@@ -204,12 +214,12 @@ def _whole(out: Path, rows: int, buffer: int) -> Any:
 def test_overlapping_or_foreign_shard_state_is_refused_before_any_work(client: Any, tmp_path: Path) -> None:
     out = tmp_path / "out"
     Job(build_j12_graph(), j12_generators(), 4_500, output_dir=out).run(row_groups=range(0, 3))
-    (out / "checkpoints" / "shard-00000002-00000005").mkdir()
+    (out / "checkpoints" / "g000001" / "shard-00000002-00000005").mkdir()
     job = Job(build_j12_graph(), j12_generators(), 4_500, output_dir=out)
     with pytest.raises(OutputDirError, match=r"overlapping row groups \[0, 3\) and \[2, 5\)"):
         job.run(client=client)
-    (out / "checkpoints" / "shard-00000002-00000005").rmdir()
-    (out / "checkpoints" / "shard-00000005-00000009").mkdir()
+    (out / "checkpoints" / "g000001" / "shard-00000002-00000005").rmdir()
+    (out / "checkpoints" / "g000001" / "shard-00000005-00000009").mkdir()
     with pytest.raises(OutputDirError, match=r"\[5, 9\), outside this job's range\(0, 5\)"):
         job.run(client=client)
     assert sorted(OutputLayout(out).written_groups(0, 5)) == [0, 1, 2]  # nothing ran
@@ -226,3 +236,44 @@ def test_a_shard_lost_too_often_says_how_to_resume() -> None:
         ShardLostError, match=r"\[3, 6\) lost 3 workers.*allowed-failures=2.*run the job again"
     ):
         _outcome(LostFuture(), range(3, 6))
+
+
+@pytest.mark.process
+def test_a_rerun_with_a_worker_killed_keeps_every_kept_cell(client: Any, tmp_path: Path) -> None:
+    """J12 run once locally; then rerun on the cluster with ``bucket`` edited, a worker killed mid-way.
+
+    The kept columns are never called by the rerun, a cell a checkpoint held when the worker
+    died is not computed again, and the dataset is exact.
+    """
+    from rerun_support import NAMES, downstream_of, held_now, j12_job, pinned_j12
+
+    rows, buffer = 4_000, 100
+    out, first_calls, calls = tmp_path / "out", tmp_path / "calls-first", tmp_path / "calls"
+    marker, snapshot = tmp_path / "killed", tmp_path / "held-at-kill.json"
+    j12_job(out, rows, pinned_j12(CallLog(first_calls)), buffer_size=buffer).run()
+    log = CallLog(
+        calls,
+        act_at=1_500,
+        marker=marker,
+        snapshot=snapshot,
+        output_dir=out,
+        rows=rows,
+        buffer=buffer,
+        held=held_now,
+    )
+    job = j12_job(
+        out,
+        rows,
+        pinned_j12(log, {"bucket": "2"}),
+        buffer_size=buffer,
+        max_active_row_groups=2,
+        checkpoint_every=300,
+        checkpoint_interval=1e9,
+    )
+    result = run_killing_a_worker(job, client, marker, rows)
+    counts = count_calls(calls)
+    changed = downstream_of("bucket")
+    assert set(counts) == {(name, i) for name in changed for i in range(rows)}  # nothing kept was called
+    assert_held_ran_once({task for task in read_snapshot(snapshot) if task[0] in changed}, counts)
+    assert set(NAMES) - changed == {"region", "price", "order_id", "row_key", "h"}
+    assert max(s.epoch for s in result.shards) == 2  # the killed shard resumed as a second attempt

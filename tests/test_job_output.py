@@ -204,10 +204,11 @@ def test_a_shard_runs_only_its_row_groups(tmp_path) -> None:
     assert first.table(row_index=True).column("_row").to_pylist() == list(range(2000))
     tables = pa.concat_tables([first.table(row_index=True), second.table(row_index=True)])
     check_j12_output({name: tables.column(name).to_pylist() for name in tables.column_names}, 4500)
-    shards = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["g000001"]  # one job version
+    shards = sorted(p.name for p in (out / "checkpoints" / "g000001").iterdir())
     assert shards == ["shard-00000000-00000002", "shard-00000002-00000005"]
     for shard in shards:  # each shard: the claim of its one attempt and that attempt's checkpoint
-        assert sorted(p.name for p in (out / "checkpoints" / shard).iterdir()) == [
+        assert sorted(p.name for p in (out / "checkpoints" / "g000001" / shard).iterdir()) == [
             "claim-000001",
             "epoch-000001.ckpt",
         ]

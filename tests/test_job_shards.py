@@ -22,6 +22,7 @@ from cellfrontier import (
     Job,
     OutputDirError,
     StaleShardError,
+    generator,
 )
 from cellfrontier._durable import create_once
 from cellfrontier.job import OutputLayout, latest_checkpoint, merged_job_state, shard_states
@@ -55,8 +56,9 @@ class StopAt:
         return self.inner(row)
 
 
-def generators(at: int | None = None) -> dict[str, Any]:
-    return {**j12_generators(), "code": StopAt(at)}
+def generators(at: int | None = None, action: Callable[[], None] | None = None) -> dict[str, Any]:
+    """J12 with ``code`` stopping at its call *at*; pinned, so every such job is the same job version."""
+    return {**j12_generators(), "code": generator(StopAt(at, action), version="1")}
 
 
 def stopping_job(out: Path, at: int | None, **options: Any) -> Job:
@@ -173,7 +175,7 @@ def test_a_stale_attempt_cannot_overwrite_what_a_newer_one_wrote(tmp_path: Path)
 
     first = Job(
         build_j12_graph(),
-        {**j12_generators(), "code": StopAt(1_500, run_a_second_attempt)},
+        generators(1_500, run_a_second_attempt),
         ROWS,
         output_dir=out,
         checkpoint_every=100,
@@ -265,15 +267,18 @@ def test_an_attempt_removes_only_older_attempts_temporary_files(tmp_path: Path) 
     layout = Layout(tmp_path)
     layout.create()
     names = [
-        ".part-00000001.parquet.e000001.x1.tmp",  # a killed older attempt's
+        ".part-00000001.parquet.g000003e000001.x1.tmp",  # a killed older attempt's
         ".part-00000001.parquet.x2.tmp",  # untagged: whoever wrote it, it is no one's now
-        ".part-00000002.parquet.e000003.x3.tmp",  # a newer attempt's write under way
-        ".part-00000009.parquet.e000001.x4.tmp",  # another shard's
+        ".part-00000003.parquet.g000002e000007.x5.tmp",  # an older job version's
+        ".part-00000001.parquet.e000001.x6.tmp",  # of a release before job versions
+        ".part-00000002.parquet.g000003e000003.x3.tmp",  # a newer attempt's write under way
+        ".part-00000004.parquet.g000004e000001.x7.tmp",  # a newer job version's
+        ".part-00000009.parquet.g000003e000001.x4.tmp",  # another shard's
     ]
     for name in names:
         (layout.data_dir / name).write_bytes(b"")
-    layout.remove_temporaries(0, 5, below_epoch=2)
-    assert sorted(p.name for p in layout.data_dir.iterdir()) == sorted(names[2:])
+    layout.remove_temporaries(0, 5, below_epoch=2, generation=3)
+    assert sorted(p.name for p in layout.data_dir.iterdir()) == sorted(names[4:])
 
 
 @pytest.mark.process

@@ -26,7 +26,7 @@ from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.status import JobStatus
 from cellfrontier.job.store import shard_checkpoint
 from cellfrontier.job.store.fencing import claim_epoch, claim_path, epoch_checkpoint_path
-from cellfrontier.job.store.manifest import prepare_output_dir
+from cellfrontier.job.store.generations import record_digest, resolve_version
 from cellfrontier.job.store.shard_checkpoint import (
     ShardCheckpoint,
     load_checkpoint,
@@ -72,15 +72,13 @@ def tasks_of(groups: range) -> int:
 def layout(tmp_path: Path) -> OutputLayout:
     """A job's directory with its manifest and two registered shards, ``[0, 2)`` and ``[2, 5)``."""
     layout = OutputLayout(tmp_path / "out")
-    prepare_output_dir(layout, make_job(layout.root).fingerprint())
+    resolve_version(make_job(layout.root).spec())
     register_shards(layout, [range(0, 2), range(2, 5)])
     return layout
 
 
 def digest(layout: OutputLayout) -> str:
-    from cellfrontier.job.store.manifest import job_digest
-
-    return job_digest(json.loads(layout.manifest_path.read_text()))
+    return record_digest(json.loads(layout.manifest_path.read_text()))
 
 
 def claim(layout: OutputLayout, shard: range, **record: Any) -> int:
@@ -179,7 +177,7 @@ def test_rows_add_the_groups_written_since_the_checkpoint_from_their_files(
 
 def test_not_started_shards_and_the_ranges_no_shard_covers(tmp_path: Path) -> None:
     layout = OutputLayout(tmp_path / "out")
-    prepare_output_dir(layout, make_job(layout.root).fingerprint())
+    resolve_version(make_job(layout.root).spec())
     register_shards(layout, [range(1, 3)])
     status = read_job_status(layout.root)
     summary = [(s.row_groups, s.registered, s.state, s.detail) for s in status.shards]

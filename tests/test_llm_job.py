@@ -87,3 +87,47 @@ def test_a_job_with_a_key_writes_and_prints_no_trace_of_it(
     assert SECRET not in printed.out + printed.err
     files = [path for path in out.rglob("*") if path.is_file()]
     assert files and not [path for path in files if SECRET.encode() in path.read_bytes()]
+
+
+@pytest.mark.process
+def test_a_changed_template_reruns_only_that_column_and_its_downstream(tmp_path: object) -> None:
+    """J12-LLM on an output_dir, then ``total``'s template edited: the server sees only the calls it needs."""
+    from collections import Counter
+    from pathlib import Path
+
+    from llm_support import J12_LLM_TEMPLATES
+
+    from cellfrontier.llm import ChatModel
+
+    pytest.importorskip("pyarrow")
+    out = Path(str(tmp_path)) / "out"
+    rows = 300
+
+    def calls_by_model(stats: object) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for (model, _), n in stats.calls_by_request.items():  # type: ignore[attr-defined]
+            counts[model] += n
+        return counts
+
+    with FakeEndpoint(latency_scale=0.01) as endpoint:
+        first = j12_llm_generators(endpoint.base_url)
+        Job(build_j12_graph(), first, rows, buffer_size=100, output_dir=out, progress_bar=False).run()
+        before = calls_by_model(endpoint.stats())
+        assert before == Counter({j12_llm_model_id(c): rows for c in CELL_COLUMNS})
+        edited = j12_llm_generators(endpoint.base_url)
+        model = ChatModel(j12_llm_model_id("total"), base_url=endpoint.base_url)
+        edited["total"] = model.text("Price {price} times bucket {bucket}, plus one.")
+        assert edited["total"].identity() != first["total"].identity()
+        job = Job(build_j12_graph(), edited, rows, buffer_size=100, output_dir=out, progress_bar=False)
+        plan = job.plan_rerun()
+        assert {c.column for c in plan.recomputed} == {"total", "summary", "final"}
+        assert plan.tasks_to_compute == 2 * rows + 3  # total and final per row, summary per group
+        result = job.run()
+        after = calls_by_model(endpoint.stats()) - before
+        assert after == Counter({j12_llm_model_id("total"): rows, j12_llm_model_id("final"): rows})
+        fresh = Job(
+            build_j12_graph(), j12_llm_generators(endpoint.base_url) | {"total": edited["total"]}, rows
+        )
+        expected = fresh.run().to_pydict(row_index=True)
+    assert result.to_pydict(row_index=True) == expected
+    assert J12_LLM_TEMPLATES["total"] != "Price {price} times bucket {bucket}, plus one."

@@ -164,6 +164,7 @@ class Harness:
                     "bulk",
                     "drop",
                     "drop_bulk",
+                    "prefill",
                     "roots",
                     "roots",
                     "seed",
@@ -210,6 +211,8 @@ class Harness:
             )
         elif action == "drop" and n:
             self.mutate("drop_row", rg, draw_int(data.draw(st.integers(0, n - 1))))
+        elif action == "prefill":
+            self.prefill(data, rg, n, cell_columns, batch_columns)
         elif action == "drop_bulk":
             rows = data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=min(n, 40))) if n else []
             self.mutate("drop_rows", rg, np.array(rows, dtype=np.int64))
@@ -260,6 +263,35 @@ class Harness:
         if dropped:
             self.mutate("drop_rows", rg, np.array(dropped, dtype=np.int64))
         self.mutate("mark_cells_complete", column, rg, [r for r in rows if r not in dropped])
+
+    def prefill(self, data, rg, n, cell_columns, batch_columns) -> None:
+        """``prefill_row_group``, valid or with one defect: the model's state, or its error and no change."""
+        rows = data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=min(n, 80))) if n else []
+        dropped = data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=min(n, 20))) if n else []
+        cells = data.draw(st.lists(st.sampled_from(cell_columns), unique=True)) if cell_columns else []
+        batches = data.draw(st.lists(st.sampled_from(batch_columns), unique=True)) if batch_columns else []
+        size = n
+        defect = data.draw(st.sampled_from(["none", "none", "none", "strategy", "row", "size", "column"]))
+        if defect == "strategy" and batch_columns:
+            cells = [*cells, batch_columns[0]]
+        elif defect == "row":
+            rows = [*rows, n]
+        elif defect == "size":
+            size = n + 1
+        elif defect == "column":
+            batches = [*batches, "no such column"]
+        arguments = {"dropped": np.array(dropped, dtype=np.int64), "cell_columns": cells, "rows": rows}
+        arguments["full_columns"] = batches
+        before = self.tracker.to_bytes()
+        try:
+            self.model.prefill_row_group(rg, size, **arguments)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                self.tracker.prefill_row_group(rg, size, **arguments)
+            assert self.tracker.to_bytes() == before  # all or nothing
+        else:
+            assert self.tracker.prefill_row_group(rg, size, **arguments) is None
+        self.check()
 
     def invalid(self, data, rg, n, cell_columns, batch_columns) -> None:
         """A call with one defect; the model names the exception class the tracker must raise."""

@@ -1021,3 +1021,58 @@ def test_unknown_names_and_groups_say_what_was_expected(chain_tracker) -> None:
         chain_tracker.drop_row(5, 0)
     with pytest.raises(IndexError, match=r"mark_enqueued\(\)"):
         chain_tracker.mark_enqueued([cell("topic", 0, 99)])
+
+
+def test_prefill_row_group_is_the_sequence_of_bulk_calls_in_one_step() -> None:
+    from cellfrontier.testing.j12 import build_j12_graph
+
+    plan = RowGroupPlan.uniform(300, 130)  # groups of 130 rows: three words, the last one partial
+    rows = np.arange(0, 130, 3, dtype=np.int64)
+    dropped = np.array([1, 64, 129], dtype=np.int64)
+    one = CompletionTracker.with_graph(build_j12_graph(), plan)
+    assert (
+        one.prefill_row_group(
+            1,
+            130,
+            dropped=dropped,
+            cell_columns=["h", "bucket"],
+            rows=rows,
+            full_columns=["row_key", "region"],
+        )
+        is None
+    )
+    many = CompletionTracker.with_graph(build_j12_graph(), plan)
+    many.drop_rows(1, dropped)
+    many.mark_cells_complete("h", 1, rows)
+    many.mark_cells_complete("bucket", 1, rows)
+    many.mark_row_range_complete("row_key", 1, 130)
+    many.mark_row_range_complete("region", 1, 130)
+    assert one.to_bytes() == many.to_bytes()
+    assert one.ready_columns(1) == many.ready_columns(1) == ["h", "code", "label"]
+    for column in ("h", "code", "label"):
+        assert one.ready_rows(column, 1).tolist() == many.ready_rows(column, 1).tolist()
+
+
+def test_prefill_row_group_checks_everything_before_changing_anything() -> None:
+    from cellfrontier.testing.j12 import build_j12_graph
+
+    tracker = CompletionTracker.with_graph(build_j12_graph(), RowGroupPlan.uniform(300, 130))
+    tracker.mark_cells_complete("h", 0, [0, 1])
+    before = tracker.to_bytes()
+    with pytest.raises(
+        StrategyMismatchError, match=r"prefill_row_group\(\) needs a cell_by_cell column.*'summary'"
+    ):
+        tracker.prefill_row_group(0, 130, cell_columns=["h", "summary"], rows=[2])
+    with pytest.raises(StrategyMismatchError, match="list it in cell_columns"):
+        tracker.prefill_row_group(0, 130, full_columns=["row_key", "h"])
+    with pytest.raises(UnknownColumnError):
+        tracker.prefill_row_group(0, 130, cell_columns=["h"], rows=[2], full_columns=["nope"])
+    with pytest.raises(RowIndexError):
+        tracker.prefill_row_group(0, 130, dropped=[5], cell_columns=["h"], rows=[2, 130])
+    with pytest.raises(SizeMismatchError):
+        tracker.prefill_row_group(0, 100, dropped=[5], cell_columns=["h"], rows=[2])
+    with pytest.raises(UnknownRowGroupError):
+        tracker.prefill_row_group(7, 130, cell_columns=["h"], rows=[2])
+    assert tracker.to_bytes() == before
+    with pytest.raises(NoGraphError):
+        CompletionTracker().prefill_row_group(0, 10)

@@ -36,10 +36,12 @@ from cellfrontier.job import (
     JobResult,
     MissingDependencyError,
     OutputDirError,
+    RerunRefusedError,
     RunningLoopError,
     ShardLostError,
     StaleShardError,
     blocking,
+    generator,
 )
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.strategies import GenerationStrategy
@@ -76,6 +78,7 @@ __all__ = [
     "MissingDependencyError",
     "NoGraphError",
     "OutputDirError",
+    "RerunRefusedError",
     "RowGroupCompactedError",
     "RowGroupPlan",
     "RowIndexError",
@@ -92,6 +95,7 @@ __all__ = [
     "UnknownColumnError",
     "UnknownRowGroupError",
     "blocking",
+    "generator",
 ]
 
 __version__ = "0.1.0"

@@ -253,6 +253,64 @@ cdef class TrackerCore(GroupTable):
         finally:
             self._exit()
 
+    def prefill(self, row_group, row_group_size, dropped, cell_columns, rows, full_columns):
+        """Bulk: a row group's kept state in one event (all or nothing).
+
+        Drops *dropped*, marks *rows* done in every column of *cell_columns* (cell-by-cell) and
+        marks every column of *full_columns* (full-column) done: the same state as those calls
+        one after another, but every argument is checked before anything changes.  Returns
+        None: such an event's entries would list tasks that entered the frontier and left it
+        within the call; read the group's ready tasks afterwards.
+        """
+        cdef list cells, batches
+        cdef int c
+        cdef Group g
+        cdef const int64_t[::1] dv
+        cdef const int64_t[::1] rv
+        cdef uint64_t* scratch
+        cdef Py_ssize_t nw, n_added, n_removed
+        cdef Py_ssize_t C = self.graph.num_columns
+        cdef str method = "prefill_row_group"
+        self._enter()
+        try:
+            cells = column_list(self.index, self.names, cell_columns, method)
+            batches = column_list(self.index, self.names, full_columns, method)
+            for c in cells:
+                if self.graph.is_batch[c]:
+                    self._strategy_error(c, method, " (list it in full_columns)")
+            for c in batches:
+                if not self.graph.is_batch[c]:
+                    self._strategy_error(c, method, " (list it in cell_columns)")
+            g = self._group(row_group, method)
+            check_size(g, row_group_size, method)
+            dv = checked_rows(g, dropped, method)
+            rv = checked_rows(g, rows, method)
+            nw = g.s.nw
+            scratch = self._scratch(3 * nw)  # the dropped rows, the kept rows, mark_range's words
+            if dv.shape[0]:
+                kernels.rows_to_mask(&dv[0], dv.shape[0], scratch)
+            if rv.shape[0]:
+                kernels.rows_to_mask(&rv[0], rv.shape[0], scratch + nw)
+            n_added = C + 1
+            n_removed = C * (nw + 1) + 1
+            for c in cells:
+                n_added += self._fanout_entries(c, g)
+                n_removed += nw + 1
+            for c in batches:
+                n_added += self._fanout_entries(c, g)
+                n_removed += 1
+            self._reserve(n_added, n_removed)
+            g = self._commit(g)
+            if dv.shape[0]:
+                kernels.drop_rows(&self.graph, &g.s, &self.log, scratch)
+            for c in cells:
+                kernels.mark_cells(&self.graph, &g.s, &self.log, c, scratch + nw)
+            for c in batches:
+                self._mark_range(g, c, scratch + 2 * nw)
+            self._result(g)
+        finally:
+            self._exit()
+
     def add_roots(self, row_group, row_group_size, columns=None):
         """Admit a row group: root tasks (all roots, or the given root columns) become ready."""
         cdef Group g

@@ -167,6 +167,28 @@ class CompletionTracker:
         """Bulk form of :meth:`drop_row` (all or nothing)."""
         return self._need_core("drop_rows").drop_rows(row_group, rows)
 
+    def prefill_row_group(
+        self,
+        row_group: int,
+        row_group_size: int,
+        *,
+        dropped: npt.ArrayLike = (),
+        cell_columns: Sequence[str] = (),
+        rows: npt.ArrayLike = (),
+        full_columns: Sequence[str] = (),
+    ) -> None:
+        """Make a row group's state in one bulk call (all or nothing): what a rerun keeps of it.
+
+        Drops *dropped*, marks *rows* done in every column of *cell_columns* and every column of
+        *full_columns* done: the state ``drop_rows``, ``mark_cells_complete`` and
+        ``mark_row_range_complete`` would leave one after another, with every argument checked
+        before anything changes.  Returns None (the group's ready tasks are read afterwards:
+        ``ready_columns``, ``ready_rows``).
+        """
+        self._need_core("prefill_row_group").prefill(
+            row_group, row_group_size, dropped, cell_columns, rows, full_columns
+        )
+
     def add_root_tasks(
         self, row_group: int, row_group_size: int, columns: Sequence[str] | None = None
     ) -> FrontierDelta:

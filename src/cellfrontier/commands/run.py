@@ -105,6 +105,14 @@ def add_parser(subparsers: Any) -> None:
             "as a cluster run cuts them; N processes (a Slurm array job) each run one"
         ),
     )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help=(
+            "say what a run on the output_dir would keep, recompute, add and remove, and how many "
+            "tasks it would compute, then exit without running (Job.plan_rerun())"
+        ),
+    )
     parser.add_argument("--no-progress", action="store_true", help="draw no progress bar and log no progress")
     parser.add_argument("--traceback", action="store_true", help="print the whole traceback of an error")
     parser.set_defaults(handler=run_command)
@@ -183,6 +191,12 @@ def _run(args: argparse.Namespace) -> int:
             args,
             EXIT_USAGE,
         )
+    if args.plan:
+        try:
+            print(job.plan_rerun())
+        except OutputDirError as exc:
+            return _fail(str(exc), None, args, EXIT_FAILED)
+        return 0
     shard = _chosen_shard(job, args)
     if shard is not None and shard.stop > job.num_row_groups:
         return _fail(

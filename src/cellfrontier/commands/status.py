@@ -82,7 +82,7 @@ def format_status(status: JobStatus) -> str:
     lines = [
         f"{status.output_dir}: a cellfrontier job, {status.state}",
         f"  job: {job.num_records:,} rows in {job.num_row_groups:,} row groups of {job.buffer_size:,}; "
-        f"fingerprint {job.fingerprint}",
+        f"fingerprint {job.fingerprint}" + (f", job version {job.generation}" if job.generation else ""),
         f"  columns: {columns}",
         f"  rows: {status.rows_done:,} done, {status.rows_dropped:,} dropped of {job.num_records:,}",
         f"  row groups: {status.groups_written:,} written, {status.groups_active:,} active, "

@@ -10,7 +10,7 @@ progress (a shard reports it, a run of many shards sums it).  The loop of one sh
 the collector's settings and the stop signals itself, so those live in ``shard``.
 """
 
-from cellfrontier.job.columns import blocking
+from cellfrontier.job.columns import blocking, generator
 from cellfrontier.job.errors import (
     ErrorRateExceededError,
     GeneratorMappingError,
@@ -19,6 +19,7 @@ from cellfrontier.job.errors import (
     JobInterruptedError,
     MissingDependencyError,
     OutputDirError,
+    RerunRefusedError,
     RunningLoopError,
     ShardLostError,
     StaleShardError,
@@ -27,6 +28,8 @@ from cellfrontier.job.job import Job
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress
 from cellfrontier.job.result import GeneratorFailure, JobResult, ShardSummary
+from cellfrontier.job.run.preview import JobPreview
+from cellfrontier.job.run.rerun_plan import ColumnChange, RerunPlan
 from cellfrontier.job.run.whole_job import merged_job_state, shard_states
 from cellfrontier.job.shard.admission import (
     AdmissionPolicy,
@@ -45,6 +48,7 @@ __all__ = [
     "AdmissionPolicy",
     "AdmissionView",
     "CapsAdmission",
+    "ColumnChange",
     "ErrorRateExceededError",
     "FixedAdmission",
     "GeneratorFailure",
@@ -53,6 +57,7 @@ __all__ = [
     "Job",
     "JobCancelledError",
     "JobInterruptedError",
+    "JobPreview",
     "JobProgress",
     "JobResult",
     "JobSpec",
@@ -61,6 +66,8 @@ __all__ = [
     "MissingDependencyError",
     "OutputDirError",
     "OutputLayout",
+    "RerunPlan",
+    "RerunRefusedError",
     "RunningLoopError",
     "ShardCheckpoint",
     "ShardLostError",
@@ -68,6 +75,7 @@ __all__ = [
     "ShardSummary",
     "StaleShardError",
     "blocking",
+    "generator",
     "latest_checkpoint",
     "load_checkpoint",
     "merged_job_state",

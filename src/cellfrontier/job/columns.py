@@ -15,6 +15,11 @@ A :class:`ColumnSpec` is a plain, picklable description: the generated loops tha
 column's generator are built by the shard that runs it
 (:mod:`cellfrontier.job.shard.row_loops`).
 
+:func:`generator` wraps a generator with what a rerun needs to know of it: an explicit
+``version`` (the column's values change only when it does) or ``volatile`` (recomputed by every
+new job version); see :mod:`cellfrontier.job.fingerprint`.  Like :func:`blocking` it returns a
+wrapper and leaves the function unchanged, and the two compose in either order.
+
 A function that returns an awaitable without being declared ``async def`` is not recognised
 as async (checking every result would cost time on every call); the first batch of such a
 column raises :class:`GeneratorOutputError` saying so.
@@ -32,6 +37,7 @@ from typing import Any, TypeVar
 from cellfrontier._validate import is_integer
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import GeneratorMappingError
+from cellfrontier.job.fingerprint import generator_print
 from cellfrontier.strategies import GenerationStrategy
 
 __all__ = [
@@ -41,7 +47,9 @@ __all__ = [
     "BlockingGenerator",
     "ColumnKind",
     "ColumnSpec",
+    "VersionedGenerator",
     "blocking",
+    "generator",
     "generator_identity",
     "is_blocking",
     "output_columns",
@@ -70,18 +78,14 @@ DEFAULT_BLOCKING_BATCH = 64
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class BlockingGenerator:
-    """A plain generator marked to run on the thread pool (what :func:`blocking` returns).
+class _GeneratorWrapper:
+    """A wrapper that calls *fn* and carries its names: marking a generator for one job leaves
+    the function itself unchanged for every other use."""
 
-    A wrapper rather than an attribute set on the function, so that marking a function for
-    one job leaves the function itself unchanged for every other use.
-    """
+    __slots__ = ("__dict__", "__wrapped__")
 
-    __slots__ = ("__dict__", "__wrapped__", "batch_size")
-
-    def __init__(self, fn: Callable[..., Any], batch_size: int) -> None:
+    def __init__(self, fn: Callable[..., Any]) -> None:
         self.__wrapped__ = fn
-        self.batch_size = batch_size
         for name in ("__module__", "__name__", "__qualname__", "__doc__"):
             value = getattr(fn, name, None)
             if value is not None:
@@ -89,6 +93,20 @@ class BlockingGenerator:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__wrapped__(*args, **kwargs)
+
+
+class BlockingGenerator(_GeneratorWrapper):
+    """A plain generator marked to run on the thread pool (what :func:`blocking` returns).
+
+    A wrapper rather than an attribute set on the function, so that marking a function for
+    one job leaves the function itself unchanged for every other use.
+    """
+
+    __slots__ = ("batch_size",)
+
+    def __init__(self, fn: Callable[..., Any], batch_size: int) -> None:
+        super().__init__(fn)
+        self.batch_size = batch_size
 
     def __repr__(self) -> str:
         return f"blocking({self.__wrapped__!r})"
@@ -121,6 +139,67 @@ def blocking(fn: F | None = None, *, batch_size: int = DEFAULT_BLOCKING_BATCH) -
     return mark if fn is None else mark(fn)
 
 
+class VersionedGenerator(_GeneratorWrapper):
+    """A generator with rerun options (what :func:`generator` returns): ``version``, ``volatile``.
+
+    A wrapper, like :class:`BlockingGenerator`, so the function itself stays unchanged; the
+    job unwraps it when it resolves the columns, so calls pay nothing for it.
+    """
+
+    __slots__ = ("version", "volatile")
+
+    def __init__(self, fn: Callable[..., Any], version: str | None, volatile: bool) -> None:
+        super().__init__(fn)
+        self.version = version
+        self.volatile = volatile
+
+    def __repr__(self) -> str:
+        options = [f"version={self.version!r}"] if self.version is not None else []
+        options += ["volatile=True"] if self.volatile else []
+        return f"generator({self.__wrapped__!r}{''.join(', ' + o for o in options)})"
+
+
+def generator(fn: F | None = None, *, version: str | int | None = None, volatile: bool = False) -> Any:
+    """Give a generator what reruns need: an explicit *version*, or mark it *volatile*.
+
+    A column's stored values are kept by a rerun while its fingerprint is unchanged, and by
+    default the fingerprint follows the generator's code (:mod:`cellfrontier.job.fingerprint`).
+    With ``version=`` it follows that value alone: bump it when the values should change, keep
+    it to keep them (across Python versions too, whose bytecode differs).  ``volatile=True``
+    recomputes the column, and everything downstream, in every new job version (a sample you
+    want drawn afresh; a full-column generator whose values depend on the whole group, such
+    as an aggregate, when a group can grow).  Usable bare, with arguments or as a call; it
+    composes with :func:`blocking` in either order.
+    """
+    if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
+        raise GeneratorMappingError(f"generator() needs version as a str or int, got {version!r}")
+    if not isinstance(volatile, bool):
+        raise GeneratorMappingError(f"generator() needs volatile as a bool, got {volatile!r}")
+    pinned = None if version is None else str(version)
+
+    def wrap(target: F) -> VersionedGenerator:
+        if not callable(target):
+            raise GeneratorMappingError(f"generator() needs a callable, got {type(target).__name__}")
+        inner = target.__wrapped__ if isinstance(target, VersionedGenerator) else target
+        return VersionedGenerator(inner, pinned, volatile)
+
+    return wrap if fn is None else wrap(fn)
+
+
+def unwrap_options(fn: Any) -> tuple[Any, str | None, bool]:
+    """``(generator, version, volatile)``: *fn* without its :func:`generator` wrapper, wherever it is.
+
+    ``blocking(generator(f))`` becomes ``blocking(f)``; ``generator(blocking(f))`` the
+    ``blocking(f)`` inside.
+    """
+    if isinstance(fn, VersionedGenerator):
+        return fn.__wrapped__, fn.version, fn.volatile
+    if isinstance(fn, BlockingGenerator) and isinstance(fn.__wrapped__, VersionedGenerator):
+        inner = fn.__wrapped__
+        return BlockingGenerator(inner.__wrapped__, fn.batch_size), inner.version, inner.volatile
+    return fn, None, False
+
+
 def is_blocking(fn: Any) -> bool:
     """Whether *fn* was marked with :func:`blocking`."""
     return isinstance(fn, BlockingGenerator)
@@ -132,8 +211,8 @@ def _blocking_batch(fn: Any) -> int:
 
 def _is_async(fn: Any) -> bool:
     target = fn
-    while isinstance(target, functools.partial):
-        target = target.func
+    while isinstance(target, (functools.partial, VersionedGenerator)):
+        target = target.func if isinstance(target, functools.partial) else target.__wrapped__
     if inspect.iscoroutinefunction(target):
         return True
     call = getattr(type(target), "__call__", None)  # noqa: B004 - an object with an async __call__
@@ -151,6 +230,8 @@ def generator_identity(fn: Any) -> str:
     them apart, so give generators that must not be swapped distinct names.
     """
     target = fn.__wrapped__ if isinstance(fn, BlockingGenerator) else fn
+    if isinstance(target, VersionedGenerator):
+        return generator_identity(target.__wrapped__)
     if isinstance(target, functools.partial):
         return f"partial({generator_identity(target.func)})"
     module = getattr(target, "__module__", None)
@@ -197,6 +278,12 @@ class ColumnSpec:
     """Longest chain of columns ending here (1 for a root): deeper columns launch first."""
     identity: str
     """The generator's ``module:qualname``, recorded in the job's manifest."""
+    print_source: str = "code"
+    """Where the generator's print comes from: ``version``, ``identity`` or ``code``."""
+    print_digest: str = ""
+    """The generator's print (:func:`~cellfrontier.job.fingerprint.generator_print`)."""
+    volatile: bool = False
+    """Recomputed by every new job version (:func:`generator`)."""
 
 
 def resolve_columns(
@@ -247,7 +334,8 @@ def resolve_columns(
     depth: dict[str, int] = {}
     columns: list[ColumnSpec] = []
     for index, name in enumerate(order):
-        fn = generators[name]
+        fn, version, volatile = unwrap_options(generators[name])
+        printed = generator_print(fn.__wrapped__ if is_blocking(fn) else fn, version)
         ups = graph.get_upstream_columns(name)
         depth[name] = 1 + max((depth[u] for u in ups), default=0)
         inputs = tuple(out for up in order if up in ups for out in outputs[up])
@@ -271,6 +359,9 @@ def resolve_columns(
                 blocking_batch=_blocking_batch(fn) if kind is ColumnKind.BLOCKING else 0,
                 depth=depth[name],
                 identity=generator_identity(fn),
+                print_source=printed.source,
+                print_digest=printed.digest,
+                volatile=volatile,
             )
         )
     return tuple(columns)

@@ -16,6 +16,7 @@ __all__ = [
     "JobInterruptedError",
     "MissingDependencyError",
     "OutputDirError",
+    "RerunRefusedError",
     "RunningLoopError",
     "ShardLostError",
     "StaleShardError",
@@ -36,6 +37,13 @@ class GeneratorOutputError(CellFrontierError, ValueError):
 
 class OutputDirError(CellFrontierError, ValueError):
     """The output directory belongs to another job, or is not empty and not a job's at all."""
+
+
+class RerunRefusedError(OutputDirError):
+    """An edited job cannot reuse what its output directory holds (fewer rows, another buffer size).
+
+    Raised before any file is touched; the message says what to do instead.
+    """
 
 
 class ErrorRateExceededError(CellFrontierError, RuntimeError):

@@ -23,9 +23,11 @@ from cellfrontier.job.progress import JobProgress
 from cellfrontier.job.result import JobResult
 from cellfrontier.job.run.cluster import run_on_cluster
 from cellfrontier.job.run.local_run import run_locally
+from cellfrontier.job.run.preview import JobPreview, preview_job
+from cellfrontier.job.run.rerun_plan import RerunPlan, plan_rerun
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.spec import JobSpec
-from cellfrontier.job.store.manifest import job_fingerprint
+from cellfrontier.job.store.generations import version_request
 
 __all__ = ["Job"]
 
@@ -217,8 +219,12 @@ class Job:
         return type(self)(self.graph, self.generators, num_records, **{**options, **changes})
 
     def fingerprint(self) -> dict[str, Any]:
-        """What identifies the job in its output directory's manifest."""
-        return job_fingerprint(self.spec())
+        """What identifies the job in its output directory: its job version's record, unnumbered.
+
+        Each column's generator print and strategy, the graph and the sizes (see
+        :mod:`cellfrontier.job.store.generations`).
+        """
+        return version_request(self.spec())
 
     def _requested(self, row_groups: range | None) -> range | None:
         total = self.num_row_groups
@@ -288,6 +294,36 @@ class Job:
         spec = self.spec()
         with StopSignals() as signals:
             return await run_locally(spec, shard, signals)
+
+    def plan_rerun(self) -> RerunPlan:
+        """What running the job on its ``output_dir`` will do, before any work (nothing is written).
+
+        Which columns the directory's files keep, which are computed again and why (changed,
+        upstream changed, volatile, the Python version), which are added and removed, the rows
+        added and how many tasks the run will compute.  Raises what the run would refuse
+        (:class:`RerunRefusedError`: fewer rows, another ``buffer_size``).
+        """
+        if self.output_dir is None:
+            raise InvalidArgumentError(
+                "plan_rerun() needs output_dir: without it every run computes everything"
+            )
+        return plan_rerun(self.spec())
+
+    def preview(self, n: int = 10) -> JobPreview:
+        """Compute the job's first *n* rows in memory and return them, writing nothing.
+
+        The rows (``.table``, a pyarrow Table when pyarrow is installed, and ``.data``, a dict
+        of lists) and the failures (``.error_samples``), whatever ``output_dir`` says: to read a
+        few rows after an edit before running the job.  Blocks; not from a running event loop.
+        """
+        count = as_count(n, "n", "preview", 1)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RunningLoopError("Job.preview() cannot be called from a running event loop")
+        return preview_job(self.spec(), count)
 
     def __repr__(self) -> str:
         return (

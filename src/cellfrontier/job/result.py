@@ -139,6 +139,10 @@ class JobResult:
     memory: dict[int, dict[str, list[Any]]] | None = field(default=None, repr=False)
     shards: tuple[ShardSummary, ...] = field(default=(), repr=False)
     """What each shard did: its row groups, the epoch of its attempt, its counts and timing."""
+    cells_kept: int = 0
+    """Cells a rerun kept from the files of an earlier job version (read back, not computed)."""
+    readback_seconds: float = 0.0
+    """Wall time spent reading those kept values back (summed over shards)."""
 
     def to_pydict(self, *, row_index: bool = False) -> dict[str, list[Any]]:
         """The output as ``{column: values}`` in global row order (needs pyarrow with output_dir)."""
@@ -213,4 +217,6 @@ def combine_results(
         output_dir=output_dir,
         columns=columns,
         shards=tuple(summaries),
+        cells_kept=sum(r.cells_kept for r in results),
+        readback_seconds=sum(r.readback_seconds for r in results),
     )

@@ -48,6 +48,9 @@ class JobSpec:
     progress_interval: float
     log_interval: float
     tune_gc: bool
+    generation: int | None = None
+    """The job version of ``output_dir`` this run works on, once its run has resolved it
+    (:mod:`cellfrontier.job.store.generations`); None before, and without ``output_dir``."""
 
     @property
     def num_row_groups(self) -> int:
@@ -82,6 +85,10 @@ class JobSpec:
         return ProgressReporter(
             self.progress, self.progress_bar, interval=self.progress_interval, log_interval=self.log_interval
         )
+
+    def at_generation(self, generation: int) -> JobSpec:
+        """A copy bound to job version *generation* of its ``output_dir``."""
+        return dataclasses.replace(self, generation=generation)
 
     def without_progress_display(self, progress_interval: float) -> JobSpec:
         """A copy that reports progress only every *progress_interval* seconds, drawing nothing.

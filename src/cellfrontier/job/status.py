@@ -52,6 +52,10 @@ class JobDescription:
     fingerprint: str
     """The manifest's digest, the one stamped on every checkpoint of the job."""
     manifest_version: int
+    generation: int = 0
+    """The job version the directory holds now (0: a directory of the format before versions)."""
+    accepted: tuple[str, ...] = ()
+    """Other checkpoint digests of this job (a migrated directory's version 1 keeps its old ones)."""
 
     @property
     def num_row_groups(self) -> int:
@@ -225,6 +229,7 @@ class JobStatus:
                 "num_row_groups": job.num_row_groups,
                 "fingerprint": job.fingerprint,
                 "manifest_version": job.manifest_version,
+                "generation": job.generation,
             },
             "rows_done": self.rows_done,
             "rows_dropped": self.rows_dropped,

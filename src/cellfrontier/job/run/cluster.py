@@ -178,7 +178,7 @@ def run_on_cluster(
         _allowed_failures(client),
     )
     client.subscribe_topic(topic, on_event)
-    worker_spec = spec.without_progress_display(max(spec.progress_interval, WORKER_PROGRESS_INTERVAL))
+    worker_spec = run.spec.without_progress_display(max(spec.progress_interval, WORKER_PROGRESS_INTERVAL))
     done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
     futures: dict[Any, range] = {}
     try:

@@ -29,6 +29,7 @@ async def run_locally(spec: JobSpec, requested: range | None, signals: StopSigna
         whole = requested if requested is not None else range(spec.num_row_groups)
         return await ShardRunner(spec, whole).run(signals)
     run = open_run(spec, requested=requested)
+    spec = run.spec  # bound to the job version the run resolved
     to_run = run.to_run
     if len(to_run) == 1 and not run.finished:
         return await ShardRunner(spec, to_run[0]).run(signals)

@@ -18,7 +18,7 @@ from cellfrontier.job.result import JobResult, ShardSummary, combine_results
 from cellfrontier.job.run.progress_board import ProgressBoard, shard_baselines
 from cellfrontier.job.run.shard_cut import cut_shards
 from cellfrontier.job.spec import JobSpec
-from cellfrontier.job.store.manifest import job_digest, job_fingerprint, prepare_output_dir
+from cellfrontier.job.store.generations import resolve_version
 from cellfrontier.job.store.shard_dirs import FinishedShard, finished_shards, register_shards
 
 __all__ = ["RunOfShards", "open_run"]
@@ -88,6 +88,9 @@ def open_run(
 ) -> RunOfShards:
     """Prepare ``output_dir`` for a run of *spec* and find its shards.
 
+    The job version is resolved first (the current one, or a switch to a new one): the run's
+    ``spec`` is bound to it, and its shards are those of that version.
+
     *requested* restricts the run to one shard (``job.run(row_groups=...)``); otherwise the
     uncovered row groups are cut into about *new_shards* shards (a callable is asked once the
     directory is known to be this job's: a cluster's thread count).  With *register* the new
@@ -95,14 +98,15 @@ def open_run(
     cut); a local run registers each shard when it starts it.
     """
     started = time.perf_counter()
-    assert spec.output_dir is not None
-    layout = OutputLayout(spec.output_dir)
-    fingerprint = job_fingerprint(spec)
-    prepare_output_dir(layout, fingerprint)
+    root = spec.output_dir
+    assert root is not None
+    version = resolve_version(spec)
+    spec = spec.at_generation(version.generation)
+    layout = OutputLayout(root, version.generation)
     count = new_shards() if callable(new_shards) else new_shards
     shards = cut_shards(layout, spec.num_row_groups, requested=requested, new_shards=count)
     if register:
         register_shards(layout, shards)
     written = set(layout.written_groups(0, spec.num_row_groups))
-    finished = finished_shards(layout, shards, job_digest(fingerprint), written)
+    finished = finished_shards(layout, shards, version.accepted_digests, written)
     return RunOfShards(spec, layout, shards, finished, written, started)

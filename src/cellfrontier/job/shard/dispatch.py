@@ -217,7 +217,7 @@ class CallDispatcher:
         self.ledger.done(column, group, row, queued=False)
 
     def _run_batch_inline(self, column: ColumnSpec, group: GroupBuffers) -> None:
-        batch, live = group.batch_input(column.inputs)
+        batch, live = group.batch_input(column.inputs, column.name)
         self.ledger.calls += 1
         try:
             result = column.fn(batch)
@@ -349,7 +349,7 @@ class CallDispatcher:
 
     async def _async_batch(self, column: ColumnSpec, group: GroupBuffers) -> None:
         try:
-            batch, live = group.batch_input(column.inputs)
+            batch, live = group.batch_input(column.inputs, column.name)
             try:
                 result = await column.fn(batch)
             except Exception as exc:
@@ -421,7 +421,7 @@ class CallDispatcher:
         failures: list[tuple[Any, Exception]] = []
         live: Sequence[int] = []
         try:
-            batch, live = group.batch_input(column.inputs)
+            batch, live = group.batch_input(column.inputs, column.name)
             result = column.fn(batch)
         except Exception as exc:
             failures.append((None, exc))

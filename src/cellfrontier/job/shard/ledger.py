@@ -160,20 +160,24 @@ class TaskLedger:
     def failed(self, column: ColumnSpec, group: GroupBuffers, row: int | None, exc: Exception) -> None:
         """A call raised: retry it later, or drop its row(s) when its retries are spent.
 
-        The task counts in ``group.outstanding`` until it is retried successfully or dropped.
+        A dropped row remembers *column* as its culprit (the group's file records it, so that a
+        rerun keeps the drop only while that column is kept).  The task counts in
+        ``group.outstanding`` until it is retried successfully or dropped.
         """
         if self.failures.record(column, group, row, exc):
             return
         group.outstanding -= 1
         rg = group.row_group
         if row is None:
-            live = group.live_rows()
+            live = group.batch_rows(column.name)
             if live:
                 self.tracker.drop_rows(rg, np.asarray(live, dtype=np.int64))
                 group.dropped.update(live)
+                group.culprits.update(dict.fromkeys(live, column.name))
         else:
             self.tracker.drop_row(rg, row)
             group.dropped.add(row)
+            group.culprits[row] = column.name
         self.touched[rg] = group
 
     def due_retries(self, now: float) -> Iterator[tuple[int, GroupBuffers, int | None]]:

@@ -26,6 +26,12 @@ takes a lock):
 5. Wait (only if nothing is left to do now) until a completion, a write, a retry's time, a
    checkpoint's time or a signal wakes the loop.
 
+A rerun of an edited job on the same ``output_dir`` goes through the same loop: the store
+tells which written groups stand (settled) and which to upgrade; an upgraded group is
+admitted like a new one, but first its kept columns are read back and its tracker state
+prefilled (:mod:`cellfrontier.job.shard.reuse`), so only the computed columns' tasks (and the
+new rows') ever become ready; its new file then replaces the old one.
+
 Consistency: a cell is marked done in the tracker only after its value is in the group's
 buffer, and checkpoints are taken between rounds on the loop thread, so the saved tracker
 state never claims a value the saved buffers lack.  A group's file is durable before the
@@ -35,10 +41,13 @@ group is compacted, so a checkpoint stops holding a group's values only once its
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cellfrontier.errors import CheckpointError
@@ -62,8 +71,11 @@ from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
+from cellfrontier.job.shard.reuse import attach_kept, buffer_names, prefill_group, read_kept
 from cellfrontier.job.shard.wakeup import Wakeup
 from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.store.group_files import GroupStamp
+from cellfrontier.job.store.group_reuse import GroupReuse
 from cellfrontier.job.store.shard_store import ShardStore
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.tracker import CompletionTracker
@@ -77,6 +89,8 @@ _DEFAULT_CELL_BYTES = 64
 MAX_COUNTED_RANGES = 10_000
 """Beyond this many ranges of counted groups a checkpoint leaves them out (its header stays small)."""
 _MAX_SECONDS_WITHOUT_YIELD = 0.02
+_PREFETCH_GROUPS = 4
+"""Upgraded groups whose kept columns are read ahead, on a thread, before they are admitted."""
 """Longest stretch of inline work before the loop lets other coroutines of the event loop run."""
 
 
@@ -131,6 +145,12 @@ class ShardRunner:
         self.dispatch = CallDispatcher(self.columns, self.ledger, max_concurrency=spec.max_concurrency)
         self.writer: GroupWriter | None = None
         self.memory: dict[int, dict[str, list[Any]]] = {}
+        self.reuse: dict[int, tuple[Path, GroupReuse]] = {}
+        """Written groups this run upgrades, and what it keeps of each (from the store)."""
+        self.previous: dict[int, int] = {}
+        """The job version of the file each upgraded group replaces."""
+        self.reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self.prefetched: dict[int, concurrent.futures.Future[tuple[Any, float]]] = {}
         self.stop_signal: int | None = None
         self.wakeup: Wakeup | None = None
 
@@ -141,6 +161,8 @@ class ShardRunner:
         self.bytes_per_group = 0
         self.resumed = False
         self.tasks_at_start = 0
+        self.readback_seconds = 0.0
+        self.cells_kept = 0
         self.started_wall = 0.0
         self.counted = GroupRanges()
         """The groups whose rows ``records`` and ``dropped`` count (written, and released or settled)."""
@@ -204,11 +226,18 @@ class ShardRunner:
             self.ledger.use_tracker(state.tracker)
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
             written = state.written
+            self.reuse = state.reuse
             for rg in written:
                 self.counted.add(rg)
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
                 group = GroupBuffers.restored(rg, size, rg * self.spec.buffer_size, values, self.tracker)
+                group.culprits = state.drops.get(rg, {})
+                if rg in self.reuse:  # an upgrade under way: its kept values come from the file again
+                    path, reuse = self.reuse.pop(rg)
+                    self.previous[rg] = reuse.generation
+                    if reuse.kept:
+                        attach_kept(group, reuse, self.by_name, self._read_kept(path, reuse))
                 self.groups[rg] = group
                 self.computing += 1
                 self.dirty[rg] = group
@@ -221,7 +250,14 @@ class ShardRunner:
         assert self.wakeup is not None
         self.dispatch.start(self.wakeup)
         if self.layout is not None:
-            self.writer = GroupWriter(self.layout, self.output_names, self.epoch, self.wakeup.wake_threadsafe)
+            assert self.store is not None
+            self.writer = GroupWriter(
+                self.store.layout,
+                self.output_names,
+                self.epoch,
+                self.wakeup.wake_threadsafe,
+                generation=self.store.generation,
+            )
 
     # ------------------------------------------------------------------ the loop
 
@@ -332,16 +368,57 @@ class ShardRunner:
         for _ in range(count):
             rg = self.pending.popleft()
             size = self.row_plan.row_group_size(rg)
-            group = GroupBuffers(rg, size, rg * buffer_size, self.output_names)
+            reused = self.reuse.pop(rg, None)
+            if reused is None:
+                group = GroupBuffers(rg, size, rg * buffer_size, self.output_names)
+            else:
+                group = self._reused_group(rg, size, *reused)
             self.groups[rg] = group
             self.computing += 1
             self.tracker.add_root_tasks(rg, size)
             self.dirty[rg] = group
+        if self.reuse:
+            self._prefetch()
         if self.computing > self.peak_active:
             self.peak_active = self.computing
         if len(self.groups) > self.peak_held:
             self.peak_held = len(self.groups)
         return count
+
+    def _reused_group(self, rg: int, size: int, path: Path, reuse: GroupReuse) -> GroupBuffers:
+        """A written group to upgrade: its kept values read back, its tracker state prefilled."""
+        base = rg * self.spec.buffer_size
+        group = GroupBuffers(rg, size, base, buffer_names(self.output_names, reuse, self.by_name))
+        self.previous[rg] = reuse.generation
+        if reuse.kept:
+            table = self._read_kept(path, reuse)
+            attach_kept(group, reuse, self.by_name, table)
+            prefill_group(self.tracker, group, reuse, self.by_name)
+            self.cells_kept += len(reuse.kept) * len(reuse.stored_rows)
+        return group
+
+    def _prefetch(self) -> None:
+        """Start reading the kept columns of the next upgraded groups to admit (the read releases the GIL)."""
+        if self.reader is None:
+            self.reader = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="cellfrontier-reader")
+        for rg in itertools.islice(self.pending, _PREFETCH_GROUPS):
+            if len(self.prefetched) >= _PREFETCH_GROUPS:
+                return
+            found = self.reuse.get(rg)
+            if found is not None and found[1].kept and rg not in self.prefetched:
+                self.prefetched[rg] = self.reader.submit(self._timed_read, *found)
+
+    def _timed_read(self, path: Path, reuse: GroupReuse) -> tuple[Any, float]:
+        started = time.perf_counter()
+        table = read_kept(path, reuse, self.by_name, reuse.row_group * self.spec.buffer_size)
+        return table, time.perf_counter() - started
+
+    def _read_kept(self, path: Path, reuse: GroupReuse) -> Any:
+        """The kept columns of an upgraded group: read ahead already, or now."""
+        future = self.prefetched.pop(reuse.row_group, None)
+        table, seconds = future.result() if future is not None else self._timed_read(path, reuse)
+        self.readback_seconds += seconds
+        return table
 
     # ------------------------------------------------------------------ advancing a group
 
@@ -361,7 +438,10 @@ class ShardRunner:
                 column = by_name[name]
                 if column.batch:
                     if tracker.pop_ready_batch(name, rg):
-                        dispatch.submit_batch(column, group)
+                        if group.partial and group.lacks_nothing(name):  # kept, and no row to add
+                            self.ledger.done(column, group, None, queued=False)
+                        else:
+                            dispatch.submit_batch(column, group)
                 else:
                     rows = tracker.ready_rows(name, rg, take=True)
                     if rows.size:
@@ -382,10 +462,23 @@ class ShardRunner:
             self.bytes_per_group = estimate
         data, live = group.final_values(self.output_names)
         if self.writer is not None:
-            self.writer.submit(rg, data)
+            self.writer.submit(self._stamp(group, live), data, self.previous.pop(rg, None))
         else:
             self.memory[rg] = data
             self._release(rg, live)
+
+    def _stamp(self, group: GroupBuffers, live: int) -> GroupStamp:
+        """What the finished *group*'s file records: its version, fingerprints and drops."""
+        assert self.store is not None and self.store.version is not None
+        fingerprints = self.store.version.fingerprints
+        return GroupStamp(
+            row_group=group.row_group,
+            generation=self.store.generation,
+            size=group.size,
+            rows=live,
+            columns={c.name: (fingerprints[c.name], c.outputs) for c in self.columns},
+            dropped=group.drop_culprits(),
+        )
 
     def _collect_writes(self, writer: GroupWriter) -> None:
         try:
@@ -409,6 +502,8 @@ class ShardRunner:
         """Save the tracker and the active groups' values as one atomic file."""
         if self.store is None:
             return
+        if self.writer is not None:
+            self.writer.sync()
         ledger = self.ledger
         stats = {
             "records": self.records,
@@ -424,7 +519,8 @@ class ShardRunner:
             "counted_groups": self.counted.pairs() if len(self.counted) <= MAX_COUNTED_RANGES else None,
         }
         values = {rg: group.columns for rg, group in self.groups.items()}
-        self.store.save(self.tracker, values, stats, self.ledger.tasks)
+        drops = {rg: dict(group.culprits) for rg, group in self.groups.items() if group.culprits}
+        self.store.save(self.tracker, values, stats, self.ledger.tasks, drops)
 
     async def _abort(self, exc: BaseException) -> None:
         """Stop everything in flight, keep what is durable, then checkpoint (unless stale)."""
@@ -438,6 +534,8 @@ class ShardRunner:
 
     def _close_pools(self) -> None:
         self.dispatch.close()
+        if self.reader is not None:
+            self.reader.shutdown(wait=True, cancel_futures=True)
         if self.writer is not None:
             self.writer.close()
 
@@ -490,4 +588,6 @@ class ShardRunner:
             columns=tuple(self.output_names),
             memory=self.memory if self.layout is None else None,
             shards=(summary,),
+            cells_kept=self.cells_kept,
+            readback_seconds=self.readback_seconds,
         )

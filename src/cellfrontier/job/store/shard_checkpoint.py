@@ -12,7 +12,12 @@ together, and no attempt ever overwrites another's.  Layout::
                                  digest), records, dropped, final, payload length and sha256;
                                  since version 3 also the shard's summary (below)
     payload                      pickle of {"tracker": bytes, "groups": {rg: {column: values}},
-                                            "stats": {...}}
+                                            "stats": {...}, "drops": {rg: {row: column}}}
+
+``drops`` names, for each dropped row of an active group, the column whose failure dropped it
+(what the group's file will record, so that a rerun knows which drops to keep); a checkpoint
+without it (an older release's) counts its drops as of a column not known.  The checkpoints
+of a job version live under ``checkpoints/g<N>/`` (:mod:`cellfrontier.job.store.generations`).
 
 The values are pickled, so a checkpoint can hold any picklable value a generator returns;
 like any pickle, it must only be loaded from a directory you trust.  ``seq`` grows by one per
@@ -77,6 +82,8 @@ class ShardCheckpoint:
     groups: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     """``records``, ``dropped``, ``final``, and the summary's figures (module doc)."""
+    drops: dict[int, dict[int, str]] = field(default_factory=dict)
+    """For each active group, its dropped rows and the column that dropped each."""
 
 
 def _summary(checkpoint: ShardCheckpoint) -> dict[str, Any]:
@@ -97,7 +104,12 @@ def _summary(checkpoint: ShardCheckpoint) -> dict[str, Any]:
 def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
     """Write *checkpoint* to *path* atomically."""
     payload = pickle.dumps(
-        {"tracker": checkpoint.tracker, "groups": checkpoint.groups, "stats": checkpoint.stats},
+        {
+            "tracker": checkpoint.tracker,
+            "groups": checkpoint.groups,
+            "stats": checkpoint.stats,
+            "drops": checkpoint.drops,
+        },
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     header = json.dumps(
@@ -184,4 +196,5 @@ def load_checkpoint(path: Path) -> ShardCheckpoint | None:
         tracker=data["tracker"],
         groups=data["groups"],
         stats=data.get("stats", {}),
+        drops=data.get("drops", {}),
     )

@@ -95,12 +95,13 @@ class FinishedShard:
 
 
 def finished_shard(
-    layout: OutputLayout, shard: range, job_digest: str, written: set[int]
+    layout: OutputLayout, shard: range, job_digests: frozenset[str], written: set[int]
 ) -> FinishedShard | None:
     """*shard* as finished (read from its newest checkpoint's header only), or None.
 
     *written* holds the row groups whose files exist; a shard whose checkpoint says final but
     whose files are not all there is not finished (running it reports what is missing).
+    *job_digests* are those the job version accepts (its checkpoints' stamp).
     """
     directory = layout.shard_dir(shard.start, shard.stop)
     epochs = checkpoint_epochs(directory)
@@ -110,7 +111,7 @@ def finished_shard(
         header = read_checkpoint_header(epoch_checkpoint_path(directory, epochs[-1]))
     except OSError:
         return None
-    if not header or not header.get("final") or header.get("job") != job_digest:
+    if not header or not header.get("final") or header.get("job") not in job_digests:
         return None
     if any(rg not in written for rg in shard):
         return None
@@ -118,12 +119,12 @@ def finished_shard(
 
 
 def finished_shards(
-    layout: OutputLayout, shards: Sequence[range], job_digest: str, written: set[int]
+    layout: OutputLayout, shards: Sequence[range], job_digests: frozenset[str], written: set[int]
 ) -> dict[range, FinishedShard]:
     """The finished ones among *shards* (see :func:`finished_shard`), by range."""
     finished: dict[range, FinishedShard] = {}
     for shard in shards:
-        done = finished_shard(layout, shard, job_digest, written)
+        done = finished_shard(layout, shard, job_digests, written)
         if done is not None:
             finished[shard] = done
     return finished

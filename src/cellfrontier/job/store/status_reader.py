@@ -1,11 +1,13 @@
 """Reading what a job's output directory holds, without changing it: :func:`read_job_status`.
 
 Used by ``cellfrontier status`` and by ``cellfrontier run`` after a failure.  Only plain files
-are read: the manifest (JSON), the shard directories' names, the claims (JSON records) and the
-checkpoints' JSON headers, and the data directory's listing (plus the Parquet footers of the
-groups written since their shard's checkpoint).  No payload is unpickled, so nothing of the job's own code
-(its generators' modules) is imported, and a directory a run is writing right now can be read
-at any moment: every file read is replaced atomically or written once.
+are read: the current job version's record (JSON, :mod:`cellfrontier.job.store.generations`;
+the manifest of a directory of the format before versions), that version's shard directories'
+names, the claims (JSON records) and the checkpoints' JSON headers, and the data directory's
+listing (plus the Parquet footers of the groups written since their shard's checkpoint).  No
+payload is unpickled, so nothing of the job's own code (its generators' modules) is imported,
+and a directory a run is writing right now can be read at any moment: every file read is
+replaced atomically or written once.
 
 The reading of each on-disk format lives in one small function, so that a change of format
 changes one place: :func:`describe_manifest` (manifest -> :class:`JobDescription`),
@@ -52,7 +54,7 @@ from cellfrontier.job.store.fencing import (
     claimed_epochs,
     epoch_checkpoint_path,
 )
-from cellfrontier.job.store.manifest import job_digest, read_manifest
+from cellfrontier.job.store.generations import newest_version, read_manifest, record_digest
 from cellfrontier.job.store.shard_checkpoint import read_checkpoint_header
 
 __all__ = [
@@ -92,10 +94,16 @@ class ShardFiles:
 
 
 def describe_manifest(manifest: Mapping[str, Any]) -> JobDescription:
-    """The job a manifest describes (its graph rebuilt for the columns' order; nothing imported)."""
+    """The job a manifest or job version record describes (its graph rebuilt; nothing imported).
+
+    A record of version 2 names each column's generator in ``columns``; one of version 1 (the
+    format before job versions) in ``generators``.
+    """
     try:
         graph = ExecutionGraph.from_signature(manifest["graph"])
-        generators = manifest.get("generators") or {}
+        generators = manifest.get("generators") or {
+            name: column.get("generator", "?") for name, column in (manifest.get("columns") or {}).items()
+        }
         aliases: dict[str, list[str]] = {}
         for alias, producer in manifest["graph"].get("side_effects", ()):
             aliases.setdefault(producer, []).append(alias)
@@ -112,8 +120,10 @@ def describe_manifest(manifest: Mapping[str, Any]) -> JobDescription:
             columns=columns,
             num_records=int(manifest["num_records"]),
             buffer_size=int(manifest["buffer_size"]),
-            fingerprint=job_digest(manifest),
+            fingerprint=record_digest(manifest),
             manifest_version=int(manifest.get("version", 0)),
+            generation=int(manifest.get("generation", 0)),
+            accepted=(str(manifest["migrated_from"]),) if manifest.get("migrated_from") else (),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OutputDirError(f"the job manifest cannot be read: {type(exc).__name__}: {exc}") from None
@@ -291,7 +301,7 @@ def summarize_shard(
     interval = _number(header.get("interval"), DEFAULT_INTERVAL) or DEFAULT_INTERVAL
     active = [rg for rg in header.get("active_groups", ()) if rg not in written and rg in shard]
     problem = None
-    if header.get("job") != job.fingerprint:
+    if header.get("job") != job.fingerprint and header.get("job") not in job.accepted:
         problem = f"its checkpoint was written by another job (digest {header.get('job')!r})"
     if header.get("final") and len(written) == len(shard) and problem is None:
         state, detail = "finished", f"all {len(shard):,} row groups written"
@@ -378,7 +388,7 @@ def read_job_status(
     if not root.is_dir():
         raise OutputDirError(f"{str(root)!r} is not a directory; give a job's output_dir")
     layout = OutputLayout(root)
-    manifest = read_manifest(layout)
+    manifest = newest_version(root) or read_manifest(root)  # the versions are the truth; the manifest may lag
     if manifest is None:
         raise OutputDirError(
             f"{str(root)!r} holds no cellfrontier job: it has no {layout.manifest_path.name} "
