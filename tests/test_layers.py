@@ -46,7 +46,7 @@ ALLOWED_SIMULATE_IMPORTERS = {
 }
 
 JOB_LAYERS = (
-    ("values", ("spec", "columns", "result", "output", "progress", "errors")),
+    ("values", ("spec", "columns", "result", "output", "progress", "errors", "usage")),
     ("store", ("store",)),
     ("shard", ("shard",)),
     ("run", ("run",)),

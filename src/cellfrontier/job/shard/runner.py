@@ -55,12 +55,15 @@ from cellfrontier.job.shard.admission import (
     MemoryBoundAdmission,
 )
 from cellfrontier.job.shard.buffers import GroupBuffers
+from cellfrontier.job.shard.caps import process_share, shared_cap, shared_columns
+from cellfrontier.job.shard.closing import close_generators
 from cellfrontier.job.shard.dispatch import CallDispatcher
 from cellfrontier.job.shard.failures import RetryPolicy
 from cellfrontier.job.shard.gctuning import tuned_gc
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
+from cellfrontier.job.shard.usage import UsageMeter
 from cellfrontier.job.shard.wakeup import Wakeup
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.shard_store import ShardStore
@@ -96,7 +99,7 @@ class ShardRunner:
         self.spec = spec
         self.report = report
         self.first, self.stop = row_groups.start, row_groups.stop
-        self.columns: tuple[ColumnSpec, ...] = spec.columns
+        self.columns: tuple[ColumnSpec, ...] = shared_columns(spec.columns, spec.cap_share)
         self.by_name: dict[str, ColumnSpec] = {c.name: c for c in self.columns}
         self.column_names: list[str] = [c.name for c in self.columns]
         self.output_names: list[str] = list(spec.output_names)
@@ -125,7 +128,10 @@ class ShardRunner:
             max_error_rate=spec.max_error_rate,
             min_error_sample=spec.min_error_sample,
         )
-        self.dispatch = CallDispatcher(self.columns, self.ledger, max_concurrency=spec.max_concurrency)
+        self.dispatch = CallDispatcher(
+            self.columns, self.ledger, max_concurrency=shared_cap(spec.max_concurrency, spec.cap_share)
+        )
+        self.usage = UsageMeter(self.columns)
         self.writer: GroupWriter | None = None
         self.memory: dict[int, dict[str, list[Any]]] = {}
         self.stop_signal: int | None = None
@@ -165,7 +171,7 @@ class ShardRunner:
         signals.on_signal = self._on_signal
         self.stop_signal = signals.received
         try:
-            with tuned_gc(spec.tune_gc):
+            with tuned_gc(spec.tune_gc), process_share(self.columns, spec.cap_share):
                 await self._loop(reporter)
         except BaseException as exc:
             await self._abort(exc)
@@ -180,6 +186,7 @@ class ShardRunner:
             signals.on_signal = None
             self.wakeup.close()
             self._close_pools()
+            await close_generators(self.columns)
         self._checkpoint(final=True)
         now = time.perf_counter()
         if reporter.active:
@@ -196,6 +203,7 @@ class ShardRunner:
             self.tracker = state.tracker
             self.ledger.use_tracker(state.tracker)
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
+            self.usage.restore(state.usage)
             written = state.written
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
@@ -399,7 +407,8 @@ class ShardRunner:
         """Save the tracker and the active groups' values as one atomic file."""
         if self.store is None:
             return
-        stats = {"records": self.records, "dropped": self.dropped, "final": int(final)}
+        counts = {"records": self.records, "dropped": self.dropped, "final": int(final)}
+        stats: dict[str, Any] = {**counts, "usage": self.usage.counts()}
         values = {rg: group.columns for rg, group in self.groups.items()}
         self.store.save(self.tracker, values, stats, self.ledger.tasks)
 
@@ -427,6 +436,7 @@ class ShardRunner:
         done = self.tasks_at_start + tasks
         rate = tasks / elapsed
         eta = (max(0, estimate - done) / rate) if rate > 0 else None
+        calls_per_second, tokens_per_second = self.usage.rates(elapsed)
         return JobProgress(
             rows_total=self.rows_total,
             rows_done=self.records,
@@ -438,9 +448,12 @@ class ShardRunner:
             eta_seconds=eta,
             active_row_groups=len(self.groups),
             errors=self.ledger.errors,
+            calls_per_second=calls_per_second,
+            tokens_per_second=tokens_per_second,
         )
 
     def _result(self, seconds: float, cpu_seconds: float) -> JobResult:
+        usage = self.usage.usage()
         summary = ShardSummary(
             row_groups=range(self.first, self.stop),
             epoch=self.epoch,
@@ -450,6 +463,7 @@ class ShardRunner:
             seconds=seconds,
             cpu_seconds=cpu_seconds,
             resumed=self.resumed,
+            usage=usage,
         )
         return JobResult(
             records=self.records,
@@ -467,4 +481,6 @@ class ShardRunner:
             columns=tuple(self.output_names),
             memory=self.memory if self.layout is None else None,
             shards=(summary,),
+            calls=self.ledger.calls,
+            usage=usage,
         )

@@ -9,7 +9,7 @@ together, and no attempt ever overwrites another's.  Layout::
     b"CFJOBCK\\n"                magic
     4 bytes, big endian          length of the JSON header
     JSON header                  version, first, stop, epoch, seq, attempt, job (the manifest's
-                                 digest), records, dropped, final, payload length and sha256
+                                 digest), records, dropped, final, usage, payload length and sha256
     payload                      pickle of {"tracker": bytes, "groups": {rg: {column: values}},
                                             "stats": {...}}
 
@@ -35,6 +35,7 @@ from cellfrontier.errors import CheckpointError
 __all__ = [
     "CHECKPOINT_VERSION",
     "ShardCheckpoint",
+    "header_usage",
     "load_checkpoint",
     "read_checkpoint_header",
     "save_checkpoint",
@@ -58,7 +59,8 @@ class ShardCheckpoint:
     job: str = ""
     """Digest of the job's manifest: a checkpoint copied from another job's directory is refused."""
     groups: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    """``records``, ``dropped``, ``final`` (ints) and ``usage`` (``{column: {counter: int}}``)."""
 
 
 def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
@@ -79,6 +81,7 @@ def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
             "records": int(checkpoint.stats.get("records", 0)),
             "dropped": int(checkpoint.stats.get("dropped", 0)),
             "final": bool(checkpoint.stats.get("final", 0)),
+            "usage": checkpoint.stats.get("usage", {}),
             "payload_bytes": len(payload),
             "payload_sha256": hashlib.sha256(payload).hexdigest(),
         },
@@ -114,6 +117,12 @@ def _read_header(handle: Any, path: Path) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} has an unknown checkpoint version {header.get('version')!r}")
     return header
+
+
+def header_usage(header: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The usage counters per column a checkpoint's header records (empty when none)."""
+    usage = header.get("usage") or {}
+    return {str(column): {str(k): int(v) for k, v in counts.items()} for column, counts in usage.items()}
 
 
 def read_checkpoint_header(path: Path) -> dict[str, Any] | None:

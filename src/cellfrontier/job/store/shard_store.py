@@ -47,7 +47,7 @@ class ResumedShard:
     """What a shard starts from: its tracker, the groups still computing and the rows written.
 
     ``groups`` holds the buffered values (``{column: values}``) of each group the checkpoint
-    held active, in row-group order.
+    held active, in row-group order; ``usage`` the usage counters per column it saved.
     """
 
     tracker: CompletionTracker
@@ -56,6 +56,7 @@ class ResumedShard:
     records: int = 0
     dropped: int = 0
     resumed: bool = False
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def finished_in_tracker(
@@ -172,6 +173,7 @@ class ShardStore:
             raise CheckpointError(f"{where} was written for another number of records")
         state.tracker = tracker
         state.resumed = True
+        state.usage = dict(checkpoint.stats.get("usage") or {})
         for rg, values in sorted(checkpoint.groups.items()):
             if rg not in written:
                 state.groups[rg] = values
