@@ -15,6 +15,7 @@ from cellfrontier.job.errors import (
     ErrorRateExceededError,
     GeneratorMappingError,
     GeneratorOutputError,
+    GeneratorTimeoutError,
     JobCancelledError,
     JobInterruptedError,
     MissingDependencyError,
@@ -38,6 +39,7 @@ from cellfrontier.job.shard.admission import (
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
 from cellfrontier.job.store.shard_dirs import latest_checkpoint
+from cellfrontier.job.usage import JobUsage
 
 __all__ = [
     "AdmissionPolicy",
@@ -48,12 +50,14 @@ __all__ = [
     "GeneratorFailure",
     "GeneratorMappingError",
     "GeneratorOutputError",
+    "GeneratorTimeoutError",
     "Job",
     "JobCancelledError",
     "JobInterruptedError",
     "JobProgress",
     "JobResult",
     "JobSpec",
+    "JobUsage",
     "MemoryBoundAdmission",
     "MissingDependencyError",
     "OutputDirError",

@@ -34,7 +34,7 @@ import json
 import math
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cellfrontier.llm.columns import JsonColumn, ModelColumn, TextColumn
@@ -311,6 +311,14 @@ class ChatModel:
     @property
     def columns(self) -> tuple[ModelColumn, ...]:
         return tuple(self._columns)
+
+    def share_caps(self, share: Callable[[int], int] | None) -> None:
+        """Keep at most ``share(max_concurrency)`` calls in flight in this process (None: all of it).
+
+        A job running on several processes calls it (through the columns) with its process's
+        part of the cap, so that ``max_concurrency`` holds for the whole job.
+        """
+        self.limiter.set_share(share)
 
     def register(self, column: ModelColumn) -> None:
         """Count *column*'s usage in :attr:`usage` (columns call it when made or unpickled)."""

@@ -97,8 +97,8 @@ class CallDispatcher:
         self.queued = 0
         self.inflight: list[int] = [0] * len(self.columns)
         self.in_flight = 0
-        self.unchecked = [c.kind is not _ASYNC and not c.batch for c in self.columns]
-        """Plain cell columns whose first values are still to be checked (not awaitables)."""
+        self.unchecked = [c.kind is _BLOCKING or (c.kind is _INLINE and not c.batch) for c in self.columns]
+        """Plain columns whose first values are still to be checked (not awaitables)."""
         self.async_calls: AsyncCalls | None = None
         self.pool_outcomes: deque[PoolOutcome] = deque()
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -316,10 +316,18 @@ class CallDispatcher:
     # ------------------------------------------------------------------ blocking calls
 
     def _start_blocking(self, column: ColumnSpec, queue: deque[list[Any]], room: int) -> int:
-        """Hand batches of queued rows to the pool: one slot per batch, rows spread over the free slots."""
+        """Hand batches of queued rows to the pool: one slot per batch, rows spread over the free slots.
+
+        Until a cell column's first values are checked (not awaitables), one batch runs alone,
+        so that a refused column leaves no other batch's values behind in the buffers.
+        """
         pool = self.pool
         assert pool is not None
         index = column.index
+        if self.unchecked[index]:
+            if self.inflight[index]:
+                return 0
+            room = 1
         slots = 0
         while slots < room and queue:
             entry = queue[0]
@@ -395,6 +403,7 @@ class CallDispatcher:
                     ledger.failed(column, group, None, failures[0][1])
                     continue
                 ledger.store_batch(column, group, outcome.live, outcome.result, queued=True)
+                self.unchecked[column.index] = False
                 continue
             if self.unchecked[column.index]:
                 self._check_first_values(column, group, rows, failures)
