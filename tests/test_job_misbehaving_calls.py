@@ -88,8 +88,14 @@ def test_a_hung_async_call_times_out_is_retried_then_its_row_dropped() -> None:
     hung = {3, 17, 25}
     a = Hangs(hung)
     job = Job(
-        chain_graph(), generators(a), ROWS, buffer_size=BUFFER, timeouts={"a": 0.01}, retries=2,
-        retry_backoff=0, progress_bar=False,
+        chain_graph(),
+        generators(a),
+        ROWS,
+        buffer_size=BUFFER,
+        timeouts={"a": 0.01},
+        retries=2,
+        retry_backoff=0,
+        progress_bar=False,
     )
     result = job.run()
     assert result.dropped == len(hung) and result.records == ROWS - len(hung)
@@ -105,8 +111,14 @@ def test_a_hung_async_call_times_out_is_retried_then_its_row_dropped() -> None:
 def test_a_call_that_hangs_once_succeeds_on_its_retry_under_the_job_default() -> None:
     a = Hangs({5, 6}, attempts=1)
     job = Job(
-        chain_graph(), generators(a), ROWS, buffer_size=BUFFER, call_timeout=0.01, retries=1,
-        retry_backoff=0, progress_bar=False,
+        chain_graph(),
+        generators(a),
+        ROWS,
+        buffer_size=BUFFER,
+        call_timeout=0.01,
+        retries=1,
+        retry_backoff=0,
+        progress_bar=False,
     )
     result = job.run()
     assert (result.records, result.dropped, result.errors) == (ROWS, 0, 2)
@@ -124,8 +136,15 @@ def test_a_column_timeout_of_none_lifts_the_job_default() -> None:
         return int(row["a"]) + 1
 
     job = Job(
-        chain_graph(), generators(a, b=b), ROWS, buffer_size=BUFFER, call_timeout=0.01,
-        timeouts={"a": None}, retries=1, retry_backoff=0, progress_bar=False,
+        chain_graph(),
+        generators(a, b=b),
+        ROWS,
+        buffer_size=BUFFER,
+        call_timeout=0.01,
+        timeouts={"a": None},
+        retries=1,
+        retry_backoff=0,
+        progress_bar=False,
     )
     assert [c.timeout for c in job.spec().columns] == [None, None, 0.01, None]
     result = job.run()
@@ -206,7 +225,10 @@ def test_an_async_batch_raising_cancelled_error_drops_its_group() -> None:
         return total(batch)
 
     result = Job(
-        chain_graph(), generators(plus_one_seed, total=cancelled_total), ROWS, buffer_size=BUFFER,
+        chain_graph(),
+        generators(plus_one_seed, total=cancelled_total),
+        ROWS,
+        buffer_size=BUFFER,
         progress_bar=False,
     ).run()
     assert (result.records, result.dropped) == (ROWS - BUFFER, BUFFER)
@@ -216,7 +238,7 @@ def plus_one_seed(row: Mapping[str, Any]) -> int:
     return int(row["seed"]) * 10
 
 
-# ---------------------------------------------------------------------- (c) plain generators returning coroutines
+# ------------------------------------------------------------- (c) plain generators returning awaitables
 
 
 def returns_coroutine(row: Mapping[str, Any]) -> Any:
@@ -261,12 +283,19 @@ def test_a_plain_generator_returning_a_coroutine_is_refused_before_anything_is_c
     if case == "blocking-batch":
         others["total"] = blocking(batch_coroutine)
     job = Job(
-        graph, generators(a, **others), ROWS, buffer_size=BUFFER, retries=1, retry_backoff=0,
-        output_dir=tmp_path / "out", progress_bar=False,
+        graph,
+        generators(a, **others),
+        ROWS,
+        buffer_size=BUFFER,
+        retries=1,
+        retry_backoff=0,
+        output_dir=tmp_path / "out",
+        progress_bar=False,
     )
     with pytest.raises(GeneratorOutputError, match="returned an awaitable; declare it `async def`"):
         job.run()
-    assert list((tmp_path / "out" / "checkpoints").rglob("epoch-*.ckpt"))  # the job checkpointed as it stopped
+    # The job checkpointed as it stopped ...
+    assert list((tmp_path / "out" / "checkpoints").rglob("epoch-*.ckpt"))
     # ... and that checkpoint resumes: the same job raises the same error, nothing else.
     with pytest.raises(GeneratorOutputError, match="returned an awaitable"):
         job.run()

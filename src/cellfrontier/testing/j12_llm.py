@@ -35,10 +35,10 @@ from cellfrontier.testing import fake_answers
 from cellfrontier.testing.j12 import CELL_COLUMNS, J12_COLUMNS, j12_expected_columns, j12_generators
 
 __all__ = [
+    "J12_LLM_TEMPLATES",
     "LLM_BUFFER_SIZE",
     "LLM_COLUMN_CAP",
     "LLM_JOB_CAP",
-    "J12_LLM_TEMPLATES",
     "check_j12_llm_output",
     "j12_llm_ceiling",
     "j12_llm_differences",
@@ -121,7 +121,9 @@ def _expected_chunk(rows: int, start: int) -> tuple[dict[str, list[Any]], dict[s
             continue
         template, model = J12_LLM_TEMPLATES[name], j12_llm_model_id(name)
         ups = [columns[up] for up in upstream]
-        prompts[name] = [template.format(**dict(zip(upstream, values, strict=True))) for values in zip(*ups)]
+        prompts[name] = [
+            template.format(**dict(zip(upstream, values, strict=True))) for values in zip(*ups, strict=True)
+        ]
         columns[name] = [fake_answers.expected_text(model, prompt) for prompt in prompts[name]]
     return columns, prompts
 
