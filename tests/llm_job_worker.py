@@ -1,19 +1,19 @@
 """Worker process for ``test_job_model_columns.py``: J12-LLM with an ``output_dir``, stopped at a chosen call.
 
-    python llm_job_worker.py BASE_URL OUTPUT_DIR ROWS CHECKPOINT_EVERY \
-        [--act-at N --action kill|sigint] [--cap C]
+    python llm_job_worker.py '{"base_url": ..., "output_dir": ..., "rows": ..., "checkpoint_every": ...,
+                               "act_at": N, "action": "kill"|"sigint", "cap": C}'
 
-Runs (or resumes) J12-LLM against the endpoint at BASE_URL.  With ``--act-at N`` the N-th model
+Runs (or resumes) J12-LLM against the endpoint at ``base_url``.  With ``act_at`` the N-th model
 call of this process acts: ``kill`` SIGKILLs the process as the call starts (calls are in
-flight); ``sigint`` sends Ctrl-C once the call has its answer (with ``--cap 1``, one call in
-flight at a time, nothing else is then in flight).  Checkpoints come every CHECKPOINT_EVERY
-completed tasks (never by time).  Prints the result's usage as JSON when the job finishes;
-exits 130 on Ctrl-C (the job checkpointed first).
+flight); ``sigint`` sends Ctrl-C once the call has its answer (with ``cap`` 1, one call in
+flight at a time, nothing else is then in flight).  Checkpoints come every
+``checkpoint_every`` completed tasks (never by time).  Prints the result's usage as JSON when
+the job finishes; exits 130 on Ctrl-C (the job checkpointed first).
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
 import os
 import signal
@@ -57,40 +57,31 @@ class Acting:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("base_url")
-    parser.add_argument("output_dir")
-    parser.add_argument("rows", type=int)
-    parser.add_argument("checkpoint_every", type=int)
-    parser.add_argument("--act-at", type=int, default=None)
-    parser.add_argument("--action", default="kill")
-    parser.add_argument("--cap", type=int, default=16)
-    args = parser.parse_args()
+    settings = json.loads(sys.argv[1])
+    cap = int(settings.get("cap", 16))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as at a terminal
-    counter = Counter(args.act_at, args.action)
-    generators = j12_llm_generators(args.base_url)
+    counter = Counter(settings.get("act_at"), settings.get("action", "kill"))
+    generators = j12_llm_generators(settings["base_url"])
     for column in CELL_COLUMNS:
         generators[column] = Acting(generators[column], counter)
     job = Job(
         build_j12_graph(),
         generators,
-        args.rows,
+        settings["rows"],
         buffer_size=500,
-        output_dir=args.output_dir,
-        checkpoint_every=args.checkpoint_every,
+        output_dir=settings["output_dir"],
+        checkpoint_every=settings["checkpoint_every"],
         checkpoint_interval=1e9,
-        concurrency=dict.fromkeys(CELL_COLUMNS, args.cap),
-        max_concurrency=args.cap,
+        concurrency=dict.fromkeys(CELL_COLUMNS, cap),
+        max_concurrency=cap,
         progress_bar=False,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the job checkpointed, then stopped
         result = job.run()
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        return 130
-    summary = {"records": result.records, "total": result.usage.total, "models": dict(result.usage.models)}
-    print(json.dumps(summary), flush=True)
-    return 0
+        usage = result.usage
+        print(json.dumps({"records": result.records, "total": usage.total, "models": dict(usage.models)}))
+        return 0
+    return 130
 
 
 if __name__ == "__main__":

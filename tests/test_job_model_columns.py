@@ -259,8 +259,9 @@ def test_caps_of_the_job_its_columns_and_its_models_hold_at_the_server() -> None
 # ---------------------------------------------------------------------- resuming
 
 
-def run_worker(base_url: str, out: Path, rows: int, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(WORKER), base_url, str(out), str(rows), "600", *args]
+def run_worker(base_url: str, out: Path, rows: int, **settings: Any) -> subprocess.CompletedProcess[str]:
+    settings.update(base_url=base_url, output_dir=str(out), rows=rows, checkpoint_every=600)
+    command = [sys.executable, str(WORKER), json.dumps(settings)]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
@@ -270,12 +271,10 @@ def test_usage_stays_whole_across_an_interrupted_and_resumed_run(tmp_path: Path)
     every answer received, so the resumed job's usage totals are the server's exactly."""
     rows, out = 1_200, tmp_path / "out"
     with FakeEndpoint(latency_scale=0.0) as endpoint:
-        stopped = run_worker(
-            endpoint.base_url, out, rows, "--act-at", "3000", "--action", "sigint", "--cap", "1"
-        )
+        stopped = run_worker(endpoint.base_url, out, rows, act_at=3000, action="sigint", cap=1)
         assert stopped.returncode == 130, stopped.stderr
         first = endpoint.stats()
-        finished = run_worker(endpoint.base_url, out, rows, "--cap", "1")
+        finished = run_worker(endpoint.base_url, out, rows, cap=1)
         assert finished.returncode == 0, finished.stderr
         stats = endpoint.stats()
     assert 3000 <= first.answered < stats.answered
@@ -302,7 +301,7 @@ def test_usage_of_a_finished_shard_comes_from_its_checkpoint(tmp_path: Path) -> 
 def test_sigkill_mid_run_then_resume_repeats_no_call_answered_before_the_checkpoint(tmp_path: Path) -> None:
     rows, out = 3_000, tmp_path / "out"
     with FakeEndpoint(latency_scale=SCALE) as endpoint:
-        killed = run_worker(endpoint.base_url, out, rows, "--act-at", "9000", "--action", "kill")
+        killed = run_worker(endpoint.base_url, out, rows, act_at=9000, action="kill")
         assert killed.returncode == -9, killed.stderr
         held = {key for key in held_cells(out, rows, 500) if key[0] in CELL_COLUMNS}
         finished = run_worker(endpoint.base_url, out, rows)

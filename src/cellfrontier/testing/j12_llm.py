@@ -32,7 +32,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cellfrontier.testing import fake_answers
-from cellfrontier.testing.j12 import CELL_COLUMNS, J12_COLUMNS, j12_expected_columns, j12_generators
+from cellfrontier.testing.j12 import (
+    CELL_COLUMNS,
+    J12_COLUMNS,
+    j12_differences,
+    j12_expected_columns,
+    j12_generators,
+)
 
 __all__ = [
     "J12_LLM_TEMPLATES",
@@ -133,6 +139,10 @@ def j12_llm_expected(rows: int, start: int = 0) -> dict[str, list[Any]]:
     return _expected_chunk(rows, start)[0]
 
 
+_CHUNK = 50_000
+"""Rows of prompts built at a time (bounds the memory of a long listing)."""
+
+
 def j12_llm_requests(rows: int) -> Iterator[tuple[tuple[str, str], tuple[str, int]]]:
     """``((model, prompt), (column, row))`` for every cell call of rows ``0 .. rows - 1``.
 
@@ -147,34 +157,13 @@ def j12_llm_requests(rows: int) -> Iterator[tuple[tuple[str, str], tuple[str, in
                 yield (model, prompt), (name, first + k)
 
 
-_CHUNK = 50_000
-"""Rows of expected values built at a time while checking (bounds the checker's memory)."""
-
-
 def j12_llm_differences(data: Mapping[str, Sequence[Any]], rows: int, *, limit: int = 5) -> list[str]:
-    """How *data* (``{column: values}`` of rows ``0 .. rows - 1``) differs from J12-LLM; empty if not."""
-    missing = [c.name for c in J12_COLUMNS if c.name not in data]
-    if missing:
-        return [f"missing columns {missing}"]
-    for column in J12_COLUMNS:
-        if len(data[column.name]) != rows:
-            return [f"{len(data[column.name]):,} rows in {column.name!r}, expected {rows:,}"]
-    problems: list[str] = []
-    wrong: dict[str, int] = {}
-    for first in range(0, rows, _CHUNK):
-        want = j12_llm_expected(min(_CHUNK, rows - first), first)
-        for name, values in want.items():
-            got = data[name]
-            for k, expected in enumerate(values):
-                value = got[first + k]
-                if value != expected or type(value) is not type(expected):
-                    wrong[name] = wrong.get(name, 0) + 1
-                    if wrong[name] <= limit:
-                        problems.append(f"{name}[{first + k}] = {value!r}, expected {expected!r}")
-    problems += [
-        f"{name}: {count - limit:,} more wrong cells" for name, count in wrong.items() if count > limit
-    ]
-    return problems
+    """How *data* (``{column: values}`` of rows ``0 .. rows - 1``) differs from J12-LLM; empty if not.
+
+    As :func:`~cellfrontier.testing.j12.j12_differences` does for J12: at most *limit* wrong
+    cells per column, then a count of the rest.
+    """
+    return j12_differences(data, rows, limit=limit, expected_columns=j12_llm_expected)
 
 
 def check_j12_llm_output(data: Mapping[str, Sequence[Any]], rows: int) -> None:
