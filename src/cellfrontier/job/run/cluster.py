@@ -199,12 +199,12 @@ def run_on_cluster(
     )
     client.subscribe_topic(topic, on_event)
     worker_spec = spec.without_progress_display(max(spec.progress_interval, WORKER_PROGRESS_INTERVAL))
-    plan = SlotPlan.for_cluster(client.scheduler_info()["workers"], len(run.to_run))
+    to_run = [(index, shard) for index, shard in enumerate(run.shards) if shard not in run.finished]
+    plan = SlotPlan.for_cluster(client.scheduler_info()["workers"], len(to_run))
     done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
     futures: dict[Any, range] = {}
     try:
-        for position, shard in enumerate(run.to_run):
-            index = run.shards.index(shard)
+        for position, (index, shard) in enumerate(to_run):
             future = client.submit(
                 run_shard_task,
                 worker_spec,

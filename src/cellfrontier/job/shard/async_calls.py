@@ -68,10 +68,8 @@ class AsyncCalls:
 
     # ------------------------------------------------------------------ the calls
 
-    def _timer(self, column: ColumnSpec) -> asyncio.TimerHandle | None:
-        if column.timeout is None:
-            return None
-        return self.loop.call_later(column.timeout, self._expire, asyncio.current_task())
+    def _timer(self, timeout: float) -> asyncio.TimerHandle:
+        return self.loop.call_later(timeout, self._expire, asyncio.current_task())
 
     def _expire(self, task: asyncio.Task[Any] | None) -> None:
         if task is not None and not task.done():
@@ -96,7 +94,7 @@ class AsyncCalls:
         return exc
 
     async def _cell(self, column: ColumnSpec, loops: ColumnLoops, group: GroupBuffers, row: int) -> None:
-        timer = self._timer(column)
+        timer = None if column.timeout is None else self._timer(column.timeout)
         ledger = self.ledger
         try:
             value = await column.fn(loops.build_row(group.columns, row, group.base))
@@ -116,7 +114,7 @@ class AsyncCalls:
             self.ended(column, group)
 
     async def _batch(self, column: ColumnSpec, group: GroupBuffers) -> None:
-        timer = self._timer(column)
+        timer = None if column.timeout is None else self._timer(column.timeout)
         ledger = self.ledger
         try:
             batch, live = group.batch_input(column.inputs)
