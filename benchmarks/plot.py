@@ -23,7 +23,7 @@ STYLE = {
     "cellfrontier-tasks": ("cellfrontier task-at-a-time", "tab:blue", "o"),
     "cellfrontier-bulk": ("cellfrontier bulk", "tab:green", "s"),
     "data-designer-adapter": ("cellfrontier DataDesigner backend", "tab:orange", "v"),
-    "data-designer": ("DataDesigner 0.9.6", "tab:red", "^"),
+    "data-designer": ("DataDesigner", "tab:red", "^"),
     "graphlib": ("graphlib (explicit cells)", "tab:purple", "D"),
     "null": ("driver floor (no-op tracker)", "0.5", "x"),
     "cellfrontier": ("cellfrontier", "tab:blue", "o"),

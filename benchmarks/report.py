@@ -12,6 +12,7 @@ a second) and the fastest run is kept (the machine may be shared).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import platform
 import sys
@@ -47,12 +48,20 @@ from cellfrontier.simulate.datadesigner_jobs import (
 from cellfrontier.simulate.reporting import format_bytes
 from cellfrontier.testing.j12 import LAT_CEILING_PER_SECOND
 
+
+def _dd_version() -> str:
+    try:
+        return importlib.metadata.version("data-designer-engine")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 HERE = Path(__file__).resolve().parent
 LABELS = {
     "cellfrontier-tasks": "cellfrontier task-at-a-time",
     "cellfrontier-bulk": "cellfrontier bulk",
     ADAPTER_BACKEND: "cellfrontier DataDesigner backend",
-    DD_BACKEND: "DataDesigner 0.9.6",
+    DD_BACKEND: "DataDesigner",
     "graphlib": "graphlib (explicit cells)",
     "null": "driver floor (no-op tracker)",
     "cellfrontier": "cellfrontier",
@@ -478,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             "cellfrontier": cellfrontier.__version__,
         },
         "full": args.full,
-        "data_designer": dd_reason or "data-designer-engine 0.9.6",
+        "data_designer": dd_reason or "data-designer-engine " + _dd_version(),
     }
     data["micro"] = run_micro(dd_reason, rounds=7) if "micro" not in args.skip else {"ops": []}
     data["scaling"] = run_scaling(rounds=5) if "scaling" not in args.skip else []

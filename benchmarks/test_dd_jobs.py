@@ -15,6 +15,7 @@ output back); ``benchmarks/report.py`` prints the ratios side by side.
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -51,7 +52,9 @@ def _j12_cases() -> list[Any]:
 
 def _record(benchmark: Any, run: Any) -> None:
     benchmark.extra_info.update(run.as_dict())
-    benchmark.extra_info["compared_with"] = "data-designer-engine 0.9.6 DatasetBuilder.build()"
+    benchmark.extra_info["compared_with"] = (
+        f"data-designer-engine {version('data-designer-engine')} DatasetBuilder.build()"
+    )
 
 
 @pytest.mark.usefixtures("data_designer_ready")

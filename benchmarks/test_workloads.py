@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -62,4 +63,6 @@ def test_workload(benchmark: Any, dd_skip_reason: str | None, workload: str, bac
         }
     )
     if backend == DD_BACKEND:
-        benchmark.extra_info["compared_with"] = "data-designer-engine 0.9.6 CompletionTracker"
+        benchmark.extra_info["compared_with"] = (
+            f"data-designer-engine {version('data-designer-engine')} CompletionTracker"
+        )

@@ -535,6 +535,7 @@ class _Stops:
         self._released.set()
 
 
+@pytest.mark.process
 def test_snapshots_taken_while_other_threads_compact_always_load() -> None:
     """A checkpoint is one instant: never a group both active and compacted, never torn.
 

@@ -67,7 +67,7 @@ EXTERNAL_KILLS = 1
 # A safety net against a hung worker only: a healthy attempt takes about a second.
 ATTEMPT_TIMEOUT = 600
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+pytestmark = [pytest.mark.process, pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")]
 
 
 def test_the_expected_count_is_the_workload_count() -> None:

@@ -865,6 +865,7 @@ _HIDE_DATA_DESIGNER = textwrap.dedent(
 )
 
 
+@pytest.mark.process
 def test_import_without_data_designer_says_which_extra_to_install() -> None:
     # The timeout is a safety net against a hung interpreter only: the import takes a second.
     result = subprocess.run(

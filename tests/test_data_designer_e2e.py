@@ -57,6 +57,8 @@ from data_designer.engine.storage.artifact_storage import ArtifactStorage
 
 from cellfrontier.integrations import data_designer as adapter
 
+pytestmark = pytest.mark.process
+
 ReferenceTracker = dd_completion.CompletionTracker
 reference_stable_task_id = dd_resources.stable_task_id
 

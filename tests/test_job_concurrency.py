@@ -15,6 +15,8 @@ from cellfrontier import Job, blocking
 from cellfrontier.job import AdmissionView, CapsAdmission, FixedAdmission, MemoryBoundAdmission
 from cellfrontier.testing.j12 import CELL_COLUMNS, build_j12_graph, check_j12_output, j12_generators
 
+pytestmark = pytest.mark.process
+
 
 class InFlight:
     """Counts calls in flight per column and in all, keeping the maxima."""

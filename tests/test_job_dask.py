@@ -30,7 +30,7 @@ from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_gene
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+pytestmark = [pytest.mark.process, pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")]
 
 CLIENT = Path(__file__).with_name("dask_client.py")
 BOUND = 180.0

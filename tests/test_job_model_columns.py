@@ -96,7 +96,8 @@ def test_j12_llm_in_memory_is_exact_and_its_usage_is_the_servers(rows: int) -> N
 @needs_pyarrow
 def test_j12_llm_on_disk_is_exact_and_its_checkpoint_header_holds_the_usage(tmp_path: Path) -> None:
     from cellfrontier.job import OutputLayout
-    from cellfrontier.job.store.shard_checkpoint import header_usage, read_checkpoint_header
+    from cellfrontier.job.store.shard_checkpoint import read_checkpoint_header
+    from cellfrontier.job.store.status_reader import usage_from_header
 
     rows = 1_500
     with FakeEndpoint(latency_scale=SCALE) as endpoint:
@@ -107,7 +108,11 @@ def test_j12_llm_on_disk_is_exact_and_its_checkpoint_header_holds_the_usage(tmp_
     [checkpoint] = list(OutputLayout(tmp_path / "out").root.rglob("epoch-*.ckpt"))
     header = read_checkpoint_header(checkpoint)
     assert header is not None
-    assert header_usage(header) == {name: dict(counts) for name, counts in result.usage.columns.items()}
+    assert usage_from_header(header) == {name: dict(counts) for name, counts in result.usage.columns.items()}
+    # ... which is what `cellfrontier status` reads and sums.
+    from cellfrontier.job import read_job_status
+
+    assert read_job_status(tmp_path / "out").usage == usage_from_header(header)
 
 
 def test_a_plain_job_reports_no_usage_and_no_call_rates() -> None:

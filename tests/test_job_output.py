@@ -216,6 +216,7 @@ def test_a_shard_runs_only_its_row_groups(tmp_path) -> None:
     assert [(s.row_groups, s.skipped) for s in whole.shards] == [(range(0, 2), True), (range(2, 5), True)]
 
 
+@pytest.mark.process
 def test_base_install_needs_no_pyarrow_without_output_dir() -> None:
     import subprocess
 

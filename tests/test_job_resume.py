@@ -33,7 +33,7 @@ from cellfrontier.testing.j12 import build_j12_graph, check_j12_output, j12_gene
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+pytestmark = [pytest.mark.process, pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")]
 
 WORKER = Path(__file__).with_name("job_worker.py")
 ROWS = 4500  # five row groups, the last one short

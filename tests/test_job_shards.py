@@ -276,6 +276,7 @@ def test_an_attempt_removes_only_older_attempts_temporary_files(tmp_path: Path) 
     assert sorted(p.name for p in layout.data_dir.iterdir()) == sorted(names[2:])
 
 
+@pytest.mark.process
 def test_a_cluster_run_without_dask_installed_says_what_to_install(tmp_path: Path) -> None:
     import subprocess
     import sys

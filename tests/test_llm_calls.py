@@ -31,6 +31,8 @@ from cellfrontier.llm import (
 from cellfrontier.testing import fake_answers
 from cellfrontier.testing.fake_endpoint import FakeEndpoint
 
+pytestmark = pytest.mark.process
+
 FAST = 0.02
 """Latency scale of tests that need no overlap: 0.5-1.5 ms per answer."""
 

@@ -20,6 +20,8 @@ from cellfrontier.llm import ChatModel, ModelConnectionError
 from cellfrontier.testing import fake_answers
 from cellfrontier.testing.fake_endpoint import EndpointConfig, FakeEndpoint
 
+pytestmark = pytest.mark.process
+
 
 def test_the_formulas_are_the_documented_ones() -> None:
     import hashlib

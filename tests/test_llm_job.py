@@ -16,6 +16,8 @@ from cellfrontier.testing.fake_endpoint import FakeEndpoint
 from cellfrontier.testing.j12 import CELL_COLUMNS, build_j12_graph
 from cellfrontier.testing.j12_llm import j12_llm_expected, j12_llm_generators, j12_llm_model_id
 
+pytestmark = pytest.mark.process
+
 ROWS = 2000
 COLUMN_CAP = 8
 JOB_CAP = 24

@@ -29,7 +29,7 @@ def test_cellfrontier_drivers_process_the_fixed_task_count(runner, workload, row
 
 
 def test_simulate_command_prints_the_processed_task_count(capsys) -> None:
-    from cellfrontier.simulate.cli import main
+    from cellfrontier.cli import main
 
     assert main(["simulate", "--rows", "10000", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -37,7 +37,8 @@ def test_simulate_command_prints_the_processed_task_count(capsys) -> None:
 
 
 def test_simulate_compare_runs_every_backend_and_prints_the_ratio_matrix(capsys) -> None:
-    from cellfrontier.simulate.cli import OPTIONS, main
+    from cellfrontier.cli import main
+    from cellfrontier.simulate.cli import OPTIONS
 
     assert main(["simulate", "--compare", "--rows", "2000", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -65,7 +66,7 @@ def test_simulate_compare_runs_every_backend_and_prints_the_ratio_matrix(capsys)
 def test_simulate_runs_a_whole_job_and_keeps_its_parquet_output(capsys, tmp_path) -> None:
     import pyarrow.parquet as pq
 
-    from cellfrontier.simulate.cli import main
+    from cellfrontier.cli import main
     from cellfrontier.testing.j12 import j12_task_count
 
     target = tmp_path / "out"
@@ -85,7 +86,7 @@ def test_simulate_runs_a_whole_job_and_keeps_its_parquet_output(capsys, tmp_path
 
 
 def test_simulate_compares_job_floor_and_datadesigner_per_row(capsys) -> None:
-    from cellfrontier.simulate.cli import main
+    from cellfrontier.cli import main
     from cellfrontier.simulate.job_cli import LABELS
 
     assert main(["simulate", "--workload", "J12", "--compare", "--rows", "300", "--no-progress"]) == 0
@@ -116,7 +117,7 @@ def test_simulate_compares_job_floor_and_datadesigner_per_row(capsys) -> None:
     ],
 )
 def test_simulate_refuses_options_that_do_not_fit_the_workload(capsys, argv, message) -> None:
-    from cellfrontier.simulate.cli import main
+    from cellfrontier.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["simulate", *argv])
@@ -125,7 +126,7 @@ def test_simulate_refuses_options_that_do_not_fit_the_workload(capsys, argv, mes
 
 
 def test_simulate_refuses_an_output_dir_that_holds_files(tmp_path) -> None:
-    from cellfrontier.simulate.cli import main
+    from cellfrontier.cli import main
 
     (tmp_path / "other.txt").write_text("not a job's")
     with pytest.raises(SystemExit, match="must be an empty or missing directory"):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cellfrontier.simulate.cli import main
+from cellfrontier.cli import main
 from cellfrontier.simulate.datadesigner_llm import OutsideConnections, jinja_template
 from cellfrontier.simulate.llm_jobs import run_j12_llm
 from cellfrontier.testing.j12_llm import J12_LLM_TEMPLATES

@@ -25,6 +25,8 @@ import pytest
 from cellfrontier import CompletionTracker, RowGroupPlan, SliceRef
 from cellfrontier.testing.workloads import W10, build_graph
 
+pytestmark = pytest.mark.process
+
 THREADS = 8
 PLAN = RowGroupPlan.uniform(1_500, 400)  # 400, 400, 400, 300
 

@@ -1,5 +1,5 @@
 """``python -m cellfrontier`` is the ``cellfrontier`` command."""
 
-from cellfrontier.simulate.cli import main
+from cellfrontier.cli import main
 
 raise SystemExit(main())

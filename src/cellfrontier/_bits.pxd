@@ -37,7 +37,9 @@ cdef extern from *:
     #if defined(_MSC_VER)
     #include <intrin.h>
     static inline int cf_popcount(unsigned long long x) { return (int)__popcnt64(x); }
-    static inline int cf_ctz(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    static inline int cf_ctz(unsigned long long x) {
+        unsigned long i; _BitScanForward64(&i, x); return (int)i;
+    }
     #else
     static inline int cf_popcount(unsigned long long x) { return __builtin_popcountll(x); }
     static inline int cf_ctz(unsigned long long x) { return __builtin_ctzll(x); }

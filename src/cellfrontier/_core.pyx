@@ -547,7 +547,9 @@ cdef class TrackerCore(GroupTable):
             ("completed", state.compacted_completed, self.compacted.completed),
             ("dropped", state.compacted_dropped, self.compacted.dropped),
         ):
-            values = [_validate.as_count(v, f"compacted {name} total", "from_state", 0, 2**63) for v in totals]
+            values = [
+                _validate.as_count(v, f"compacted {name} total", "from_state", 0, 2**63) for v in totals
+            ]
             if len(values) != C:
                 raise ValueError(f"from_state() needs {C} compacted {name} totals, got {len(values)}")
             target[:] = values

@@ -26,7 +26,6 @@ from cellfrontier.errors import (
     RowGroupCompactedError,
     RowIndexError,
     SizeMismatchError,
-    StrategyMismatchError,
     UnknownColumnError,
     UnknownRowGroupError,
 )
@@ -272,14 +271,22 @@ cdef class GroupTable:
         cdef const uint8_t[::1] u8
         cdef const int32_t[::1] i32
         self.graph.num_columns = len(self.names)
-        u8 = arrays[0]; self.graph.is_batch = &u8[0]
-        u8 = arrays[1]; self.graph.is_root = &u8[0]
-        i32 = arrays[2]; self.graph.down_ptr = &i32[0]
-        i32 = arrays[3]; self.graph.down_idx = &i32[0]
-        i32 = arrays[4]; self.graph.cell_up_ptr = &i32[0]
-        i32 = arrays[5]; self.graph.cell_up_idx = &i32[0]
-        i32 = arrays[6]; self.graph.batch_up_ptr = &i32[0]
-        i32 = arrays[7]; self.graph.batch_up_idx = &i32[0]
+        u8 = arrays[0]
+        self.graph.is_batch = &u8[0]
+        u8 = arrays[1]
+        self.graph.is_root = &u8[0]
+        i32 = arrays[2]
+        self.graph.down_ptr = &i32[0]
+        i32 = arrays[3]
+        self.graph.down_idx = &i32[0]
+        i32 = arrays[4]
+        self.graph.cell_up_ptr = &i32[0]
+        i32 = arrays[5]
+        self.graph.cell_up_idx = &i32[0]
+        i32 = arrays[6]
+        self.graph.batch_up_ptr = &i32[0]
+        i32 = arrays[7]
+        self.graph.batch_up_idx = &i32[0]
         self.groups = {}
         self.compacted = CompactedGroups(self.graph.num_columns)
 
@@ -381,13 +388,14 @@ cdef class GroupTable:
         finally:
             self._exit()
 
-
     def is_done_ref(self, ref):
         """:meth:`is_done` for a slice reference (any object with the three fields)."""
         try:
             column, row_group, row_index = ref.column, ref.row_group, ref.row_index
         except AttributeError:
-            raise InvalidArgumentError(f"is_complete() needs a SliceRef, got {type(ref).__name__} {ref!r}") from None
+            raise InvalidArgumentError(
+                f"is_complete() needs a SliceRef, got {type(ref).__name__} {ref!r}"
+            ) from None
         self._enter()
         try:
             return self._is_done(column, row_group, row_index)
@@ -467,7 +475,9 @@ cdef class GroupTable:
         self._enter()
         try:
             if isinstance(columns, str):
-                raise InvalidArgumentError(f"{method}() needs a sequence of column names, not the str {columns!r}")
+                raise InvalidArgumentError(
+                    f"{method}() needs a sequence of column names, not the str {columns!r}"
+                )
             try:
                 columns = list(columns)
             except TypeError:

@@ -156,7 +156,9 @@ cdef inline void mark_cell(const Graph* graph, RowGroup* g, DeltaLog* log, int c
     visit_downstream(graph, g, log, c, r, NULL, g.n_resolved[c] == g.n)
 
 
-cdef inline void mark_cells(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* mask) noexcept nogil:
+cdef inline void mark_cells(
+    const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* mask
+) noexcept nogil:
     """Bulk form of :func:`mark_cell`: *mask* holds the rows to mark (overwritten)."""
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w
@@ -178,7 +180,9 @@ cdef inline void mark_cells(const Graph* graph, RowGroup* g, DeltaLog* log, int 
     visit_downstream(graph, g, log, c, -1, mask, n_new_live and g.n_resolved[c] == g.n)
 
 
-cdef inline void mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* all_rows) noexcept nogil:
+cdef inline void mark_range(
+    const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* all_rows
+) noexcept nogil:
     """The batch of full-column *c* is done: every row done, downstreams re-checked.
 
     *all_rows* is scratch space of ``nw`` words.
@@ -302,7 +306,9 @@ cdef inline void admit_empty_group(const Graph* graph, RowGroup* g, DeltaLog* lo
         log.added[2 * j + 3] = mask
 
 
-cdef inline void rebuild_frontier(const Graph* graph, RowGroup* g, DeltaLog* log, uint64_t* all_rows) noexcept nogil:
+cdef inline void rebuild_frontier(
+    const Graph* graph, RowGroup* g, DeltaLog* log, uint64_t* all_rows
+) noexcept nogil:
     """Make ready again every task whose dependencies are satisfied and that is not done.
 
     Used on state read from a checkpoint: tasks handed out but not completed come back, tasks

@@ -3,7 +3,7 @@
 """The compiled core in DataDesigner-compatible mode, for the drop-in backend.
 
 :class:`DataDesignerCore` is a :class:`~cellfrontier._core.TrackerCore` whose frontier
-evolves exactly as DataDesigner 0.9.6's own tracker's does, which re-evaluates readiness at
+evolves exactly as DataDesigner's own tracker's does (0.9.6, 0.9.7), which re-evaluates readiness at
 every event instead of once per task:
 
 * completing a cell or a range re-checks every downstream task, even when the cell or range
@@ -43,9 +43,7 @@ from cellfrontier._bits cimport (
 )
 from cellfrontier._groups cimport (
     Group,
-    check_size,
     column_id,
-    column_list,
     new_group,
     row_group_key,
     row_of,
@@ -89,7 +87,9 @@ cdef void dd_mark_cell(const Graph* graph, RowGroup* g, DeltaLog* log, int c, in
     kernels.visit_downstream(graph, g, log, c, r, NULL, True)
 
 
-cdef void dd_mark_range(const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* all_rows) noexcept nogil:
+cdef void dd_mark_range(
+    const Graph* graph, RowGroup* g, DeltaLog* log, int c, uint64_t* all_rows
+) noexcept nogil:
     cdef Py_ssize_t nw = g.nw
     cdef Py_ssize_t w
     cdef uint64_t newly

@@ -95,12 +95,18 @@ cdef str stable_task_id_of(str column, object row_group, object row_index, str t
         if buf == NULL:
             raise MemoryError()
     pos = 0
-    memcpy(buf + pos, col_p, n_col); pos += n_col
-    buf[pos] = 0; pos += 1
-    memcpy(buf + pos, rg_p, n_rg); pos += n_rg
-    buf[pos] = 0; pos += 1
-    memcpy(buf + pos, ri_p, n_ri); pos += n_ri
-    buf[pos] = 0; pos += 1
+    memcpy(buf + pos, col_p, n_col)
+    pos += n_col
+    buf[pos] = 0
+    pos += 1
+    memcpy(buf + pos, rg_p, n_rg)
+    pos += n_rg
+    buf[pos] = 0
+    pos += 1
+    memcpy(buf + pos, ri_p, n_ri)
+    pos += n_ri
+    buf[pos] = 0
+    pos += 1
     memcpy(buf + pos, type_p, n_type)
     cf_sha1(buf, total, digest)
     if buf != stack:

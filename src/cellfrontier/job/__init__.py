@@ -37,8 +37,10 @@ from cellfrontier.job.shard.admission import (
     MemoryBoundAdmission,
 )
 from cellfrontier.job.spec import JobSpec
+from cellfrontier.job.status import JobStatus, ShardStatus
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
 from cellfrontier.job.store.shard_dirs import latest_checkpoint
+from cellfrontier.job.store.status_reader import read_job_status
 from cellfrontier.job.usage import JobUsage
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "JobProgress",
     "JobResult",
     "JobSpec",
+    "JobStatus",
     "JobUsage",
     "MemoryBoundAdmission",
     "MissingDependencyError",
@@ -65,11 +68,13 @@ __all__ = [
     "RunningLoopError",
     "ShardCheckpoint",
     "ShardLostError",
+    "ShardStatus",
     "ShardSummary",
     "StaleShardError",
     "blocking",
     "latest_checkpoint",
     "load_checkpoint",
     "merged_job_state",
+    "read_job_status",
     "shard_states",
 ]

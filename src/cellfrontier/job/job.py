@@ -7,6 +7,7 @@ from the job as it is then and hands it to the run layer (this process, or a Das
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -229,6 +230,22 @@ class Job:
             log_interval=self.log_interval,
             tune_gc=self.tune_gc,
         )
+
+    def replace(self, **changes: Any) -> Job:
+        """A copy of the job with some of ``num_records`` and its keyword options changed.
+
+        The copy is checked as ``Job()`` checks a new job; the graph and generators are the
+        same objects.  (What ``cellfrontier run --rows/--output-dir`` uses.)
+        """
+        parameters = inspect.signature(Job.__init__).parameters
+        options = {name: getattr(self, name) for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
+        unknown = sorted(set(changes) - set(options) - {"num_records"})
+        if unknown:
+            raise InvalidArgumentError(
+                f"Job.replace() got unknown option(s) {unknown}; it takes {sorted(options)}"
+            )
+        num_records = changes.pop("num_records", self.num_records)
+        return type(self)(self.graph, self.generators, num_records, **{**options, **changes})
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the job in its output directory's manifest."""

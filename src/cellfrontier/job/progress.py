@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["JobProgress", "ProgressReporter", "render_bar"]
+__all__ = ["JobProgress", "ProgressReporter", "format_clock", "render_bar"]
 
 logger = logging.getLogger("cellfrontier.job")
 
@@ -48,7 +48,7 @@ class JobProgress:
         return min(1.0, self.tasks / self.tasks_total_estimate)
 
     def describe(self) -> str:
-        eta = "?" if self.eta_seconds is None else _clock(self.eta_seconds)
+        eta = "?" if self.eta_seconds is None else format_clock(self.eta_seconds)
         calls = ""
         if self.calls_per_second is not None:
             calls = f"{self.calls_per_second:,.0f} calls/s | {self.tokens_per_second or 0:,.0f} tokens/s | "
@@ -65,7 +65,8 @@ def render_bar(fraction: float, width: int) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def _clock(seconds: float) -> str:
+def format_clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,12 @@ __all__ = ["GeneratorFailure", "JobResult", "ShardSummary", "combine_results"]
 
 @dataclass(frozen=True, slots=True)
 class GeneratorFailure:
-    """One failed call, as kept in :attr:`JobResult.error_samples` (the first few of a run)."""
+    """One failed call, as kept in :attr:`JobResult.error_samples` (the first few of a run).
+
+    A shard's checkpoint keeps the same failures as plain records (:meth:`to_record`, the
+    traceback left out and the message bounded), so that reading a job's output directory
+    shows them without unpickling anything.
+    """
 
     column: str
     row_group: int
@@ -32,11 +37,14 @@ class GeneratorFailure:
     error_type: str
     message: str
     traceback: str
+    origin: str = ""
+    """Where the error was raised: ``file:line in function`` of the innermost frame."""
 
     @classmethod
     def from_exception(
         cls, column: str, row_group: int, row: int | None, attempt: int, exc: BaseException
     ) -> GeneratorFailure:
+        frames = traceback.extract_tb(exc.__traceback__)
         return cls(
             column=column,
             row_group=row_group,
@@ -45,6 +53,37 @@ class GeneratorFailure:
             error_type=type(exc).__qualname__,
             message=str(exc),
             traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            origin=f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "",
+        )
+
+    def to_record(self, max_message: int = 300) -> dict[str, Any]:
+        """The failure as plain JSON values, without the traceback, its message cut to *max_message*."""
+        message = (
+            self.message if len(self.message) <= max_message else self.message[: max_message - 3] + "..."
+        )
+        return {
+            "column": self.column,
+            "row_group": self.row_group,
+            "row": self.row,
+            "attempt": self.attempt,
+            "error_type": self.error_type,
+            "message": message,
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> GeneratorFailure:
+        """A failure read back from :meth:`to_record` (its traceback is empty)."""
+        row = record.get("row")
+        return cls(
+            column=str(record.get("column", "?")),
+            row_group=int(record.get("row_group", -1)),
+            row=None if row is None else int(row),
+            attempt=int(record.get("attempt", 0)),
+            error_type=str(record.get("error_type", "?")),
+            message=str(record.get("message", "")),
+            traceback="",
+            origin=str(record.get("origin", "")),
         )
 
     def __str__(self) -> str:

@@ -1,5 +1,7 @@
 """``cellfrontier simulate``: run a reference workload and report throughput and memory.
 
+:func:`add_parser` adds the subcommand to the ``cellfrontier`` command (:mod:`cellfrontier.cli`).
+
 For the tracker workloads (W10, W64) the driver plays a scheduler whose generators finish
 instantly, so only the tracker's own cost is measured.  ``--compare`` runs the same workload
 through every available backend in one process, one after another, and prints the ratios side
@@ -12,8 +14,7 @@ import argparse
 import contextlib
 import gc
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from cellfrontier.simulate import drivers, job_cli, llm_cli
 from cellfrontier.simulate.drivers import BackendInfo
@@ -29,7 +30,7 @@ from cellfrontier.simulate.reporting import (
 from cellfrontier.testing.j12 import JOB_WORKLOADS
 from cellfrontier.testing.workloads import WORKLOADS, expected_task_count
 
-__all__ = ["main"]
+__all__ = ["add_parser", "run"]
 
 # graphlib holds one Python object per cell: about 21 GB at a million rows of W64.
 GRAPHLIB_MAX_ROWS = 200_000
@@ -134,10 +135,9 @@ def simulate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cellfrontier", description="cellfrontier command line")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser(
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``simulate`` to the ``cellfrontier`` command's subcommands (its handler included)."""
+    sim = subparsers.add_parser(
         "simulate",
         help="run a reference workload and report throughput and memory",
         description=(
@@ -200,18 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir",
         default=None,
         help=(
-            "J12/J12-LAT: write the Parquet output here and keep it (an empty or new directory; a "
+            "J12/J12-LAT/J12-LLM: write the Parquet output here and keep it (an empty or new directory; a "
             "folder per backend with --compare); by default a temporary directory"
         ),
     )
-    return parser
+    sim.set_defaults(handler=lambda args: run(args, sim))
+    return sim
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command != "simulate":
-        return 2
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Handle ``cellfrontier simulate`` (*parser* reports a bad combination of options)."""
     problem = llm_cli.argument_problem(args)
     if problem is not None:
         parser.error(problem)
@@ -225,7 +223,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.backend is None:
         args.backend = "tasks"
     return simulate(args, sys.stdout)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""NVIDIA DataDesigner 0.9.6 running the whole-job workloads J12 and J12-LAT through its own engine.
+"""NVIDIA DataDesigner running the whole-job workloads J12 and J12-LAT through its own engine.
 
 This is the comparison side of the job benchmarks and of ``cellfrontier simulate --workload
 J12 --backend datadesigner``: the same twelve-column job that cellfrontier's runner executes,
@@ -48,7 +48,7 @@ How the job is expressed in DataDesigner
 Settings (``RunConfig``): ``buffer_size`` is the row-group size (1,000 by default);
 ``max_concurrent_row_groups`` bounds the active row groups (DataDesigner's default, 3, is
 kept); ``max_in_flight_tasks`` bounds the tasks holding an admission lease at once, the whole
-job's cap (default 1,024, the J12-LAT figure).  DataDesigner 0.9.6 has no setting that caps one
+job's cap (default 1,024, the J12-LAT figure).  DataDesigner (0.9.6, 0.9.7) has no setting that caps one
 non-model column: per-group caps exist only for model-backed columns (``max_parallel_requests``
 of the model, or twice the alias count of a custom column that declares models, which would
 also make it ping the model endpoints at start).  J12-LAT's per-column cap of 256 is therefore
@@ -135,7 +135,7 @@ DD_DEFAULT_MAX_ACTIVE_ROW_GROUPS = 3
 
 
 class DataDesignerUnavailable(RuntimeError):
-    """NVIDIA DataDesigner (``data-designer-engine==0.9.6``) cannot be imported here."""
+    """NVIDIA DataDesigner (``data-designer-engine``) cannot be imported here."""
 
 
 class J12Mismatch(AssertionError):
@@ -143,7 +143,7 @@ class J12Mismatch(AssertionError):
 
 
 INSTALL_HINT = (
-    "NVIDIA DataDesigner is not installed: pip install 'data-designer-engine==0.9.6' "
+    "NVIDIA DataDesigner is not installed: pip install 'cellfrontier[datadesigner]' "
     "(or this project's 'datadesigner' extra)"
 )
 

@@ -374,7 +374,7 @@ def import_data_designer() -> dict[str, Any]:
     except ImportError as exc:
         raise BackendUnavailable(
             "NVIDIA DataDesigner's tracker is not installed; install it with "
-            "`pip install 'cellfrontier[datadesigner]'` (data-designer-engine==0.9.6)"
+            "`pip install 'cellfrontier[datadesigner]'` (data-designer-engine>=0.9.6,<0.10)"
         ) from exc
     try:
         from importlib.metadata import version
@@ -742,7 +742,7 @@ BACKENDS: dict[str, BackendInfo] = {
             "DD backend",
             run_data_designer_adapter,
         ),
-        BackendInfo("data-designer", "datadesigner", "DataDesigner 0.9.6 tracker", "DD", run_data_designer),
+        BackendInfo("data-designer", "datadesigner", "DataDesigner tracker", "DD", run_data_designer),
         BackendInfo("graphlib", "graphlib", "graphlib.TopologicalSorter", "graphlib", run_graphlib),
         BackendInfo("null", None, "driver floor (no-op tracker)", "floor", run_null),
     )

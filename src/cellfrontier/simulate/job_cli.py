@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_ROWS", "argument_problem", "backends_for", "simulate_job"]
 LABELS = {
     "job": "cellfrontier.Job",
     "floor": "floor (plain loop over the tracker)",
-    "datadesigner": "DataDesigner 0.9.6 engine",
+    "datadesigner": "DataDesigner engine",
 }
 SHORT = {"job": "job", "floor": "floor", "datadesigner": "DD"}
 

@@ -46,7 +46,7 @@ from cellfrontier.job.columns import ColumnSpec
 from cellfrontier.job.errors import JobInterruptedError, OutputDirError, StaleShardError
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress, ProgressReporter
-from cellfrontier.job.result import JobResult, ShardSummary
+from cellfrontier.job.result import JobResult
 from cellfrontier.job.shard.admission import (
     AdmissionPolicy,
     AdmissionView,
@@ -60,9 +60,11 @@ from cellfrontier.job.shard.closing import close_generators
 from cellfrontier.job.shard.dispatch import CallDispatcher
 from cellfrontier.job.shard.failures import RetryPolicy
 from cellfrontier.job.shard.gctuning import tuned_gc
+from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
+from cellfrontier.job.shard.shard_report import shard_progress, shard_result
 from cellfrontier.job.shard.usage import UsageMeter
 from cellfrontier.job.shard.wakeup import Wakeup
 from cellfrontier.job.spec import JobSpec
@@ -76,6 +78,8 @@ _MAX_QUEUED_WRITES = 4
 """Finished groups waiting for the writer before admission pauses (bounds memory)."""
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
+MAX_COUNTED_RANGES = 10_000
+"""Beyond this many ranges of counted groups a checkpoint leaves them out (its header stays small)."""
 _MAX_SECONDS_WITHOUT_YIELD = 0.02
 """Longest stretch of inline work before the loop lets other coroutines of the event loop run."""
 
@@ -144,6 +148,9 @@ class ShardRunner:
         self.bytes_per_group = 0
         self.resumed = False
         self.tasks_at_start = 0
+        self.started_wall = 0.0
+        self.counted = GroupRanges()
+        """The groups whose rows ``records`` and ``dropped`` count (written, and released or settled)."""
 
     @property
     def epoch(self) -> int:
@@ -162,6 +169,7 @@ class ShardRunner:
         self.wakeup = Wakeup(asyncio.get_running_loop())
         started, cpu_started = time.perf_counter(), time.process_time()
         self.started = started
+        self.started_wall = time.time()  # the checkpoints' clock: a reader elsewhere compares it to its own
         self._open()
         if self.report is not None:
             reporter = ProgressReporter(self.report, False, interval=spec.progress_interval)
@@ -205,6 +213,8 @@ class ShardRunner:
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
             self.usage.restore(state.usage)
             written = state.written
+            for rg in written:
+                self.counted.add(rg)
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
                 group = GroupBuffers.restored(rg, size, rg * self.spec.buffer_size, values, self.tracker)
@@ -397,6 +407,7 @@ class ShardRunner:
     def _release(self, rg: int, live: int) -> None:
         """A finished group's output is safe: compact it in the tracker and drop its buffers."""
         self.tracker.compact_row_group(rg)
+        self.counted.add(rg)
         group = self.groups.pop(rg)
         self.records += live
         self.dropped += group.size - live
@@ -407,8 +418,21 @@ class ShardRunner:
         """Save the tracker and the active groups' values as one atomic file."""
         if self.store is None:
             return
-        counts = {"records": self.records, "dropped": self.dropped, "final": int(final)}
-        stats: dict[str, Any] = {**counts, "usage": self.usage.counts()}
+        ledger = self.ledger
+        stats = {
+            "records": self.records,
+            "dropped": self.dropped,
+            "final": int(final),
+            "tasks": self.tasks_at_start + ledger.tasks,
+            "tasks_total": self.spec.estimate_tasks(self.rows_total, self.stop - self.first),
+            "started_at": self.started_wall,
+            "started_tasks": self.tasks_at_start,
+            "interval": self.spec.checkpoint_interval,
+            "errors": ledger.errors,
+            "error_samples": [failure.to_record() for failure in ledger.error_samples],
+            "counted_groups": self.counted.pairs() if len(self.counted) <= MAX_COUNTED_RANGES else None,
+            "usage": self.usage.counts(),
+        }
         values = {rg: group.columns for rg, group in self.groups.items()}
         self.store.save(self.tracker, values, stats, self.ledger.tasks)
 
@@ -430,57 +454,7 @@ class ShardRunner:
     # ------------------------------------------------------------------ reporting
 
     def _progress(self, now: float) -> JobProgress:
-        elapsed = max(1e-9, now - self.started)
-        estimate = self.spec.estimate_tasks(self.rows_total, self.stop - self.first)
-        tasks = self.ledger.tasks
-        done = self.tasks_at_start + tasks
-        rate = tasks / elapsed
-        eta = (max(0, estimate - done) / rate) if rate > 0 else None
-        calls_per_second, tokens_per_second = self.usage.rates(elapsed)
-        return JobProgress(
-            rows_total=self.rows_total,
-            rows_done=self.records,
-            rows_dropped=self.dropped,
-            tasks=done,
-            tasks_total_estimate=estimate,
-            tasks_per_second=rate,
-            elapsed_seconds=elapsed,
-            eta_seconds=eta,
-            active_row_groups=len(self.groups),
-            errors=self.ledger.errors,
-            calls_per_second=calls_per_second,
-            tokens_per_second=tokens_per_second,
-        )
+        return shard_progress(self, now)
 
     def _result(self, seconds: float, cpu_seconds: float) -> JobResult:
-        usage = self.usage.usage()
-        summary = ShardSummary(
-            row_groups=range(self.first, self.stop),
-            epoch=self.epoch,
-            records=self.records,
-            dropped=self.dropped,
-            tasks=self.ledger.tasks,
-            seconds=seconds,
-            cpu_seconds=cpu_seconds,
-            resumed=self.resumed,
-            usage=usage,
-        )
-        return JobResult(
-            records=self.records,
-            dropped=self.dropped,
-            tasks=self.ledger.tasks,
-            seconds=seconds,
-            cpu_seconds=cpu_seconds,
-            errors=self.ledger.errors,
-            error_samples=self.ledger.error_samples,
-            peak_active_row_groups=self.peak_active,
-            peak_held_row_groups=self.peak_held,
-            row_groups=range(self.first, self.stop),
-            resumed=self.resumed,
-            output_dir=self.layout.root if self.layout is not None else None,
-            columns=tuple(self.output_names),
-            memory=self.memory if self.layout is None else None,
-            shards=(summary,),
-            calls=self.ledger.calls,
-            usage=usage,
-        )
+        return shard_result(self, seconds, cpu_seconds, self.layout.root if self.layout is not None else None)

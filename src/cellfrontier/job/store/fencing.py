@@ -34,13 +34,21 @@ from pathlib import Path
 
 from cellfrontier._durable import fsync_directory
 
-__all__ = ["ShardClaim", "checkpoint_epochs", "claim_epoch", "claimed_epochs", "epoch_checkpoint_path"]
+__all__ = [
+    "ShardClaim",
+    "checkpoint_epochs",
+    "claim_epoch",
+    "claim_path",
+    "claimed_epochs",
+    "epoch_checkpoint_path",
+]
 
 _CLAIM = re.compile(r"^claim-(\d+)$")
 _EPOCH_CHECKPOINT = re.compile(r"^epoch-(\d+)\.ckpt$")
 
 
-def _claim_path(directory: Path, epoch: int) -> Path:
+def claim_path(directory: Path, epoch: int) -> Path:
+    """The claim file of *epoch* in the shard *directory*."""
     return directory / f"claim-{epoch:06d}"
 
 
@@ -101,7 +109,7 @@ def claim_epoch(directory: Path, attempt: str) -> ShardClaim:
     epoch = max(epochs, default=0) + 1
     record = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "claimed_at": time.time()}
     while True:
-        path = _claim_path(directory, epoch)
+        path = claim_path(directory, epoch)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:

@@ -9,7 +9,8 @@ together, and no attempt ever overwrites another's.  Layout::
     b"CFJOBCK\\n"                magic
     4 bytes, big endian          length of the JSON header
     JSON header                  version, first, stop, epoch, seq, attempt, job (the manifest's
-                                 digest), records, dropped, final, usage, payload length and sha256
+                                 digest), records, dropped, final, usage, payload length and
+                                 sha256; since version 3 also the shard's summary (below)
     payload                      pickle of {"tracker": bytes, "groups": {rg: {column: values}},
                                             "stats": {...}}
 
@@ -17,6 +18,15 @@ The values are pickled, so a checkpoint can hold any picklable value a generator
 like any pickle, it must only be loaded from a directory you trust.  ``seq`` grows by one per
 save of an attempt.  The header alone answers whether a shard is finished (``final``) and how
 many rows it wrote, without reading the payload.
+
+The summary (version 3) is what a reader of the directory needs beyond that, so that it never
+unpickles a payload (which could import the generators' modules): ``saved_at`` (wall clock),
+``interval`` (the checkpoint interval, seconds), ``tasks`` / ``tasks_total`` (done, estimated
+in all), ``started_at`` / ``started_tasks`` (the attempt's start: with ``saved_at`` / ``tasks``
+two observations of its progress), ``active_groups`` (the groups held here), ``errors`` and
+``error_samples`` (the first few failed calls as plain records, messages cut short) and
+``counted_groups`` (``[start, stop)`` pairs: the groups whose rows ``records`` counts, left out
+when there are very many).  Version 2 headers, without it, are still read.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ import hashlib
 import json
 import pickle
 import struct
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +47,19 @@ from cellfrontier.errors import CheckpointError
 __all__ = [
     "CHECKPOINT_VERSION",
     "ShardCheckpoint",
-    "header_usage",
     "load_checkpoint",
     "read_checkpoint_header",
     "save_checkpoint",
 ]
 
 _MAGIC = b"CFJOBCK\n"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 _HEADER_LIMIT = 1 << 20
+SUMMARY_NUMBERS = ("tasks", "tasks_total", "started_at", "started_tasks", "interval", "errors")
+"""The stats copied into the header as they are (numbers): the summary of the module doc."""
+MAX_HEADER_SAMPLES = 5
+MAX_SAMPLE_MESSAGE = 300
 
 
 @dataclass
@@ -60,7 +76,23 @@ class ShardCheckpoint:
     """Digest of the job's manifest: a checkpoint copied from another job's directory is refused."""
     groups: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
-    """``records``, ``dropped``, ``final`` (ints) and ``usage`` (``{column: {counter: int}}``)."""
+    """``records``, ``dropped``, ``final``, ``usage`` (``{column: {counter: int}}``) and the summary's
+    figures (module doc)."""
+
+
+def _summary(checkpoint: ShardCheckpoint) -> dict[str, Any]:
+    """The header's summary of *checkpoint*: small and bounded whatever the shard holds."""
+    stats = checkpoint.stats
+    summary: dict[str, Any] = {key: stats[key] for key in SUMMARY_NUMBERS if key in stats}
+    samples: list[Mapping[str, Any]] = list(stats.get("error_samples", ()))[:MAX_HEADER_SAMPLES]
+    summary["error_samples"] = [
+        {**sample, "message": str(sample.get("message", ""))[:MAX_SAMPLE_MESSAGE]} for sample in samples
+    ]
+    summary["active_groups"] = sorted(checkpoint.groups)
+    if stats.get("counted_groups") is not None:
+        summary["counted_groups"] = stats["counted_groups"]
+    summary["saved_at"] = time.time()
+    return summary
 
 
 def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
@@ -84,6 +116,7 @@ def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
             "usage": checkpoint.stats.get("usage", {}),
             "payload_bytes": len(payload),
             "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            **_summary(checkpoint),
         },
         sort_keys=True,
     ).encode("utf-8")
@@ -114,15 +147,11 @@ def _read_header(handle: Any, path: Path) -> dict[str, Any]:
         header = json.loads(text)
     except ValueError:
         raise CheckpointError(f"{path} has a corrupted header") from None
-    if not isinstance(header, dict) or header.get("version") != CHECKPOINT_VERSION:
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a corrupted header")
+    if header.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path} has an unknown checkpoint version {header.get('version')!r}")
     return header
-
-
-def header_usage(header: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """The usage counters per column a checkpoint's header records (empty when none)."""
-    usage = header.get("usage") or {}
-    return {str(column): {str(k): int(v) for k, v in counts.items()} for column, counts in usage.items()}
 
 
 def read_checkpoint_header(path: Path) -> dict[str, Any] | None:

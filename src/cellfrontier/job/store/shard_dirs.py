@@ -17,12 +17,8 @@ from pathlib import Path
 from cellfrontier.job.errors import OutputDirError
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.store.fencing import checkpoint_epochs, epoch_checkpoint_path
-from cellfrontier.job.store.shard_checkpoint import (
-    ShardCheckpoint,
-    header_usage,
-    load_checkpoint,
-    read_checkpoint_header,
-)
+from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint, read_checkpoint_header
+from cellfrontier.job.store.status_reader import usage_from_header
 
 __all__ = [
     "FinishedShard",
@@ -122,7 +118,7 @@ def finished_shard(
     if any(rg not in written for rg in shard):
         return None
     return FinishedShard(
-        shard, int(header["epoch"]), int(header["records"]), int(header["dropped"]), header_usage(header)
+        shard, int(header["epoch"]), int(header["records"]), int(header["dropped"]), usage_from_header(header)
     )
 
 
