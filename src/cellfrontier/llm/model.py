@@ -60,7 +60,8 @@ class ChatModel:
     *api_key*: sent as ``Authorization: Bearer``; when None, read from the environment
     variable *api_key_env* in the process that makes the calls (none: no header, as local
     servers expect).  *max_concurrency*: the most calls this process keeps in flight for this
-    model (the adaptive limit never exceeds it); *initial_concurrency* starts lower;
+    model (the adaptive limit never exceeds it; a job on several processes divides it among
+    them, see :meth:`share_caps`, so that it holds for the whole job); *initial_concurrency* starts lower;
     *latency_bound* (seconds) stops the limit growing while the mean latency is above it.
     *timeout*: seconds for one whole answer (a column may set its own);
     *rate_limit_timeout*: how long a call keeps waiting out 429/503 answers.  *verify*: TLS
