@@ -335,3 +335,49 @@ def test_an_error_marked_not_retryable_drops_its_row_at_once() -> None:
     assert [calls[i] for i in refused] == [1] * len(refused)
     assert all(calls[i] == 2 for i in range(ROWS) if i % 10 == 4)
     assert (result.dropped, result.errors) == (len(refused), 2 * len(refused))
+
+
+def test_a_replaced_job_keeps_its_timeouts() -> None:
+    job = Job(chain_graph(), generators(Hangs(set())), ROWS, call_timeout=2.0, timeouts={"a": 0.5})
+    copy = job.replace(num_records=5)
+    assert (copy.call_timeout, copy.timeouts) == (2.0, {"a": 0.5})
+    assert [c.timeout for c in copy.spec().columns] == [None, 0.5, None, None]
+
+
+class SwallowsTimeout:
+    """Hangs on row 3's first call, catches the timeout's cancellation and answers *outcome*."""
+
+    def __init__(self, outcome: str) -> None:
+        self.outcome, self.calls = outcome, 0
+
+    async def __call__(self, row: Mapping[str, Any]) -> int:
+        if row["_row"] == 3 and self.calls == 0:
+            self.calls += 1
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                if self.outcome == "raise":
+                    raise RuntimeError("gave up") from None
+                return -1
+        return int(row["seed"]) * 10
+
+
+@pytest.mark.parametrize("outcome", ["raise", "answer"])
+def test_a_generator_that_swallows_the_timeouts_cancellation_decides_its_outcome(outcome: str) -> None:
+    result = Job(
+        chain_graph(),
+        generators(SwallowsTimeout(outcome)),
+        ROWS,
+        buffer_size=BUFFER,
+        timeouts={"a": 0.01},
+        retries=1,
+        retry_backoff=0,
+        progress_bar=False,
+    ).run()
+    assert (result.records, result.dropped) == (ROWS, 0)
+    data = result.to_pydict()
+    if outcome == "raise":  # its own error failed the call; the retry answered
+        assert [s.error_type for s in result.error_samples] == ["RuntimeError"]
+        assert data["b"][3] == 31
+    else:  # it answered after all: that is its value
+        assert (result.errors, data["b"][3]) == (0, 0)

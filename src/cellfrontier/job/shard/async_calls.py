@@ -108,9 +108,11 @@ class AsyncCalls:
             else:
                 ledger.stop_with(output_error(column, group, row, value))
         finally:
+            task = asyncio.current_task()
             if timer is not None:
                 timer.cancel()
-            self.tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+                self.expired.discard(task)  # type: ignore[arg-type,unused-ignore]
+            self.tasks.discard(task)  # type: ignore[arg-type,unused-ignore]
             self.ended(column, group)
 
     async def _batch(self, column: ColumnSpec, group: GroupBuffers) -> None:
@@ -131,7 +133,9 @@ class AsyncCalls:
             except GeneratorOutputError as exc:
                 ledger.stop_with(exc)
         finally:
+            task = asyncio.current_task()
             if timer is not None:
                 timer.cancel()
-            self.tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+                self.expired.discard(task)  # type: ignore[arg-type,unused-ignore]
+            self.tasks.discard(task)  # type: ignore[arg-type,unused-ignore]
             self.ended(column, group)
