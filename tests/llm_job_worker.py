@@ -34,7 +34,7 @@ class Counter:
 class Acting:
     """A model column that counts its calls on a shared counter and acts at the chosen one.
 
-    Every other attribute (``usage``, ``usage_group``, ``aclose``, ``check_inputs``) is the
+    Every other attribute (``usage``, ``usage_group``, ``aclose_loop``, ``check_inputs``) is the
     column's own, so the job sees the model column's hooks.
     """
 

@@ -381,3 +381,40 @@ def test_a_generator_that_swallows_the_timeouts_cancellation_decides_its_outcome
         assert data["b"][3] == 31
     else:  # it answered after all: that is its value
         assert (result.errors, data["b"][3]) == (0, 0)
+
+
+# ---------------------------------------------------------------------- the loop's hook
+
+
+class WithHooks:
+    """An async generator with both hooks: only ``aclose_loop()`` is the job's to call."""
+
+    def __init__(self) -> None:
+        self.loops_closed: list[asyncio.AbstractEventLoop] = []
+        self.closed_for_good = False
+
+    async def __call__(self, row: Mapping[str, Any]) -> int:
+        return int(row["seed"]) * 10
+
+    async def aclose_loop(self) -> None:
+        self.loops_closed.append(asyncio.get_running_loop())
+
+    async def aclose(self) -> None:
+        self.closed_for_good = True
+
+
+@needs_pyarrow
+def test_aclose_loop_is_awaited_on_each_shards_loop_and_aclose_never(tmp_path: Path) -> None:
+    a = WithHooks()
+    job = Job(
+        chain_graph(),
+        generators(a),
+        ROWS,
+        buffer_size=BUFFER,
+        output_dir=tmp_path / "out",
+        progress_bar=False,
+    )
+    job.run(row_groups=range(0, 2))
+    job.run(row_groups=range(2, 4))
+    assert len(a.loops_closed) == 2 and a.loops_closed[0] is not a.loops_closed[1]
+    assert not a.closed_for_good

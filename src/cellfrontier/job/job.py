@@ -81,7 +81,7 @@ class Job:
     ``as_dict()`` of int counters) and ``usage_group`` (a model name): counted per column and
     per model, checkpointed, in :attr:`JobResult.usage` and as calls/s and tokens/s on the
     progress bar; ``share_caps(share)``: told what part of a per-process cap its process may
-    use while the job runs on a cluster; an async ``aclose()``: awaited at the end of each
+    use while the job runs on a cluster; an async ``aclose_loop()``: awaited at the end of each
     shard on its event loop (close the loop's connections; the generator stays usable).
 
     Options (keyword-only):

@@ -15,7 +15,7 @@ Hooks for a runner (``cellfrontier.Job`` calls them by name; another runner may 
   the model its counts add up under;
 - ``share_caps(share)``: the part of the model's ``max_concurrency`` this process may use
   (a job on several processes divides it; None: all of it);
-- ``aclose()``: close the running loop's connections when a loop's work is done;
+- ``aclose_loop()``: close the running loop's connections when a loop's work is done;
 - ``identity()``: what decides the column's values, as canonical JSON (model, kind, template,
   system message, parameters, schema), never the endpoint or the key: a fingerprint input;
 - ``timeout``: seconds one call may take for a whole answer.
@@ -118,7 +118,7 @@ class ModelColumn:
         """Use ``share(cap)`` of the model's ``max_concurrency`` in this process (None: all of it)."""
         self.model.share_caps(share)
 
-    async def aclose(self) -> None:
+    async def aclose_loop(self) -> None:
         """Close the running loop's connections of the model (the column stays usable)."""
         await self.model.aclose()
 

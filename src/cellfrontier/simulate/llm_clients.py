@@ -5,7 +5,7 @@ the same endpoint, through the openai SDK (its default httpx transport, or its a
 a bare ``httpx.AsyncClient`` or one ``aiohttp.ClientSession``, each wrapped the way a user
 writes a generator for ``Job``: fill the template, await the client, return the answer's
 text.  One client per event loop and endpoint, shared by the columns (as a user shares one),
-created on first use and closed by the column's ``aclose()``, which the job awaits at the end
+created on first use and closed by the column's ``aclose_loop()``, which the job awaits at the end
 of each shard.  A column pickles without its client, so ``run(workers=N)`` ships it.
 
 ``openai`` is ``openai.AsyncOpenAI(base_url=..., api_key=...)`` as it comes (its retries and
@@ -112,7 +112,7 @@ class ClientColumn:
     async def __call__(self, row: Mapping[str, Any]) -> str:
         return await self._call()(self.model, self.template.format_map(row))
 
-    async def aclose(self) -> None:
+    async def aclose_loop(self) -> None:
         """Close this loop's client of this kind and endpoint (shared by the columns), if open."""
         client = _CLIENTS.pop((asyncio.get_running_loop(), self.client, self.base_url), None)
         if client is not None:
