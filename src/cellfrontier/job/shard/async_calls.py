@@ -93,6 +93,15 @@ class AsyncCalls:
             raise exc
         return exc
 
+    def _over(self, timer: asyncio.TimerHandle | None, column: ColumnSpec, group: GroupBuffers) -> None:
+        """The call is over, whatever its outcome: forget its task and timer, tell the dispatcher."""
+        task = asyncio.current_task()
+        if timer is not None:
+            timer.cancel()
+            self.expired.discard(task)  # type: ignore[arg-type,unused-ignore]  # it swallowed the cancel
+        self.tasks.discard(task)  # type: ignore[arg-type,unused-ignore]
+        self.ended(column, group)
+
     async def _cell(self, column: ColumnSpec, loops: ColumnLoops, group: GroupBuffers, row: int) -> None:
         timer = None if column.timeout is None else self._timer(column.timeout)
         ledger = self.ledger
@@ -108,12 +117,7 @@ class AsyncCalls:
             else:
                 ledger.stop_with(output_error(column, group, row, value))
         finally:
-            task = asyncio.current_task()
-            if timer is not None:
-                timer.cancel()
-                self.expired.discard(task)  # type: ignore[arg-type,unused-ignore]
-            self.tasks.discard(task)  # type: ignore[arg-type,unused-ignore]
-            self.ended(column, group)
+            self._over(timer, column, group)
 
     async def _batch(self, column: ColumnSpec, group: GroupBuffers) -> None:
         timer = None if column.timeout is None else self._timer(column.timeout)
@@ -133,9 +137,4 @@ class AsyncCalls:
             except GeneratorOutputError as exc:
                 ledger.stop_with(exc)
         finally:
-            task = asyncio.current_task()
-            if timer is not None:
-                timer.cancel()
-                self.expired.discard(task)  # type: ignore[arg-type,unused-ignore]
-            self.tasks.discard(task)  # type: ignore[arg-type,unused-ignore]
-            self.ended(column, group)
+            self._over(timer, column, group)
