@@ -280,7 +280,7 @@ class CallDispatcher:
         """
         calls = self.async_calls
         assert calls is not None
-        start_cell = calls.start_cell
+        create, add, cell = calls.create, calls.tasks.add, calls.cell
         loops = self.loops[column.index]
         started = taken = 0
         while started < room and queue:
@@ -299,7 +299,7 @@ class CallDispatcher:
                     group.outstanding -= 1
                     self.ledger.touch(group)
                     continue
-                start_cell(column, loops, group, row)
+                add(create(cell(column, loops, group, row)))
                 started += 1
             taken += take
             if pos + take == len(rows):
