@@ -48,7 +48,7 @@ COMMAND = ("cellfrontier.cli", "cellfrontier.__main__")
 """The ``cellfrontier`` command: the modules that put the subcommands together and run them."""
 
 JOB_LAYERS = (
-    ("values", ("spec", "columns", "fingerprint", "result", "output", "progress", "status", "errors")),
+    ("values", ("spec", "columns", "fingerprint", "result", "output", "progress", "status", "errors", "usage")),
     ("store", ("store",)),
     ("shard", ("shard",)),
     ("run", ("run",)),

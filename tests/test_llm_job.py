@@ -8,13 +8,13 @@ import pytest
 
 pytest.importorskip("httptools")
 
-from llm_support import j12_llm_expected, j12_llm_generators, j12_llm_model_id
 
 from cellfrontier import Job
 from cellfrontier.llm import Usage, check_model_columns
 from cellfrontier.llm.transport import close_loop_pools
 from cellfrontier.testing.fake_endpoint import FakeEndpoint
 from cellfrontier.testing.j12 import CELL_COLUMNS, build_j12_graph
+from cellfrontier.testing.j12_llm import j12_llm_expected, j12_llm_generators, j12_llm_model_id
 
 pytestmark = pytest.mark.process
 

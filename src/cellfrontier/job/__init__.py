@@ -15,6 +15,7 @@ from cellfrontier.job.errors import (
     ErrorRateExceededError,
     GeneratorMappingError,
     GeneratorOutputError,
+    GeneratorTimeoutError,
     JobCancelledError,
     JobInterruptedError,
     MissingDependencyError,
@@ -43,6 +44,7 @@ from cellfrontier.job.status import JobStatus, ShardStatus
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint
 from cellfrontier.job.store.shard_dirs import latest_checkpoint
 from cellfrontier.job.store.status_reader import read_job_status
+from cellfrontier.job.usage import JobUsage
 
 __all__ = [
     "AdmissionPolicy",
@@ -54,6 +56,7 @@ __all__ = [
     "GeneratorFailure",
     "GeneratorMappingError",
     "GeneratorOutputError",
+    "GeneratorTimeoutError",
     "Job",
     "JobCancelledError",
     "JobInterruptedError",
@@ -62,6 +65,7 @@ __all__ = [
     "JobResult",
     "JobSpec",
     "JobStatus",
+    "JobUsage",
     "MemoryBoundAdmission",
     "MissingDependencyError",
     "OutputDirError",

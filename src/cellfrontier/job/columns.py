@@ -21,8 +21,13 @@ new job version); see :mod:`cellfrontier.job.fingerprint`.  Like :func:`blocking
 wrapper and leaves the function unchanged, and the two compose in either order.
 
 A function that returns an awaitable without being declared ``async def`` is not recognised
-as async (checking every result would cost time on every call); the first batch of such a
-column raises :class:`GeneratorOutputError` saying so.
+as async (checking every result would cost time on every call); the first values of such a
+column, whichever way it runs, raise :class:`GeneratorOutputError` saying so, before anything
+is stored or checkpointed.
+
+Hooks a generator object may offer (duck-typed, so the job depends on no generator library):
+``check_inputs(column, inputs)`` is called here, before any work, with the names the column's
+calls will find in their row (a model column refuses a template field it would not get).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,6 +44,7 @@ from cellfrontier._validate import is_integer
 from cellfrontier.graph import ExecutionGraph
 from cellfrontier.job.errors import GeneratorMappingError
 from cellfrontier.job.fingerprint import generator_print
+from cellfrontier.job.output import ROW_COLUMN
 from cellfrontier.strategies import GenerationStrategy
 
 __all__ = [
@@ -284,18 +291,35 @@ class ColumnSpec:
     """The generator's print (:func:`~cellfrontier.job.fingerprint.generator_print`)."""
     volatile: bool = False
     """Recomputed by every new job version (:func:`generator`)."""
+    timeout: float | None = None
+    """Seconds one async call may run before it is cancelled and counted failed (None: no limit)."""
+
+
+def _timeout_problem(what: str, seconds: Any) -> str | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return f"{what} must be seconds > 0 or None, got {seconds!r}"
+    return None if seconds > 0 else f"{what} must be seconds > 0 or None, got {seconds!r}"
 
 
 def resolve_columns(
     graph: ExecutionGraph,
     generators: Mapping[str, Callable[..., Any]],
     concurrency: Mapping[str, int] | None,
+    timeouts: Mapping[str, float | None] | None = None,
+    call_timeout: float | None = None,
 ) -> tuple[ColumnSpec, ...]:
     """Check *generators* against *graph* and describe each column, in topological order.
 
     Every problem is reported before any work starts: a column without a generator, a name
     that is not a column, a side-effect alias given its own generator, something not callable,
-    or a concurrency cap that is not a positive integer or names an unknown column.
+    a concurrency cap that is not a positive integer or names an unknown column, or a timeout
+    that is not seconds > 0 or names a column whose calls cannot be cancelled (inline or
+    blocking).  Then each generator's ``check_inputs`` hook, if it has one, sees its inputs.
+
+    *call_timeout* is every async column's timeout unless *timeouts* names the column
+    (``None`` there: no limit for that column).
     """
     if not isinstance(generators, Mapping):
         raise GeneratorMappingError(
@@ -327,6 +351,22 @@ def resolve_columns(
             problems.append(f"concurrency names {name!r}, which is not a column of the graph")
         elif not is_integer(cap) or cap < 1:
             problems.append(f"concurrency[{name!r}] must be an integer >= 1, got {cap!r}")
+    problem = _timeout_problem("call_timeout", call_timeout)
+    if problem:
+        problems.append(problem)
+    limits = dict(timeouts or {})
+    for name, seconds in limits.items():
+        if name not in known:
+            problems.append(f"timeouts names {name!r}, which is not a column of the graph")
+            continue
+        problem = _timeout_problem(f"timeouts[{name!r}]", seconds)
+        if problem:
+            problems.append(problem)
+        elif seconds is not None and name in generators and not _is_async(generators[name]):
+            problems.append(
+                f"timeouts[{name!r}] applies to async generators only: a plain or blocking call "
+                "cannot be cancelled (make the generator `async def`, or drop its timeout)"
+            )
     if problems:
         raise GeneratorMappingError("Job() got an unusable generators mapping: " + "; ".join(problems))
 
@@ -340,6 +380,9 @@ def resolve_columns(
         depth[name] = 1 + max((depth[u] for u in ups), default=0)
         inputs = tuple(out for up in order if up in ups for out in outputs[up])
         batch = graph.get_strategy(name) is GenerationStrategy.FULL_COLUMN
+        check_inputs = getattr(fn, "check_inputs", None)
+        if callable(check_inputs):
+            check_inputs(name, frozenset((ROW_COLUMN, *inputs)))
         if _is_async(fn):
             kind, default_cap = ColumnKind.ASYNC, DEFAULT_ASYNC_CAP
         elif is_blocking(fn):
@@ -362,6 +405,7 @@ def resolve_columns(
                 print_source=printed.source,
                 print_digest=printed.digest,
                 volatile=volatile,
+                timeout=limits.get(name, call_timeout) if kind is ColumnKind.ASYNC else None,
             )
         )
     return tuple(columns)

@@ -12,6 +12,7 @@ __all__ = [
     "ErrorRateExceededError",
     "GeneratorMappingError",
     "GeneratorOutputError",
+    "GeneratorTimeoutError",
     "JobCancelledError",
     "JobInterruptedError",
     "MissingDependencyError",
@@ -32,6 +33,13 @@ class GeneratorOutputError(CellFrontierError, ValueError):
 
     A programming error, not a failure of one call: the job stops (after checkpointing)
     instead of retrying or dropping rows.
+    """
+
+
+class GeneratorTimeoutError(CellFrontierError, TimeoutError):
+    """An async generator call ran past its timeout and was cancelled: a failure of that call.
+
+    Retried under the job's ``retries``, then its row is dropped, like any failed call.
     """
 
 

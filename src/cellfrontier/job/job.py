@@ -25,6 +25,7 @@ from cellfrontier.job.run.cluster import run_on_cluster
 from cellfrontier.job.run.local_run import run_locally
 from cellfrontier.job.run.preview import JobPreview, preview_job
 from cellfrontier.job.run.rerun_plan import RerunPlan, plan_rerun
+from cellfrontier.job.run.workers import run_on_local_workers
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.generations import version_request
@@ -69,6 +70,22 @@ class Job:
     plain functions that wait on I/O should be marked with :func:`cellfrontier.blocking` so
     they run on a thread pool.
 
+    A call fails when its generator raises (``asyncio.CancelledError`` included, unless the job
+    itself cancelled it) or, for an async call, runs past its timeout.  A failed call is
+    retried (``retries``), then its row is dropped; an exception whose ``retryable`` attribute
+    is ``False`` (a model column's refused request) drops the row at once.  A plain generator
+    that returns an awaitable is refused (:class:`GeneratorOutputError`) before any of its
+    values is stored.
+
+    Generator objects may offer hooks, which the job calls by name (it imports no generator
+    library): ``check_inputs(column, inputs)`` when the job is made (refuse what the column
+    will not get in its row: a model column's template field); ``usage`` (an object with
+    ``as_dict()`` of int counters) and ``usage_group`` (a model name): counted per column and
+    per model, checkpointed, in :attr:`JobResult.usage` and as calls/s and tokens/s on the
+    progress bar; ``share_caps(share)``: told what part of a per-process cap its process may
+    use while the job runs on a cluster; an async ``aclose_loop()``: awaited at the end of each
+    shard on its event loop (close the loop's connections; the generator stays usable).
+
     Options (keyword-only):
 
     - ``buffer_size``: rows per row group (the unit of admission, output and release).
@@ -76,7 +93,15 @@ class Job:
       (groups are admitted while the caps have idle slots, bounded by ``memory_budget``).
     - ``concurrency``: column -> most calls in flight (async) or batches in flight (blocking);
       defaults: 64 per async column, 4 per blocking column.  ``max_concurrency`` caps the
-      whole job.  Inline columns run one call at a time by construction.
+      whole job.  Inline columns run one call at a time by construction.  On a cluster
+      (``run(client=...)`` or ``run(workers=N)``) they stay the whole job's numbers: each
+      shard gets its part, the parts of the shards running at once adding up to them (so
+      while fewer shards run, at the job's end, the job uses less than its caps).
+    - ``call_timeout`` / ``timeouts``: seconds an async call may run (the job's default, and
+      column -> seconds or None); past it the call is cancelled and fails with
+      :class:`GeneratorTimeoutError`.  Plain and blocking calls cannot be cancelled, so a
+      timeout applies to async columns only (naming another column in ``timeouts`` is
+      refused).  None (the default) sets no limit.
     - ``retries`` / ``retry_backoff`` / ``max_retry_backoff``: a failing call is retried up to
       ``retries`` times, ``retry_backoff * 2**(n-1)`` seconds apart (0 retries at once), then
       its row is dropped (all live rows of the group for a full column).
@@ -110,6 +135,8 @@ class Job:
         max_active_row_groups: int | None = None,
         concurrency: Mapping[str, int] | None = None,
         max_concurrency: int | None = None,
+        call_timeout: float | None = None,
+        timeouts: Mapping[str, float | None] | None = None,
         retries: int = 0,
         retry_backoff: float = 0.5,
         max_retry_backoff: float = 30.0,
@@ -164,7 +191,11 @@ class Job:
         self.tune_gc = bool(tune_gc)
         self.generators = dict(generators) if isinstance(generators, Mapping) else generators
         self.concurrency = dict(concurrency or {})
-        self._columns: tuple[ColumnSpec, ...] = resolve_columns(graph, self.generators, self.concurrency)
+        self.call_timeout = call_timeout
+        self.timeouts = dict(timeouts or {})
+        self._columns: tuple[ColumnSpec, ...] = resolve_columns(
+            graph, self.generators, self.concurrency, self.timeouts, call_timeout
+        )
 
     # -- shape of the job ----------------------------------------------------------------
 
@@ -243,6 +274,7 @@ class Job:
         *,
         row_groups: range | None = None,
         client: Any = None,
+        workers: int | None = None,
         shards: int | None = None,
         shard_retries: int = 2,
     ) -> JobResult:
@@ -257,7 +289,18 @@ class Job:
         attempt that raises is retried ``shard_retries`` times by Dask; a worker lost while it
         runs a shard counts against the scheduler's ``distributed.scheduler.allowed-failures``
         instead.  See :func:`cellfrontier.job.run.cluster.run_on_cluster`.
+
+        With ``workers=N`` the job runs the same way on a cluster of N single-thread worker
+        processes on this machine (127.0.0.1 only), started for the run and closed after it,
+        even on failure: the way to use N cores.  It needs ``output_dir`` too.
         """
+        if workers is not None:
+            if client is not None or row_groups is not None:
+                raise InvalidArgumentError(
+                    "run(workers=...) starts its own cluster and runs the whole job; it takes neither "
+                    "client= nor row_groups="
+                )
+            return run_on_local_workers(self.spec(), workers, shards=shards, shard_retries=shard_retries)
         if client is not None:
             if row_groups is not None:
                 raise InvalidArgumentError(

@@ -35,6 +35,10 @@ class JobProgress:
     eta_seconds: float | None
     active_row_groups: int
     errors: int
+    calls_per_second: float | None = None
+    """Model calls answered per second (counted by the generators' usage), None when none counts."""
+    tokens_per_second: float | None = None
+    """Tokens (prompt and completion) per second, likewise."""
 
     @property
     def fraction(self) -> float:
@@ -45,9 +49,12 @@ class JobProgress:
 
     def describe(self) -> str:
         eta = "?" if self.eta_seconds is None else format_clock(self.eta_seconds)
+        calls = ""
+        if self.calls_per_second is not None:
+            calls = f"{self.calls_per_second:,.0f} calls/s | {self.tokens_per_second or 0:,.0f} tokens/s | "
         return (
             f"rows {self.rows_done:,}/{self.rows_total:,} dropped {self.rows_dropped:,} | "
-            f"{self.tasks_per_second:,.0f} tasks/s | groups {self.active_row_groups} | "
+            f"{self.tasks_per_second:,.0f} tasks/s | {calls}groups {self.active_row_groups} | "
             f"errors {self.errors:,} | ETA {eta}"
         )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cellfrontier.job.output import ROW_COLUMN, OutputLayout, read_tables, require_pyarrow, table_from_columns
+from cellfrontier.job.usage import JobUsage
 
 __all__ = ["GeneratorFailure", "JobResult", "ShardSummary", "combine_results"]
 
@@ -104,6 +105,8 @@ class ShardSummary:
     resumed: bool
     skipped: bool = False
     worker: str | None = None
+    usage: JobUsage = field(default_factory=JobUsage)
+    """The shard's usage counters (a resumed shard's include what its checkpoint saved)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,9 @@ class JobResult:
     ``peak_active_row_groups`` is the most groups computing at once; ``peak_held_row_groups``
     adds the finished ones still waiting for their file to be written (their buffers are
     held until then).  ``shards`` tells what each shard did (one for a single-shard run).
+    ``calls`` counts the generator calls this run started (retries included); ``usage`` holds
+    the counters of the generators that keep them (model columns: calls, tokens, rate-limit
+    waits, errors), per column and per model, whole across resumes (:class:`JobUsage`).
 
     A run of several shards (on a cluster, or a local run finishing them) sums the counts;
     its ``cpu_seconds`` is the sum of the shards' own CPU time, each measured in the process
@@ -143,6 +149,8 @@ class JobResult:
     """Cells a rerun kept from the files of an earlier job version (read back, not computed)."""
     readback_seconds: float = 0.0
     """Wall time spent reading those kept values back (summed over shards)."""
+    calls: int = 0
+    usage: JobUsage = field(default_factory=JobUsage)
 
     def to_pydict(self, *, row_index: bool = False) -> dict[str, list[Any]]:
         """The output as ``{column: values}`` in global row order (needs pyarrow with output_dir)."""
@@ -219,4 +227,6 @@ def combine_results(
         shards=tuple(summaries),
         cells_kept=sum(r.cells_kept for r in results),
         readback_seconds=sum(r.readback_seconds for r in results),
+        calls=sum(r.calls for r in results),
+        usage=JobUsage.combine(s.usage for s in summaries),
     )

@@ -19,7 +19,25 @@ from cellfrontier.job.columns import ColumnSpec
 from cellfrontier.job.progress import JobProgress, ProgressReporter
 from cellfrontier.tracker import ColumnProgress
 
-__all__ = ["JobSpec"]
+__all__ = ["CapShare", "JobSpec"]
+
+
+@dataclass(frozen=True)
+class CapShare:
+    """A shard's part of the job's caps when ``slots`` shards run at once (a cluster run).
+
+    The running shards hold distinct slots ``0 .. slots - 1``; slot ``s`` gets
+    ``cap // slots``, plus one while ``s < cap % slots``, so the parts of the shards running
+    at once add up to the job's number exactly (and never less than 1 each).
+    """
+
+    slot: int
+    slots: int
+
+    def of(self, cap: int) -> int:
+        """This slot's part of *cap*."""
+        base, extra = divmod(cap, self.slots)
+        return max(1, base + (1 if self.slot < extra else 0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +69,8 @@ class JobSpec:
     generation: int | None = None
     """The job version of ``output_dir`` this run works on, once its run has resolved it
     (:mod:`cellfrontier.job.store.generations`); None before, and without ``output_dir``."""
+    cap_share: CapShare | None = None
+    """Set per shard by a cluster run: the shard's part of every cap (None: the whole caps)."""
 
     @property
     def num_row_groups(self) -> int:

@@ -5,17 +5,20 @@ A column is what a job already accepts as an async cell generator: ``await colum
 is prepared once, up to the user message's text, so a call encodes only the prompt (one
 ``encode_basestring_ascii``: the one JSON encode per call) and decodes the answer once.
 
-Hooks for a runner (the job calls them; until then, call them yourself):
+Hooks for a runner (``cellfrontier.Job`` calls them by name; another runner may too):
 
 - ``check_inputs(column, inputs)``: before any call, refuse a template field that is not among
   the column's *inputs* (its upstream columns and their aliases); :func:`check_model_columns`
   does it for every model column of a graph;
 - ``usage``: this column's :class:`~cellfrontier.llm.usage.Usage` in this process
-  (``as_dict()`` to save, ``add()`` to restore a checkpoint's counts);
+  (``as_dict()`` to save, ``add()`` to restore a checkpoint's counts), and ``usage_group``:
+  the model its counts add up under;
+- ``share_caps(share)``: the part of the model's ``max_concurrency`` this process may use
+  (a job on several processes divides it; None: all of it);
+- ``aclose_loop()``: close the running loop's connections when a loop's work is done;
 - ``identity()``: what decides the column's values, as canonical JSON (model, kind, template,
   system message, parameters, schema), never the endpoint or the key: a fingerprint input;
-- ``timeout``: seconds one call may take for a whole answer;
-- ``model.aclose()``: close the running loop's connections when a loop's work is done.
+- ``timeout``: seconds one call may take for a whole answer.
 
 A column pickles without its usage and compiled parts (a worker counts its own calls) and
 rebuilds them when unpickled.
@@ -24,7 +27,7 @@ rebuilds them when unpickled.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +108,19 @@ class ModelColumn:
     def check_inputs(self, column: str, inputs: Collection[str]) -> None:
         """Refuse, before any call, a template field that *column* does not get among its *inputs*."""
         self.template.check_inputs(column, inputs)
+
+    @property
+    def usage_group(self) -> str:
+        """The model whose usage this column's counts add up to."""
+        return self.model.model
+
+    def share_caps(self, share: Callable[[int], int] | None) -> None:
+        """Use ``share(cap)`` of the model's ``max_concurrency`` in this process (None: all of it)."""
+        self.model.share_caps(share)
+
+    async def aclose_loop(self) -> None:
+        """Close the running loop's connections of the model (the column stays usable)."""
+        await self.model.aclose()
 
     def identity(self) -> str:
         """What decides this column's values, as canonical JSON (no endpoint, no key)."""

@@ -31,7 +31,7 @@ import email.utils
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["AdaptiveLimiter", "backoff_delay", "limiter_for", "retry_after_seconds"]
 
@@ -50,6 +50,9 @@ class AdaptiveLimiter:
         if cap < 1:
             raise ValueError(f"AdaptiveLimiter() needs a cap >= 1, got {cap!r}")
         self.cap = cap
+        self.requested_cap = cap
+        """The smallest cap a model object asked for; ``cap`` is the process's part of it."""
+        self.share: Callable[[int], int] | None = None
         self.limit = cap if initial is None else max(1, min(cap, initial))
         self.latency_bound = latency_bound
         self.mean_latency = 0.0
@@ -123,9 +126,26 @@ class AdaptiveLimiter:
 
     def lower_cap(self, cap: int) -> None:
         """A stricter cap (another model object with the same endpoint and model asked for it)."""
-        if cap < self.cap:
-            self.cap = cap
-            self.limit = min(self.limit, cap)
+        if cap < self.requested_cap:
+            self.requested_cap = cap
+            self._apply_cap()
+
+    def set_share(self, share: Callable[[int], int] | None) -> None:
+        """Use ``share(cap)`` of the cap in this process (a job on a cluster divides it); None: all of it.
+
+        A limit at the cap moves with it; a limit below it (adapted to the server) is only
+        lowered if it is above the new cap.
+        """
+        self.share = share
+        self._apply_cap()
+
+    def _apply_cap(self) -> None:
+        old = self.cap
+        share = self.share
+        self.cap = self.requested_cap if share is None else max(1, share(self.requested_cap))
+        if self.limit > self.cap or self.limit == old:
+            self.limit = self.cap
+            self._wake()
 
     def _wake(self) -> None:
         waiters = self._waiters

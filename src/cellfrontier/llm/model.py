@@ -34,7 +34,7 @@ import json
 import math
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cellfrontier.llm.columns import JsonColumn, ModelColumn, TextColumn
@@ -60,7 +60,8 @@ class ChatModel:
     *api_key*: sent as ``Authorization: Bearer``; when None, read from the environment
     variable *api_key_env* in the process that makes the calls (none: no header, as local
     servers expect).  *max_concurrency*: the most calls this process keeps in flight for this
-    model (the adaptive limit never exceeds it); *initial_concurrency* starts lower;
+    model (the adaptive limit never exceeds it; a job on several processes divides it among
+    them, see :meth:`share_caps`, so that it holds for the whole job); *initial_concurrency* starts lower;
     *latency_bound* (seconds) stops the limit growing while the mean latency is above it.
     *timeout*: seconds for one whole answer (a column may set its own);
     *rate_limit_timeout*: how long a call keeps waiting out 429/503 answers.  *verify*: TLS
@@ -311,6 +312,14 @@ class ChatModel:
     @property
     def columns(self) -> tuple[ModelColumn, ...]:
         return tuple(self._columns)
+
+    def share_caps(self, share: Callable[[int], int] | None) -> None:
+        """Keep at most ``share(max_concurrency)`` calls in flight in this process (None: all of it).
+
+        A job running on several processes calls it (through the columns) with its process's
+        part of the cap, so that ``max_concurrency`` holds for the whole job.
+        """
+        self.limiter.set_share(share)
 
     def register(self, column: ModelColumn) -> None:
         """Count *column*'s usage in :attr:`usage` (columns call it when made or unpickled)."""

@@ -16,9 +16,10 @@ import gc
 import sys
 from typing import Any, TextIO
 
-from cellfrontier.simulate import drivers, job_cli
+from cellfrontier.simulate import drivers, job_cli, llm_cli
 from cellfrontier.simulate.drivers import BackendInfo
 from cellfrontier.simulate.job_drivers import JOB_BACKENDS
+from cellfrontier.simulate.llm_jobs import LLM_BACKENDS
 from cellfrontier.simulate.reporting import (
     ProgressBar,
     RssGrowth,
@@ -142,12 +143,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Run a reference workload: W10 and W64 drive the tracker alone (generators that finish "
             "instantly); J12 and J12-LAT run whole jobs (generators called, values stored, Parquet "
-            "written), J12-LAT with 25-75 ms of latency per cell."
+            "written), J12-LAT with 25-75 ms of latency per cell; J12-LLM makes its cells model calls "
+            "to a fake endpoint on 127.0.0.1."
         ),
     )
     sim.add_argument(
         "--workload",
-        choices=[*sorted(WORKLOADS), *JOB_WORKLOADS],
+        choices=[*sorted(WORKLOADS), *JOB_WORKLOADS, llm_cli.WORKLOAD],
         default="W10",
         help="workload (default W10)",
     )
@@ -166,21 +168,39 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--backend",
-        choices=[*COMPARED, *(b for b in JOB_BACKENDS if b not in COMPARED)],
+        choices=[
+            *COMPARED,
+            *(b for b in JOB_BACKENDS if b not in COMPARED),
+            *(b for b in LLM_BACKENDS if b not in COMPARED),
+        ],
         default=None,
         help=(
             "what runs the workload. W10/W64: the tracker API to drive (default tasks: the "
             "task-at-a-time API); J12/J12-LAT: job (cellfrontier.Job, the default), floor (a plain "
-            "loop over the tracker; J12 only) or datadesigner (DataDesigner's own engine)"
+            "loop over the tracker; J12 only) or datadesigner (DataDesigner's own engine); J12-LLM: "
+            "llm (cellfrontier.llm's model columns, the default), openai, openai-aiohttp, httpx, "
+            "aiohttp (plain async generators over that client) or datadesigner (its LLM text columns)"
         ),
     )
     sim.add_argument("--compare", action="store_true", help="run every available backend side by side")
+    sim.add_argument(
+        "--latency-scale",
+        type=float,
+        default=None,
+        help="J12-LLM: the fake endpoint's latency scale (1: 25-75 ms per answer, the default)",
+    )
+    sim.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="J12-LLM: run the job on N single-thread worker processes (Job.run(workers=N))",
+    )
     sim.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     sim.add_argument(
         "--output-dir",
         default=None,
         help=(
-            "J12/J12-LAT: write the Parquet output here and keep it (an empty or new directory; a "
+            "J12/J12-LAT/J12-LLM: write the Parquet output here and keep it (an empty or new directory; a "
             "folder per backend with --compare); by default a temporary directory"
         ),
     )
@@ -190,6 +210,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Handle ``cellfrontier simulate`` (*parser* reports a bad combination of options)."""
+    problem = llm_cli.argument_problem(args)
+    if problem is not None:
+        parser.error(problem)
+    if args.workload == llm_cli.WORKLOAD:
+        return llm_cli.simulate_llm(args, sys.stdout)
     problem = job_cli.argument_problem(args.workload, args.backend, args.output_dir, COMPARED)
     if problem is not None:
         parser.error(problem)

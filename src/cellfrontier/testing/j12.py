@@ -276,13 +276,20 @@ CHECK_CHUNK_ROWS = 50_000
 
 
 def j12_differences(
-    data: Mapping[str, Sequence[Any]], rows: int, *, start: int = 0, limit: int = 5
+    data: Mapping[str, Sequence[Any]],
+    rows: int,
+    *,
+    start: int = 0,
+    limit: int = 5,
+    expected_columns: Callable[[int, int], Mapping[str, list[Any]]] = j12_expected_columns,
 ) -> list[str]:
     """How *data* (``{column: values}``, item ``k`` being global row ``start + k``) differs from J12.
 
     Every J12 column must be present with *rows* values, each equal to the expected one and of
     the same type (an int is not a str).  Lists at most *limit* wrong cells per column, then a
     count of the rest; empty when every cell is right.  Other columns are ignored.
+    *expected_columns* ``(rows, start)`` gives the expected values (another workload on J12's
+    graph passes its own: J12-LLM).
     """
     missing = [c.name for c in J12_COLUMNS if c.name not in data]
     if missing:
@@ -294,7 +301,7 @@ def j12_differences(
     wrong = dict.fromkeys(shown, 0)
     for first in range(0, rows, CHECK_CHUNK_ROWS):
         count = min(CHECK_CHUNK_ROWS, rows - first)
-        for name, want in j12_expected_columns(count, start + first).items():
+        for name, want in expected_columns(count, start + first).items():
             got = data[name]
             for k, expected in enumerate(want):
                 value = got[first + k]

@@ -6,9 +6,11 @@
    directory already holds are kept, the rest of the row groups are cut into about four per
    worker thread) and registers them, so every worker and any later run sees the same cut.
 2. Each unfinished shard becomes one Dask task, :func:`run_shard_task`, which runs the shard's
-   :class:`~cellfrontier.job.shard.runner.ShardRunner` on the worker: its own event loop, its own
-   caps and admission, its own checkpoints (fenced by attempt epochs, see
-   :mod:`cellfrontier.job.store.fencing`), row-group files written once into the shared layout.
+   :class:`~cellfrontier.job.shard.runner.ShardRunner` on the worker: its own event loop, its
+   part of the job's caps (:mod:`cellfrontier.job.run.caps`: the parts of the shards running
+   at once add up to the job's numbers), its own admission, its own checkpoints (fenced by
+   attempt epochs, see :mod:`cellfrontier.job.store.fencing`), row-group files written once
+   into the shared layout.
 3. Shards send their progress as small events (``Worker.log_event``) through the scheduler;
    the client keeps the latest per shard in a
    :class:`~cellfrontier.job.run.progress_board.ProgressBoard` and draws one bar (or calls the
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import queue
 import time
@@ -51,6 +54,7 @@ from cellfrontier.errors import CellFrontierError, InvalidArgumentError
 from cellfrontier.job.errors import JobCancelledError, MissingDependencyError, ShardLostError
 from cellfrontier.job.progress import JobProgress
 from cellfrontier.job.result import JobResult
+from cellfrontier.job.run.caps import SlotPlan, local_slot
 from cellfrontier.job.run.progress_board import shard_snapshot
 from cellfrontier.job.run.setup import RunOfShards, open_run
 from cellfrontier.job.shard.interrupts import StopSignals
@@ -123,22 +127,38 @@ class _ShardProgressSender:
         return task is None or task.state in ("cancelled", "released", "forgotten")
 
 
-def run_shard_task(spec: JobSpec, first: int, stop: int, index: int, topic: str) -> ShardOutcome:
-    """Dask task: run the shard ``[first, stop)`` of *spec* on this worker, resuming from its checkpoint."""
+def run_shard_task(
+    spec: JobSpec,
+    first: int,
+    stop: int,
+    index: int,
+    topic: str,
+    plan: SlotPlan | None = None,
+    position: int = 0,
+) -> ShardOutcome:
+    """Dask task: run the shard ``[first, stop)`` of *spec* on this worker, resuming from its checkpoint.
+
+    With *plan*, the shard runs with its part of the caps: its slot comes from its *position*
+    among the shards to run, or from its worker and the slots free in this process.
+    """
     distributed = _require_distributed()
     try:
         worker = distributed.get_worker()
         key = distributed.worker.thread_state.key
     except (ValueError, AttributeError):  # run outside a worker (a test calling it directly)
         worker, key = None, None
-    sender = _ShardProgressSender(worker, key, topic, index)
-    runner = ShardRunner(spec, range(first, stop), report=sender)
-    sender.runner = runner
     address = getattr(worker, "address", None)
-    try:
-        result = asyncio.run(runner.run(StopSignals()))
-    except CellFrontierError as exc:  # the job's own errors: a retry would meet them again
-        return ShardOutcome(first, stop, address, error=exc, error_traceback=traceback.format_exc())
+    with local_slot() as local:
+        if plan is not None:
+            name = None if worker is None else str(worker.name)
+            spec = dataclasses.replace(spec, cap_share=plan.share(position, name, local))
+        sender = _ShardProgressSender(worker, key, topic, index)
+        runner = ShardRunner(spec, range(first, stop), report=sender)
+        sender.runner = runner
+        try:
+            result = asyncio.run(runner.run(StopSignals()))
+        except CellFrontierError as exc:  # the job's own errors: a retry would meet them again
+            return ShardOutcome(first, stop, address, error=exc, error_traceback=traceback.format_exc())
     return ShardOutcome(first, stop, address, result=result, progress=sender.last)
 
 
@@ -179,12 +199,12 @@ def run_on_cluster(
     )
     client.subscribe_topic(topic, on_event)
     worker_spec = run.spec.without_progress_display(max(spec.progress_interval, WORKER_PROGRESS_INTERVAL))
+    to_run = [(index, shard) for index, shard in enumerate(run.shards) if shard not in run.finished]
+    plan = SlotPlan.for_cluster(client.scheduler_info()["workers"], len(to_run))
     done_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
     futures: dict[Any, range] = {}
     try:
-        for index, shard in enumerate(run.shards):
-            if shard in run.finished:
-                continue
+        for position, (index, shard) in enumerate(to_run):
             future = client.submit(
                 run_shard_task,
                 worker_spec,
@@ -192,6 +212,8 @@ def run_on_cluster(
                 shard.stop,
                 index,
                 topic,
+                plan,
+                position,
                 key=f"cellfrontier-shard-{shard.start:08d}-{shard.stop:08d}-{token}",
                 retries=shard_retries,
                 pure=False,

@@ -29,6 +29,9 @@ _SNAPSHOT_FIELDS = (
     "tasks_total_estimate",
     "active",
     "errors",
+    "calls_run",
+    "tokens_run",
+    "counts_usage",
 )
 
 
@@ -36,8 +39,10 @@ def shard_snapshot(progress: JobProgress, epoch: int) -> dict[str, Any]:
     """A shard's progress as plain numbers (what a cluster worker sends to the client).
 
     ``tasks_run`` counts the tasks this attempt completed (the rate's numerator), ``tasks`` also
-    those its checkpoint held when it started.
+    those its checkpoint held when it started; ``calls_run`` and ``tokens_run`` count the model
+    calls and tokens of this attempt, when a generator counts usage (``counts_usage``).
     """
+    elapsed = progress.elapsed_seconds
     return {
         "epoch": epoch,
         "rows_done": progress.rows_done,
@@ -47,6 +52,9 @@ def shard_snapshot(progress: JobProgress, epoch: int) -> dict[str, Any]:
         "tasks_total_estimate": progress.tasks_total_estimate,
         "active": progress.active_row_groups,
         "errors": progress.errors,
+        "calls_run": round((progress.calls_per_second or 0.0) * elapsed),
+        "tokens_run": round((progress.tokens_per_second or 0.0) * elapsed),
+        "counts_usage": int(progress.calls_per_second is not None),
     }
 
 
@@ -87,6 +95,7 @@ class ProgressBoard:
         """The whole job's progress now (rates over the time since the board was created)."""
         now = time.perf_counter() if now is None else now
         rows_total = rows_done = rows_dropped = tasks = estimate = tasks_run = active = errors = 0
+        calls_run = tokens_run = counts_usage = 0
         with self.lock:
             for index, base in enumerate(self.baselines):
                 rows_total += base.rows_total
@@ -104,6 +113,9 @@ class ProgressBoard:
                 tasks_run += int(seen["tasks_run"])
                 active += int(seen["active"])
                 errors += int(seen["errors"])
+                calls_run += int(seen["calls_run"])
+                tokens_run += int(seen["tokens_run"])
+                counts_usage |= int(seen["counts_usage"])
         elapsed = max(1e-9, now - self.started)
         rate = tasks_run / elapsed
         return JobProgress(
@@ -117,6 +129,8 @@ class ProgressBoard:
             eta_seconds=(max(0, estimate - tasks) / rate) if rate > 0 else None,
             active_row_groups=active,
             errors=errors,
+            calls_per_second=calls_run / elapsed if counts_usage else None,
+            tokens_per_second=tokens_run / elapsed if counts_usage else None,
         )
 
 

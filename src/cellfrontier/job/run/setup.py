@@ -17,9 +17,11 @@ from cellfrontier.job.progress import ProgressReporter
 from cellfrontier.job.result import JobResult, ShardSummary, combine_results
 from cellfrontier.job.run.progress_board import ProgressBoard, shard_baselines
 from cellfrontier.job.run.shard_cut import cut_shards
+from cellfrontier.job.shard.usage import usage_group
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.generations import resolve_version
 from cellfrontier.job.store.shard_dirs import FinishedShard, finished_shards, register_shards
+from cellfrontier.job.usage import JobUsage
 
 __all__ = ["RunOfShards", "open_run"]
 
@@ -63,8 +65,20 @@ class RunOfShards:
         self, results: Sequence[JobResult], *, row_groups: range, workers: Sequence[str | None] | None = None
     ) -> JobResult:
         """One result for the run: the shards' results plus the finished shards, skipped."""
+        groups = {c.name: g for c in self.spec.columns if (g := usage_group(c.fn)) is not None}
         skipped = [
-            ShardSummary(f.shard, f.epoch, f.records, f.dropped, 0, 0.0, 0.0, resumed=True, skipped=True)
+            ShardSummary(
+                f.shard,
+                f.epoch,
+                f.records,
+                f.dropped,
+                0,
+                0.0,
+                0.0,
+                resumed=True,
+                skipped=True,
+                usage=JobUsage.from_columns(f.usage, groups),
+            )
             for f in self.finished.values()
         ]
         return combine_results(

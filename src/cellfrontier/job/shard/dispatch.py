@@ -7,11 +7,13 @@ The scheduling loop (:mod:`cellfrontier.job.shard.runner`) decides *what* is rea
   column's generated loop (:mod:`cellfrontier.job.shard.row_loops`), then one
   ``mark_cells_complete``;
 - ``ASYNC`` and ``BLOCKING`` work waits in per-column queues until
-  :meth:`CallDispatcher.launch` starts it under the caps: one asyncio task per async call (a
-  small wrapper coroutine that stores the value and marks the cell itself), one pool hand-off
-  per batch of blocking rows (the pool thread appends a :class:`PoolOutcome` to a deque that
-  the loop collects);
-- a call that raises is retried later (a timer heap, never a sleep) or its row is dropped.
+  :meth:`CallDispatcher.launch` starts it under the caps: one asyncio task per async call
+  (:mod:`cellfrontier.job.shard.async_calls`: a small wrapper coroutine that stores the value,
+  marks the cell and applies the column's timeout), one pool hand-off per batch of blocking
+  rows (the pool thread appends a :class:`PoolOutcome` to a deque that the loop collects);
+- a call that raises is retried later (a timer heap, never a sleep) or its row is dropped; a
+  plain generator's first values are checked not to be awaitables
+  (:mod:`cellfrontier.job.shard.awaitables`).
 
 Whatever the path, the outcome goes to the shard's :class:`~cellfrontier.job.shard.ledger.TaskLedger`,
 the one record of finished and failed calls.  The caps are plain integers counted here at
@@ -21,21 +23,20 @@ so rows already started finish (and their groups can be written) before new rows
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import inspect
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cellfrontier.job.columns import ColumnKind, ColumnSpec
-from cellfrontier.job.errors import GeneratorOutputError
+from cellfrontier.job.shard.async_calls import AsyncCalls
+from cellfrontier.job.shard.awaitables import check_first_values, output_error, refuse_awaitable
 from cellfrontier.job.shard.buffers import GroupBuffers
 from cellfrontier.job.shard.ledger import TaskLedger
-from cellfrontier.job.shard.row_loops import ColumnLoops, compile_loops
+from cellfrontier.job.shard.row_loops import CALL_FAILURES, ColumnLoops, compile_loops
 from cellfrontier.job.shard.wakeup import Wakeup
 
 __all__ = ["CallDispatcher", "PoolOutcome"]
@@ -58,7 +59,7 @@ class PoolOutcome:
     column: ColumnSpec
     group: GroupBuffers
     rows: list[int] | None
-    failures: list[tuple[Any, Exception]]
+    failures: list[tuple[Any, BaseException]]
     error: BaseException | None = None
     live: Sequence[int] = ()
     result: Any = None
@@ -96,9 +97,9 @@ class CallDispatcher:
         self.queued = 0
         self.inflight: list[int] = [0] * len(self.columns)
         self.in_flight = 0
-        self.unchecked = [c.kind is _INLINE and not c.batch for c in self.columns]
-        """Inline cell columns whose first values are still to be checked (not awaitables)."""
-        self.async_tasks: set[asyncio.Task[None]] = set()
+        self.unchecked = [c.kind is _BLOCKING or (c.kind is _INLINE and not c.batch) for c in self.columns]
+        """Plain columns whose first values are still to be checked (not awaitables)."""
+        self.async_calls: AsyncCalls | None = None
         self.pool_outcomes: deque[PoolOutcome] = deque()
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.wakeup: Wakeup | None = None
@@ -121,6 +122,7 @@ class CallDispatcher:
         """Bind to the running loop (*wakeup*'s); start the thread pool when a column is blocking."""
         self.wakeup = wakeup
         self.wake = wakeup.wake
+        self.async_calls = AsyncCalls(self.ledger, wakeup.loop, self._call_ended)
         blocking = [c for c in self.columns if c.kind is _BLOCKING]
         if blocking:
             workers = max(1, min(sum(c.cap for c in blocking), self.total_slots))
@@ -130,11 +132,8 @@ class CallDispatcher:
 
     async def cancel(self) -> None:
         """Stop every call in flight (they run again on resume) and the pool's queued batches."""
-        tasks = list(self.async_tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.async_calls is not None:
+            await self.async_calls.cancel()
         self.close()
 
     def close(self) -> None:
@@ -176,21 +175,21 @@ class CallDispatcher:
 
     def _run_cells_inline(self, column: ColumnSpec, group: GroupBuffers, rows_array: np.ndarray) -> None:
         rows: list[int] = rows_array.tolist()
-        failures: list[tuple[int, Exception]] = []
+        failures: list[tuple[int, BaseException]] = []
 
-        def fail(row: int, exc: Exception) -> None:
+        def fail(row: int, exc: BaseException) -> None:
             failures.append((row, exc))
 
         def bad(row: int, value: Any) -> None:
-            raise _output_error(column, group, row, value)
+            raise output_error(column, group, row, value)
 
         kernel = self.loops[column.index].kernel
         assert kernel is not None
-        kernel(column.fn, rows, group.base, group.columns, fail, bad)
         ledger = self.ledger
         ledger.calls += len(rows)
+        kernel(column.fn, rows, group.base, group.columns, fail, bad)
         if self.unchecked[column.index]:
-            self._check_not_awaitable(column, group, rows, failures)
+            self._check_first_values(column, group, rows, failures)
         if not failures:
             ledger.done(column, group, rows_array, queued=False)
             return
@@ -208,12 +207,13 @@ class CallDispatcher:
         self.ledger.calls += 1
         try:
             value = column.fn(loops.build_row(group.columns, row, group.base))
-        except Exception as exc:
+        except CALL_FAILURES as exc:
             group.outstanding += 1
             self.ledger.failed(column, group, row, exc)
             return
+        refuse_awaitable(column, value)
         if not loops.store_row(group.columns, row, value):
-            raise _output_error(column, group, row, value)
+            raise output_error(column, group, row, value)
         self.ledger.done(column, group, row, queued=False)
 
     def _run_batch_inline(self, column: ColumnSpec, group: GroupBuffers) -> None:
@@ -221,36 +221,18 @@ class CallDispatcher:
         self.ledger.calls += 1
         try:
             result = column.fn(batch)
-        except Exception as exc:
+        except CALL_FAILURES as exc:
             group.outstanding += 1
             self.ledger.failed(column, group, None, exc)
             return
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise _awaitable_error(column)
         self.ledger.store_batch(column, group, live, result, queued=False)
 
-    def _check_not_awaitable(
-        self,
-        column: ColumnSpec,
-        group: GroupBuffers,
-        rows: Sequence[int],
-        failures: Sequence[tuple[int, Any]],
+    def _check_first_values(
+        self, column: ColumnSpec, group: GroupBuffers, rows: list[int], failures: list[tuple[Any, Any]]
     ) -> None:
         """Refuse a plain generator that returned awaitables (checked on its first values only)."""
-        failed = {row for row, _ in failures}
-        values = group.columns[column.outputs[0]]
-        for row in rows:
-            if row in failed:
-                continue
-            if not inspect.isawaitable(values[row]):
-                self.unchecked[column.index] = False
-                return
-            for other in rows:  # close them all, so none warns that it was never awaited
-                if inspect.iscoroutine(values[other]):
-                    values[other].close()
-            raise _awaitable_error(column)
+        if check_first_values(column, group, rows, {row for row, _ in failures}):
+            self.unchecked[column.index] = False
 
     # ------------------------------------------------------------------ queueing and launching
 
@@ -296,9 +278,9 @@ class CallDispatcher:
         A queued cell whose row was dropped meanwhile (another column's call failed for good)
         is skipped rather than called: its value would be discarded.
         """
-        create = self.wakeup.loop.create_task  # type: ignore[union-attr]
-        add = self.async_tasks.add
-        cell = self._async_cell
+        calls = self.async_calls
+        assert calls is not None
+        create, add, cell = calls.create, calls.tasks.add, calls.cell
         loops = self.loops[column.index]
         started = taken = 0
         while started < room and queue:
@@ -306,7 +288,7 @@ class CallDispatcher:
             group, rows, pos = entry
             if rows is None:
                 queue.popleft()
-                add(create(self._async_batch(column, group)))
+                calls.start_batch(column, group)
                 started += 1
                 taken += 1
                 continue
@@ -331,45 +313,21 @@ class CallDispatcher:
         self.ledger.calls += started
         return started
 
-    async def _async_cell(
-        self, column: ColumnSpec, loops: ColumnLoops, group: GroupBuffers, row: int
-    ) -> None:
-        try:
-            value = await column.fn(loops.build_row(group.columns, row, group.base))
-        except Exception as exc:
-            self.ledger.failed(column, group, row, exc)
-        else:
-            if loops.store_row(group.columns, row, value):
-                self.ledger.done(column, group, row, queued=True)
-            else:
-                self.ledger.stop_with(_output_error(column, group, row, value))
-        finally:
-            self.async_tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
-            self._call_ended(column, group)
-
-    async def _async_batch(self, column: ColumnSpec, group: GroupBuffers) -> None:
-        try:
-            batch, live = group.batch_input(column.inputs, column.name)
-            try:
-                result = await column.fn(batch)
-            except Exception as exc:
-                self.ledger.failed(column, group, None, exc)
-                return
-            try:
-                self.ledger.store_batch(column, group, live, result, queued=True)
-            except GeneratorOutputError as exc:
-                self.ledger.stop_with(exc)
-        finally:
-            self.async_tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
-            self._call_ended(column, group)
-
     # ------------------------------------------------------------------ blocking calls
 
     def _start_blocking(self, column: ColumnSpec, queue: deque[list[Any]], room: int) -> int:
-        """Hand batches of queued rows to the pool: one slot per batch, rows spread over the free slots."""
+        """Hand batches of queued rows to the pool: one slot per batch, rows spread over the free slots.
+
+        Until a cell column's first values are checked (not awaitables), one batch runs alone,
+        so that a refused column leaves no other batch's values behind in the buffers.
+        """
         pool = self.pool
         assert pool is not None
         index = column.index
+        if self.unchecked[index]:
+            if self.inflight[index]:
+                return 0
+            room = 1
         slots = 0
         while slots < room and queue:
             entry = queue[0]
@@ -396,14 +354,14 @@ class CallDispatcher:
 
     def _blocking_cells(self, column: ColumnSpec, group: GroupBuffers, rows: list[int]) -> None:
         """Pool thread: run a batch of cells of a blocking column (values go straight to the buffers)."""
-        failures: list[tuple[Any, Exception]] = []
+        failures: list[tuple[Any, BaseException]] = []
         error: BaseException | None = None
 
-        def fail(row: int, exc: Exception) -> None:
+        def fail(row: int, exc: BaseException) -> None:
             failures.append((row, exc))
 
         def bad(row: int, value: Any) -> None:
-            raise _output_error(column, group, row, value)
+            raise output_error(column, group, row, value)
 
         try:
             kernel = self.loops[column.index].kernel
@@ -418,12 +376,12 @@ class CallDispatcher:
         """Pool thread: run the full-column task of a blocking column."""
         error: BaseException | None = None
         result: Any = None
-        failures: list[tuple[Any, Exception]] = []
+        failures: list[tuple[Any, BaseException]] = []
         live: Sequence[int] = []
         try:
             batch, live = group.batch_input(column.inputs, column.name)
             result = column.fn(batch)
-        except Exception as exc:
+        except CALL_FAILURES as exc:
             failures.append((None, exc))
         except BaseException as exc:
             error = exc
@@ -445,7 +403,10 @@ class CallDispatcher:
                     ledger.failed(column, group, None, failures[0][1])
                     continue
                 ledger.store_batch(column, group, outcome.live, outcome.result, queued=True)
+                self.unchecked[column.index] = False
                 continue
+            if self.unchecked[column.index]:
+                self._check_first_values(column, group, rows, failures)
             failed = {row for row, _ in failures}
             done = [row for row in rows if row not in failed] if failed else rows
             if done:
@@ -459,19 +420,3 @@ class CallDispatcher:
 
 def _nothing() -> None:
     return None
-
-
-def _awaitable_error(column: ColumnSpec) -> GeneratorOutputError:
-    return GeneratorOutputError(
-        f"the generator of {column.name!r} returned an awaitable; declare it `async def` "
-        "so that the job awaits it"
-    )
-
-
-def _output_error(column: ColumnSpec, group: GroupBuffers, row: int, value: Any) -> GeneratorOutputError:
-    got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
-    return GeneratorOutputError(
-        f"the generator of {column.name!r} must return a mapping with exactly the keys "
-        f"{list(column.outputs)} (the column and its side-effect aliases); at row {group.base + row} "
-        f"it returned {got}"
-    )

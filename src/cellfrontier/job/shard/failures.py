@@ -3,6 +3,8 @@
 A call that raises is retried up to ``retries`` times, the n-th retry ``backoff * 2**(n-1)``
 seconds later (capped at ``max_backoff``); the runner keeps the loop running meanwhile (a
 retry is an entry in a timer heap, never a sleep).  After the last retry the row is dropped.
+An exception whose ``retryable`` attribute is ``False`` (a model column's refused request, a
+4xx: asking again cannot help) is not retried: its row is dropped at once.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class FailureBook:
         """``(due, sequence, column index, group, row)``: retries waiting for their backoff."""
         self._sequence = 0
 
-    def record(self, column: ColumnSpec, group: GroupBuffers, row: int | None, exc: Exception) -> bool:
+    def record(self, column: ColumnSpec, group: GroupBuffers, row: int | None, exc: BaseException) -> bool:
         """Count a failure; True when the task will be retried, False when its retries are spent."""
         self.errors += 1
         key = (column.index, group.row_group, row)
@@ -61,7 +63,7 @@ class FailureBook:
             self.samples.append(
                 GeneratorFailure.from_exception(column.name, group.row_group, global_row, attempt, exc)
             )
-        if attempt <= self.retry.retries:
+        if attempt <= self.retry.retries and getattr(exc, "retryable", True) is not False:
             self.attempts[key] = attempt
             self._sequence += 1
             due = time.monotonic() + self.retry.delay(attempt)

@@ -20,6 +20,7 @@ import numpy as np
 from cellfrontier.job.columns import ColumnSpec
 from cellfrontier.job.errors import ErrorRateExceededError, GeneratorOutputError
 from cellfrontier.job.result import GeneratorFailure
+from cellfrontier.job.shard.awaitables import refuse_awaitable
 from cellfrontier.job.shard.buffers import GroupBuffers
 from cellfrontier.job.shard.failures import FailureBook, RetryPolicy
 from cellfrontier.tracker import CompletionTracker
@@ -157,8 +158,9 @@ class TaskLedger:
                     buffer[row] = value
         self.done(column, group, None, queued)
 
-    def failed(self, column: ColumnSpec, group: GroupBuffers, row: int | None, exc: Exception) -> None:
-        """A call raised: retry it later, or drop its row(s) when its retries are spent.
+    def failed(self, column: ColumnSpec, group: GroupBuffers, row: int | None, exc: BaseException) -> None:
+        """A call raised: retry it later, or drop its row(s) when its retries are spent (at once when
+        the error says ``retryable = False``).
 
         A dropped row remembers *column* as its culprit (the group's file records it, so that a
         rerun keeps the drop only while that column is kept).  The task counts in
@@ -194,6 +196,7 @@ def _checked_batch_result(
 ) -> dict[str, Any]:
     """A full-column result as ``{output: values}``, refused unless it has one value per live row."""
     where = f"row group {group.row_group}"
+    refuse_awaitable(column, result)
     if len(column.outputs) == 1:
         by_output = {column.name: result}
     else:

@@ -12,6 +12,7 @@ go to the callbacks the dispatcher passes in.  A shard builds its columns' loops
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from cellfrontier.job.columns import ColumnSpec
 
 __all__ = [
+    "CALL_FAILURES",
     "CellKernel",
     "ColumnLoops",
     "RowBuilder",
@@ -28,6 +30,10 @@ __all__ = [
     "make_row_builder",
     "make_row_store",
 ]
+
+CALL_FAILURES = (Exception, asyncio.CancelledError)
+"""What a generator call may raise as its own failure: CancelledError too, since the job did not
+cause it (a plain call is never cancelled by the job), so it fails that call, not the job."""
 
 RowBuilder = Callable[[Mapping[str, list[Any]], int, int], dict[str, Any]]
 """``build(columns, row, base)``: the mapping a cell generator receives for local *row*."""
@@ -49,7 +55,7 @@ def _display(inputs: Sequence[str], local: Callable[[int], str]) -> str:
 
 
 def _compile(source: str, name: str) -> Any:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"CALL_FAILURES": CALL_FAILURES}
     exec(compile(source, f"<cellfrontier kernel {name}>", "exec"), namespace)
     return namespace[name]
 
@@ -92,14 +98,14 @@ def make_cell_kernel(inputs: Sequence[str], outputs: Sequence[str]) -> CellKerne
         lines += [
             "        try:",
             f"            o0[r] = {call}",
-            "        except Exception as exc:",
+            "        except CALL_FAILURES as exc:",
             "            fail(r, exc)",
         ]
     else:
         lines += [
             "        try:",
             f"            v = {call}",
-            "        except Exception as exc:",
+            "        except CALL_FAILURES as exc:",
             "            fail(r, exc)",
             "            continue",
             "        try:",

@@ -55,7 +55,7 @@ from cellfrontier.job.columns import ColumnSpec
 from cellfrontier.job.errors import JobInterruptedError, OutputDirError, StaleShardError
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.progress import JobProgress, ProgressReporter
-from cellfrontier.job.result import JobResult, ShardSummary
+from cellfrontier.job.result import JobResult
 from cellfrontier.job.shard.admission import (
     AdmissionPolicy,
     AdmissionView,
@@ -64,6 +64,8 @@ from cellfrontier.job.shard.admission import (
     MemoryBoundAdmission,
 )
 from cellfrontier.job.shard.buffers import GroupBuffers
+from cellfrontier.job.shard.caps import process_share, shared_cap, shared_columns
+from cellfrontier.job.shard.closing import close_generators
 from cellfrontier.job.shard.dispatch import CallDispatcher
 from cellfrontier.job.shard.failures import RetryPolicy
 from cellfrontier.job.shard.gctuning import tuned_gc
@@ -72,6 +74,8 @@ from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
 from cellfrontier.job.shard.reuse import attach_kept, buffer_names, prefill_group, read_kept
+from cellfrontier.job.shard.shard_report import shard_progress, shard_result
+from cellfrontier.job.shard.usage import UsageMeter
 from cellfrontier.job.shard.wakeup import Wakeup
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.group_files import GroupStamp
@@ -113,7 +117,7 @@ class ShardRunner:
         self.spec = spec
         self.report = report
         self.first, self.stop = row_groups.start, row_groups.stop
-        self.columns: tuple[ColumnSpec, ...] = spec.columns
+        self.columns: tuple[ColumnSpec, ...] = shared_columns(spec.columns, spec.cap_share)
         self.by_name: dict[str, ColumnSpec] = {c.name: c for c in self.columns}
         self.column_names: list[str] = [c.name for c in self.columns]
         self.output_names: list[str] = list(spec.output_names)
@@ -142,7 +146,10 @@ class ShardRunner:
             max_error_rate=spec.max_error_rate,
             min_error_sample=spec.min_error_sample,
         )
-        self.dispatch = CallDispatcher(self.columns, self.ledger, max_concurrency=spec.max_concurrency)
+        self.dispatch = CallDispatcher(
+            self.columns, self.ledger, max_concurrency=shared_cap(spec.max_concurrency, spec.cap_share)
+        )
+        self.usage = UsageMeter(self.columns)
         self.writer: GroupWriter | None = None
         self.memory: dict[int, dict[str, list[Any]]] = {}
         self.reuse: dict[int, tuple[Path, GroupReuse]] = {}
@@ -194,7 +201,7 @@ class ShardRunner:
         signals.on_signal = self._on_signal
         self.stop_signal = signals.received
         try:
-            with tuned_gc(spec.tune_gc):
+            with tuned_gc(spec.tune_gc), process_share(self.columns, spec.cap_share):
                 await self._loop(reporter)
         except BaseException as exc:
             await self._abort(exc)
@@ -209,6 +216,7 @@ class ShardRunner:
             signals.on_signal = None
             self.wakeup.close()
             self._close_pools()
+            await close_generators(self.columns)
         self._checkpoint(final=True)
         now = time.perf_counter()
         if reporter.active:
@@ -225,6 +233,7 @@ class ShardRunner:
             self.tracker = state.tracker
             self.ledger.use_tracker(state.tracker)
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
+            self.usage.restore(state.usage)
             written = state.written
             self.reuse = state.reuse
             for rg in written:
@@ -517,6 +526,7 @@ class ShardRunner:
             "errors": ledger.errors,
             "error_samples": [failure.to_record() for failure in ledger.error_samples],
             "counted_groups": self.counted.pairs() if len(self.counted) <= MAX_COUNTED_RANGES else None,
+            "usage": self.usage.counts(),
         }
         values = {rg: group.columns for rg, group in self.groups.items()}
         drops = {rg: dict(group.culprits) for rg, group in self.groups.items() if group.culprits}
@@ -542,52 +552,7 @@ class ShardRunner:
     # ------------------------------------------------------------------ reporting
 
     def _progress(self, now: float) -> JobProgress:
-        elapsed = max(1e-9, now - self.started)
-        estimate = self.spec.estimate_tasks(self.rows_total, self.stop - self.first)
-        tasks = self.ledger.tasks
-        done = self.tasks_at_start + tasks
-        rate = tasks / elapsed
-        eta = (max(0, estimate - done) / rate) if rate > 0 else None
-        return JobProgress(
-            rows_total=self.rows_total,
-            rows_done=self.records,
-            rows_dropped=self.dropped,
-            tasks=done,
-            tasks_total_estimate=estimate,
-            tasks_per_second=rate,
-            elapsed_seconds=elapsed,
-            eta_seconds=eta,
-            active_row_groups=len(self.groups),
-            errors=self.ledger.errors,
-        )
+        return shard_progress(self, now)
 
     def _result(self, seconds: float, cpu_seconds: float) -> JobResult:
-        summary = ShardSummary(
-            row_groups=range(self.first, self.stop),
-            epoch=self.epoch,
-            records=self.records,
-            dropped=self.dropped,
-            tasks=self.ledger.tasks,
-            seconds=seconds,
-            cpu_seconds=cpu_seconds,
-            resumed=self.resumed,
-        )
-        return JobResult(
-            records=self.records,
-            dropped=self.dropped,
-            tasks=self.ledger.tasks,
-            seconds=seconds,
-            cpu_seconds=cpu_seconds,
-            errors=self.ledger.errors,
-            error_samples=self.ledger.error_samples,
-            peak_active_row_groups=self.peak_active,
-            peak_held_row_groups=self.peak_held,
-            row_groups=range(self.first, self.stop),
-            resumed=self.resumed,
-            output_dir=self.layout.root if self.layout is not None else None,
-            columns=tuple(self.output_names),
-            memory=self.memory if self.layout is None else None,
-            shards=(summary,),
-            cells_kept=self.cells_kept,
-            readback_seconds=self.readback_seconds,
-        )
+        return shard_result(self, seconds, cpu_seconds, self.layout.root if self.layout is not None else None)

@@ -9,8 +9,8 @@ together, and no attempt ever overwrites another's.  Layout::
     b"CFJOBCK\\n"                magic
     4 bytes, big endian          length of the JSON header
     JSON header                  version, first, stop, epoch, seq, attempt, job (the manifest's
-                                 digest), records, dropped, final, payload length and sha256;
-                                 since version 3 also the shard's summary (below)
+                                 digest), records, dropped, final, usage, payload length and
+                                 sha256; since version 3 also the shard's summary (below)
     payload                      pickle of {"tracker": bytes, "groups": {rg: {column: values}},
                                             "stats": {...}, "drops": {rg: {row: column}}}
 
@@ -81,7 +81,8 @@ class ShardCheckpoint:
     """Digest of the job's manifest: a checkpoint copied from another job's directory is refused."""
     groups: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
-    """``records``, ``dropped``, ``final``, and the summary's figures (module doc)."""
+    """``records``, ``dropped``, ``final``, ``usage`` (``{column: {counter: int}}``) and the summary's
+    figures (module doc)."""
     drops: dict[int, dict[int, str]] = field(default_factory=dict)
     """For each active group, its dropped rows and the column that dropped each."""
 
@@ -124,6 +125,7 @@ def save_checkpoint(path: Path, checkpoint: ShardCheckpoint) -> None:
             "records": int(checkpoint.stats.get("records", 0)),
             "dropped": int(checkpoint.stats.get("dropped", 0)),
             "final": bool(checkpoint.stats.get("final", 0)),
+            "usage": checkpoint.stats.get("usage", {}),
             "payload_bytes": len(payload),
             "payload_sha256": hashlib.sha256(payload).hexdigest(),
             **_summary(checkpoint),

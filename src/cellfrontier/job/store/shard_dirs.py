@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellfrontier.job.errors import OutputDirError
 from cellfrontier.job.output import OutputLayout
 from cellfrontier.job.store.fencing import checkpoint_epochs, epoch_checkpoint_path
 from cellfrontier.job.store.shard_checkpoint import ShardCheckpoint, load_checkpoint, read_checkpoint_header
+from cellfrontier.job.store.status_reader import usage_from_header
 
 __all__ = [
     "FinishedShard",
@@ -92,6 +93,8 @@ class FinishedShard:
     epoch: int
     records: int
     dropped: int
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Its usage counters per column, from the header (see :mod:`cellfrontier.job.usage`)."""
 
 
 def finished_shard(
@@ -115,7 +118,9 @@ def finished_shard(
         return None
     if any(rg not in written for rg in shard):
         return None
-    return FinishedShard(shard, int(header["epoch"]), int(header["records"]), int(header["dropped"]))
+    return FinishedShard(
+        shard, int(header["epoch"]), int(header["records"]), int(header["dropped"]), usage_from_header(header)
+    )
 
 
 def finished_shards(

@@ -60,9 +60,9 @@ class ResumedShard:
     """What a shard starts from: its tracker, the groups still computing and the rows written.
 
     ``groups`` holds the buffered values (``{column: values}``) of each group the checkpoint
-    held active, in row-group order, and ``drops`` their dropped rows' culprits; ``written``
-    the groups whose files stand (settled); ``reuse`` the groups whose files a run upgrades,
-    with what it keeps of each.
+    held active, in row-group order, and ``drops`` their dropped rows' culprits; ``usage`` the
+    usage counters per column it saved; ``written`` the groups whose files stand (settled);
+    ``reuse`` the groups whose files a run upgrades, with what it keeps of each.
     """
 
     tracker: CompletionTracker
@@ -73,6 +73,7 @@ class ResumedShard:
     records: int = 0
     dropped: int = 0
     resumed: bool = False
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def current_columns(spec: JobSpec, version: JobVersion) -> list[CurrentColumn]:
@@ -239,6 +240,7 @@ class ShardStore:
             raise CheckpointError(f"{where} was written for another number of records")
         state.tracker = tracker
         state.resumed = True
+        state.usage = dict(checkpoint.stats.get("usage") or {})
         for rg, values in sorted(checkpoint.groups.items()):
             state.groups[rg] = values
             state.drops[rg] = dict(checkpoint.drops.get(rg, {}))
