@@ -119,16 +119,3 @@ def make_job():
 
 
 job = make_job()
-
-
-class WorkersJob(Job):
-    """A Job whose ``run`` takes ``workers=`` (records it in ``PIPELINE_WORKERS``, then runs as usual)."""
-
-    def run(self, *, workers=None, **options):
-        Path(os.environ["PIPELINE_WORKERS"]).write_text(str(workers))
-        return super().run(**options)
-
-
-def make_workers_job():
-    plain = make_job()
-    return WorkersJob(plain.graph, plain.generators, ROWS, buffer_size=BUFFER, output_dir=plain.output_dir)

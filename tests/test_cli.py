@@ -301,22 +301,18 @@ def test_usage_errors_exit_2(
     assert not list(workdir.glob("*/cellfrontier-job.json"))
 
 
-def test_workers_is_passed_only_where_job_run_takes_it(
-    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.process
+def test_workers_runs_the_job_on_local_worker_processes(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import inspect
-
-    from cellfrontier import Job
-
-    if "workers" not in inspect.signature(Job.run).parameters:
-        assert main(["run", "pipeline.py:job", "--workers", "2"]) == 2
-        assert "--workers needs Job.run(workers=...)" in capsys.readouterr().err
-        assert not (workdir / "out").exists()
-    record = workdir / "workers"
-    monkeypatch.setenv("PIPELINE_WORKERS", str(record))
-    assert main(["run", "pipeline.py:make_workers_job", "--workers", "3", "--no-progress"]) == 0
-    assert record.read_text() == "3"
+    """``--workers 2``: a two-process loopback cluster imports the pipeline file by name and runs it."""
+    pytest.importorskip("distributed")
+    assert main(["run", "pipeline.py:job", "--workers", "2", "--no-progress"]) == 0
     assert read_output(workdir / "out") == expected_columns(ROWS)
+    capsys.readouterr()
+    assert main(["status", "out", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["rows_done"] == ROWS
 
 
 def test_one_range_of_row_groups_then_status_shows_the_rest(

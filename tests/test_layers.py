@@ -48,7 +48,10 @@ COMMAND = ("cellfrontier.cli", "cellfrontier.__main__")
 """The ``cellfrontier`` command: the modules that put the subcommands together and run them."""
 
 JOB_LAYERS = (
-    ("values", ("spec", "columns", "fingerprint", "result", "output", "progress", "status", "errors", "usage")),
+    (
+        "values",
+        ("spec", "columns", "fingerprint", "result", "output", "progress", "status", "errors", "usage"),
+    ),
     ("store", ("store",)),
     ("shard", ("shard",)),
     ("run", ("run",)),

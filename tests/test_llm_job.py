@@ -95,9 +95,8 @@ def test_a_changed_template_reruns_only_that_column_and_its_downstream(tmp_path:
     from collections import Counter
     from pathlib import Path
 
-    from llm_support import J12_LLM_TEMPLATES
-
     from cellfrontier.llm import ChatModel
+    from cellfrontier.testing.j12_llm import J12_LLM_TEMPLATES
 
     pytest.importorskip("pyarrow")
     out = Path(str(tmp_path)) / "out"

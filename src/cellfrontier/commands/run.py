@@ -3,7 +3,7 @@
 TARGET names a :class:`~cellfrontier.Job` (or a function returning one) as ``module:attribute``
 or ``path/to/file.py:attribute`` (:mod:`cellfrontier.commands.target`).  The job runs as
 ``job.run()`` would run it, in this process (``--row-groups A:B`` or ``--shard I/N``: one shard
-of it), on local worker processes (``--workers N``, where ``Job.run`` takes ``workers=``) or on
+of it), on local worker processes (``--workers N``) or on
 a Dask cluster (``--scheduler ADDRESS``).  ``--shard I/N`` cuts the job's row groups as a
 cluster run does (:func:`~cellfrontier.job.run.shard_cut.cut_range`), so N processes on shared
 storage (a Slurm array job, several machines) each run their share, and a last ``run`` or
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import logging
 import re
@@ -183,14 +182,6 @@ def _run(args: argparse.Namespace) -> int:
             args,
             EXIT_USAGE,
         )
-    if args.workers is not None and "workers" not in inspect.signature(job.run).parameters:
-        return _fail(
-            "--workers needs Job.run(workers=...), which this version of cellfrontier does not have; "
-            "use --shard I/N in N processes, or --scheduler with a Dask cluster",
-            None,
-            args,
-            EXIT_USAGE,
-        )
     if args.plan:
         try:
             print(job.plan_rerun())
@@ -278,8 +269,7 @@ def _progress_logs(job: Job) -> Iterator[None]:
 
 def _run_job(job: Job, loaded: LoadedTarget, args: argparse.Namespace, shard: range | None) -> JobResult:
     if args.workers is not None:
-        run_on_workers: Any = job.run  # checked above: this Job.run takes workers=
-        return run_on_workers(workers=args.workers)
+        return job.run(workers=args.workers)
     if args.scheduler is None:
         return job.run(row_groups=shard)
     try:
