@@ -13,7 +13,10 @@ before that.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import concurrent.futures
+import itertools
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,10 @@ from cellfrontier.job.store.group_files import read_group_columns
 from cellfrontier.job.store.group_reuse import GroupReuse
 from cellfrontier.tracker import CompletionTracker
 
-__all__ = ["attach_kept", "buffer_names", "prefill_group", "read_kept", "to_python"]
+__all__ = ["UpgradedGroups", "attach_kept", "buffer_names", "prefill_group", "read_kept", "to_python"]
+
+_PREFETCH_GROUPS = 4
+"""Upgraded groups whose kept columns are read ahead of their admission, at most."""
 
 
 def buffer_names(
@@ -114,3 +120,96 @@ def prefill_group(
     if reuse.kept_dropped:
         group.dropped.update(reuse.kept_dropped)
         group.culprits.update(reuse.kept_dropped)
+
+
+class UpgradedGroups:
+    """The written groups a shard's run upgrades: what it keeps of each, read ahead on threads.
+
+    The store decided what each group keeps (``reuse``: row group -> its file and
+    :class:`~cellfrontier.job.store.group_reuse.GroupReuse`); the runner asks here for a group
+    to start (:meth:`start` at admission, :meth:`resume` for one a checkpoint held), for the job
+    version of the file a finished group replaces (:meth:`replaced_version`), and lets the next
+    groups' reads start early (:meth:`prefetch`: Parquet reads release the GIL).
+    """
+
+    def __init__(
+        self,
+        reuse: dict[int, tuple[Path, GroupReuse]],
+        by_name: Mapping[str, ColumnSpec],
+        output_names: Sequence[str],
+        buffer_size: int,
+    ) -> None:
+        self.waiting = reuse
+        self.by_name = by_name
+        self.output_names = output_names
+        self.buffer_size = buffer_size
+        self.previous: dict[int, int] = {}
+        """The job version of the file each started upgrade replaces."""
+        self.reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self.prefetched: dict[int, concurrent.futures.Future[tuple[Any, float]]] = {}
+        self.cells_kept = 0
+        """Cells kept from the files (read back, never computed)."""
+        self.readback_seconds = 0.0
+        """Time spent reading the kept values back, summed over the reads."""
+
+    def __bool__(self) -> bool:
+        return bool(self.waiting)
+
+    def start(self, rg: int, size: int, tracker: CompletionTracker) -> GroupBuffers | None:
+        """Group *rg* as admitted: with its kept values and tracker state when it is an upgrade, else None."""
+        found = self.waiting.pop(rg, None)
+        if found is None:
+            return None
+        path, reuse = found
+        group = GroupBuffers(
+            rg, size, rg * self.buffer_size, buffer_names(self.output_names, reuse, self.by_name)
+        )
+        self.previous[rg] = reuse.generation
+        if reuse.kept:
+            attach_kept(group, reuse, self.by_name, self._read(path, reuse))
+            prefill_group(tracker, group, reuse, self.by_name)
+            self.cells_kept += len(reuse.kept) * len(reuse.stored_rows)
+        return group
+
+    def resume(self, group: GroupBuffers) -> None:
+        """A group a checkpoint held while upgrading it: its kept values come from the file again."""
+        found = self.waiting.pop(group.row_group, None)
+        if found is None:
+            return
+        path, reuse = found
+        self.previous[group.row_group] = reuse.generation
+        if reuse.kept:
+            attach_kept(group, reuse, self.by_name, self._read(path, reuse))
+
+    def replaced_version(self, rg: int) -> int | None:
+        """The job version of the file finished group *rg* replaces (None: it had no file)."""
+        return self.previous.pop(rg, None)
+
+    def prefetch(self, pending: Iterable[int]) -> None:
+        """Start reading the kept columns of the next upgrades among *pending* (in admission order)."""
+        if not self.waiting:
+            return
+        if self.reader is None:
+            self.reader = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="cellfrontier-reader")
+        for rg in itertools.islice(pending, _PREFETCH_GROUPS):
+            if len(self.prefetched) >= _PREFETCH_GROUPS:
+                return
+            found = self.waiting.get(rg)
+            if found is not None and found[1].kept and rg not in self.prefetched:
+                self.prefetched[rg] = self.reader.submit(self._timed_read, *found)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.shutdown(wait=True, cancel_futures=True)
+
+    def _timed_read(self, path: Path, reuse: GroupReuse) -> tuple[Any, float]:
+        started = time.perf_counter()
+        table = read_kept(path, reuse, self.by_name, reuse.row_group * self.buffer_size)
+        return table, time.perf_counter() - started
+
+    def _read(self, path: Path, reuse: GroupReuse) -> Any:
+        """The kept columns of an upgraded group: read ahead already, or now."""
+        future = self.prefetched.pop(reuse.row_group, None)
+        table, seconds = future.result() if future is not None else self._timed_read(path, reuse)
+        self.readback_seconds += seconds
+        return table

@@ -41,13 +41,10 @@ group is compacted, so a checkpoint stops holding a group's values only once its
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from cellfrontier.errors import CheckpointError
@@ -73,13 +70,12 @@ from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.shard.group_writer import GroupWriter
 from cellfrontier.job.shard.interrupts import StopSignals
 from cellfrontier.job.shard.ledger import TaskLedger
-from cellfrontier.job.shard.reuse import attach_kept, buffer_names, prefill_group, read_kept
-from cellfrontier.job.shard.shard_report import shard_progress, shard_result
+from cellfrontier.job.shard.reuse import UpgradedGroups
+from cellfrontier.job.shard.shard_report import checkpoint_stats, shard_progress, shard_result
 from cellfrontier.job.shard.usage import UsageMeter
 from cellfrontier.job.shard.wakeup import Wakeup
 from cellfrontier.job.spec import JobSpec
 from cellfrontier.job.store.group_files import GroupStamp
-from cellfrontier.job.store.group_reuse import GroupReuse
 from cellfrontier.job.store.shard_store import ShardStore
 from cellfrontier.row_groups import RowGroupPlan
 from cellfrontier.tracker import CompletionTracker
@@ -90,11 +86,7 @@ _MAX_QUEUED_WRITES = 4
 """Finished groups waiting for the writer before admission pauses (bounds memory)."""
 _DEFAULT_CELL_BYTES = 64
 """Bytes per value assumed before the first group has been measured."""
-MAX_COUNTED_RANGES = 10_000
-"""Beyond this many ranges of counted groups a checkpoint leaves them out (its header stays small)."""
 _MAX_SECONDS_WITHOUT_YIELD = 0.02
-_PREFETCH_GROUPS = 4
-"""Upgraded groups whose kept columns are read ahead, on a thread, before they are admitted."""
 """Longest stretch of inline work before the loop lets other coroutines of the event loop run."""
 
 
@@ -152,12 +144,8 @@ class ShardRunner:
         self.usage = UsageMeter(self.columns)
         self.writer: GroupWriter | None = None
         self.memory: dict[int, dict[str, list[Any]]] = {}
-        self.reuse: dict[int, tuple[Path, GroupReuse]] = {}
-        """Written groups this run upgrades, and what it keeps of each (from the store)."""
-        self.previous: dict[int, int] = {}
-        """The job version of the file each upgraded group replaces."""
-        self.reader: concurrent.futures.ThreadPoolExecutor | None = None
-        self.prefetched: dict[int, concurrent.futures.Future[tuple[Any, float]]] = {}
+        self.upgrades = UpgradedGroups({}, self.by_name, self.output_names, spec.buffer_size)
+        """Written groups this run upgrades (a rerun of an edited job; set from the store)."""
         self.stop_signal: int | None = None
         self.wakeup: Wakeup | None = None
 
@@ -168,8 +156,6 @@ class ShardRunner:
         self.bytes_per_group = 0
         self.resumed = False
         self.tasks_at_start = 0
-        self.readback_seconds = 0.0
-        self.cells_kept = 0
         self.started_wall = 0.0
         self.counted = GroupRanges()
         """The groups whose rows ``records`` and ``dropped`` count (written, and released or settled)."""
@@ -235,18 +221,14 @@ class ShardRunner:
             self.records, self.dropped, self.resumed = state.records, state.dropped, state.resumed
             self.usage.restore(state.usage)
             written = state.written
-            self.reuse = state.reuse
+            self.upgrades.waiting = state.reuse
             for rg in written:
                 self.counted.add(rg)
             for rg, values in state.groups.items():
                 size = self.row_plan.row_group_size(rg)
                 group = GroupBuffers.restored(rg, size, rg * self.spec.buffer_size, values, self.tracker)
                 group.culprits = state.drops.get(rg, {})
-                if rg in self.reuse:  # an upgrade under way: its kept values come from the file again
-                    path, reuse = self.reuse.pop(rg)
-                    self.previous[rg] = reuse.generation
-                    if reuse.kept:
-                        attach_kept(group, reuse, self.by_name, self._read_kept(path, reuse))
+                self.upgrades.resume(group)  # an upgrade under way: kept values from the file again
                 self.groups[rg] = group
                 self.computing += 1
                 self.dirty[rg] = group
@@ -377,57 +359,20 @@ class ShardRunner:
         for _ in range(count):
             rg = self.pending.popleft()
             size = self.row_plan.row_group_size(rg)
-            reused = self.reuse.pop(rg, None)
-            if reused is None:
-                group = GroupBuffers(rg, size, rg * buffer_size, self.output_names)
-            else:
-                group = self._reused_group(rg, size, *reused)
+            group = self.upgrades.start(rg, size, self.tracker) or GroupBuffers(
+                rg, size, rg * buffer_size, self.output_names
+            )
             self.groups[rg] = group
             self.computing += 1
             self.tracker.add_root_tasks(rg, size)
             self.dirty[rg] = group
-        if self.reuse:
-            self._prefetch()
+        if self.upgrades:
+            self.upgrades.prefetch(self.pending)
         if self.computing > self.peak_active:
             self.peak_active = self.computing
         if len(self.groups) > self.peak_held:
             self.peak_held = len(self.groups)
         return count
-
-    def _reused_group(self, rg: int, size: int, path: Path, reuse: GroupReuse) -> GroupBuffers:
-        """A written group to upgrade: its kept values read back, its tracker state prefilled."""
-        base = rg * self.spec.buffer_size
-        group = GroupBuffers(rg, size, base, buffer_names(self.output_names, reuse, self.by_name))
-        self.previous[rg] = reuse.generation
-        if reuse.kept:
-            table = self._read_kept(path, reuse)
-            attach_kept(group, reuse, self.by_name, table)
-            prefill_group(self.tracker, group, reuse, self.by_name)
-            self.cells_kept += len(reuse.kept) * len(reuse.stored_rows)
-        return group
-
-    def _prefetch(self) -> None:
-        """Start reading the kept columns of the next upgraded groups to admit (the read releases the GIL)."""
-        if self.reader is None:
-            self.reader = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="cellfrontier-reader")
-        for rg in itertools.islice(self.pending, _PREFETCH_GROUPS):
-            if len(self.prefetched) >= _PREFETCH_GROUPS:
-                return
-            found = self.reuse.get(rg)
-            if found is not None and found[1].kept and rg not in self.prefetched:
-                self.prefetched[rg] = self.reader.submit(self._timed_read, *found)
-
-    def _timed_read(self, path: Path, reuse: GroupReuse) -> tuple[Any, float]:
-        started = time.perf_counter()
-        table = read_kept(path, reuse, self.by_name, reuse.row_group * self.spec.buffer_size)
-        return table, time.perf_counter() - started
-
-    def _read_kept(self, path: Path, reuse: GroupReuse) -> Any:
-        """The kept columns of an upgraded group: read ahead already, or now."""
-        future = self.prefetched.pop(reuse.row_group, None)
-        table, seconds = future.result() if future is not None else self._timed_read(path, reuse)
-        self.readback_seconds += seconds
-        return table
 
     # ------------------------------------------------------------------ advancing a group
 
@@ -471,7 +416,7 @@ class ShardRunner:
             self.bytes_per_group = estimate
         data, live = group.final_values(self.output_names)
         if self.writer is not None:
-            self.writer.submit(self._stamp(group, live), data, self.previous.pop(rg, None))
+            self.writer.submit(self._stamp(group, live), data, self.upgrades.replaced_version(rg))
         else:
             self.memory[rg] = data
             self._release(rg, live)
@@ -513,21 +458,7 @@ class ShardRunner:
             return
         if self.writer is not None:
             self.writer.sync()
-        ledger = self.ledger
-        stats = {
-            "records": self.records,
-            "dropped": self.dropped,
-            "final": int(final),
-            "tasks": self.tasks_at_start + ledger.tasks,
-            "tasks_total": self.spec.estimate_tasks(self.rows_total, self.stop - self.first),
-            "started_at": self.started_wall,
-            "started_tasks": self.tasks_at_start,
-            "interval": self.spec.checkpoint_interval,
-            "errors": ledger.errors,
-            "error_samples": [failure.to_record() for failure in ledger.error_samples],
-            "counted_groups": self.counted.pairs() if len(self.counted) <= MAX_COUNTED_RANGES else None,
-            "usage": self.usage.counts(),
-        }
+        stats = checkpoint_stats(self, final=final)
         values = {rg: group.columns for rg, group in self.groups.items()}
         drops = {rg: dict(group.culprits) for rg, group in self.groups.items() if group.culprits}
         self.store.save(self.tracker, values, stats, self.ledger.tasks, drops)
@@ -544,8 +475,7 @@ class ShardRunner:
 
     def _close_pools(self) -> None:
         self.dispatch.close()
-        if self.reader is not None:
-            self.reader.shutdown(wait=True, cancel_futures=True)
+        self.upgrades.close()
         if self.writer is not None:
             self.writer.close()
 

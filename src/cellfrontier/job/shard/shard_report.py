@@ -1,9 +1,10 @@
-"""What a shard reports, built from its figures: its progress now, and its result at the end.
+"""What a shard reports, built from its figures: its progress now, its checkpoint's figures, its result.
 
 The runner keeps the figures (rows written and dropped, the ledger's counts, the usage meter,
 the peaks); these functions only turn them into the values the layers above read
-(:class:`~cellfrontier.job.progress.JobProgress`, :class:`~cellfrontier.job.result.JobResult`
-with one :class:`~cellfrontier.job.result.ShardSummary`).  They read the runner through
+(:class:`~cellfrontier.job.progress.JobProgress`, the figures a checkpoint's header records
+for ``cellfrontier status``, :class:`~cellfrontier.job.result.JobResult` with one
+:class:`~cellfrontier.job.result.ShardSummary`).  They read the runner through
 :class:`ShardFigures`, the few attributes they need, so this module knows nothing else of it.
 """
 
@@ -14,11 +15,16 @@ from typing import Any, Protocol
 
 from cellfrontier.job.progress import JobProgress
 from cellfrontier.job.result import JobResult, ShardSummary
+from cellfrontier.job.shard.group_ranges import GroupRanges
 from cellfrontier.job.shard.ledger import TaskLedger
+from cellfrontier.job.shard.reuse import UpgradedGroups
 from cellfrontier.job.shard.usage import UsageMeter
 from cellfrontier.job.spec import JobSpec
 
-__all__ = ["ShardFigures", "shard_progress", "shard_result"]
+__all__ = ["MAX_COUNTED_RANGES", "ShardFigures", "checkpoint_stats", "shard_progress", "shard_result"]
+
+MAX_COUNTED_RANGES = 10_000
+"""Beyond this many ranges of counted groups a checkpoint leaves them out (its header stays small)."""
 
 
 class ShardFigures(Protocol):
@@ -40,8 +46,9 @@ class ShardFigures(Protocol):
     memory: dict[int, dict[str, list[Any]]]
     ledger: TaskLedger
     usage: UsageMeter
-    cells_kept: int
-    readback_seconds: float
+    upgrades: UpgradedGroups
+    started_wall: float
+    counted: GroupRanges
 
     @property
     def epoch(self) -> int: ...
@@ -69,6 +76,26 @@ def shard_progress(shard: ShardFigures, now: float) -> JobProgress:
         calls_per_second=calls_per_second,
         tokens_per_second=tokens_per_second,
     )
+
+
+def checkpoint_stats(shard: ShardFigures, *, final: bool) -> dict[str, Any]:
+    """The figures a checkpoint records beside the state (its header: what ``status`` reads)."""
+    ledger = shard.ledger
+    counted = shard.counted
+    return {
+        "records": shard.records,
+        "dropped": shard.dropped,
+        "final": int(final),
+        "tasks": shard.tasks_at_start + ledger.tasks,
+        "tasks_total": shard.spec.estimate_tasks(shard.rows_total, shard.stop - shard.first),
+        "started_at": shard.started_wall,
+        "started_tasks": shard.tasks_at_start,
+        "interval": shard.spec.checkpoint_interval,
+        "errors": ledger.errors,
+        "error_samples": [failure.to_record() for failure in ledger.error_samples],
+        "counted_groups": counted.pairs() if len(counted) <= MAX_COUNTED_RANGES else None,
+        "usage": shard.usage.counts(),
+    }
 
 
 def shard_result(
@@ -107,6 +134,6 @@ def shard_result(
         shards=(summary,),
         calls=ledger.calls,
         usage=usage,
-        cells_kept=shard.cells_kept,
-        readback_seconds=shard.readback_seconds,
+        cells_kept=shard.upgrades.cells_kept,
+        readback_seconds=shard.upgrades.readback_seconds,
     )
