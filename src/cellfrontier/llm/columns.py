@@ -29,17 +29,33 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cellfrontier.llm.errors import InvalidAnswerError, TemplateError
 from cellfrontier.llm.schema import AnswerSchema, SchemaViolation, compile_schema
 from cellfrontier.llm.template import ROW_FIELD, PromptTemplate
 from cellfrontier.llm.usage import Usage
 
-if TYPE_CHECKING:
-    from cellfrontier.llm.model import ChatModel
+__all__ = ["CallingModel", "JsonColumn", "ModelColumn", "TextColumn", "check_model_columns"]
 
-__all__ = ["JsonColumn", "ModelColumn", "TextColumn", "check_model_columns"]
+
+class CallingModel(Protocol):
+    """What a column needs of the model that made it (:class:`~cellfrontier.llm.model.ChatModel`).
+
+    A protocol rather than an import, so that the model module (which makes columns) and this
+    one (whose columns call the model) do not import each other.
+    """
+
+    model: str
+    timeout: float
+
+    async def call(self, body: bytes, usage: Usage, timeout: float) -> str: ...
+
+    def register(self, column: ModelColumn) -> None: ...
+
+    def share_caps(self, share: Callable[[int], int] | None) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
 REASK = "That answer is not valid: {error}. Answer again with only the JSON value, matching the schema."
@@ -53,7 +69,7 @@ class ModelColumn:
 
     def __init__(
         self,
-        model: ChatModel,
+        model: CallingModel,
         template: str,
         *,
         system: str | None,
@@ -164,7 +180,7 @@ class JsonColumn(ModelColumn):
 
     def __init__(
         self,
-        model: ChatModel,
+        model: CallingModel,
         template: str,
         schema: Any,
         *,
