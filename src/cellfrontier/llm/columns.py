@@ -57,6 +57,7 @@ class CallingModel(Protocol):
 
     async def aclose(self) -> None: ...
 
+
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
 REASK = "That answer is not valid: {error}. Answer again with only the JSON value, matching the schema."
 SCHEMA_INSTRUCTION = "Answer with only a JSON value matching this JSON schema: {schema}"
