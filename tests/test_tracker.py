@@ -1053,6 +1053,24 @@ def test_prefill_row_group_is_the_sequence_of_bulk_calls_in_one_step() -> None:
         assert one.ready_rows(column, 1).tolist() == many.ready_rows(column, 1).tolist()
 
 
+def test_prefill_row_group_on_a_group_with_cells_done_marks_every_column_given() -> None:
+    """Rows already done in the first column listed are still marked in the columns after it."""
+    from cellfrontier.testing.j12 import build_j12_graph
+
+    plan = RowGroupPlan.uniform(300, 130)
+    rows = np.arange(0, 130, 2, dtype=np.int64)
+    one = CompletionTracker.with_graph(build_j12_graph(), plan)
+    many = CompletionTracker.with_graph(build_j12_graph(), plan)
+    for tracker in (one, many):
+        tracker.mark_cells_complete("h", 1, rows[:10])  # part of the kept rows, in the first column only
+    one.prefill_row_group(1, 130, cell_columns=["h", "bucket", "code"], rows=rows)
+    for column in ("h", "bucket", "code"):
+        many.mark_cells_complete(column, 1, rows)
+    assert one.to_bytes() == many.to_bytes()
+    assert one.progress()["code"] == many.progress()["code"]
+    assert one.ready_rows("bucket", 1).tolist() == many.ready_rows("bucket", 1).tolist()
+
+
 def test_prefill_row_group_checks_everything_before_changing_anything() -> None:
     from cellfrontier.testing.j12 import build_j12_graph
 

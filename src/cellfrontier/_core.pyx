@@ -35,7 +35,7 @@ keeps a compacted group's size and dropped rows (packed) and adds its progress t
 
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from cellfrontier cimport _kernels as kernels
 from cellfrontier._bits cimport SLOT_BATCH, clear_ready, key_column, key_slot, ready_bits, row_bit, set_ready
@@ -286,7 +286,10 @@ cdef class TrackerCore(GroupTable):
             dv = checked_rows(g, dropped, method)
             rv = checked_rows(g, rows, method)
             nw = g.s.nw
-            scratch = self._scratch(3 * nw)  # the dropped rows, the kept rows, mark_range's words
+            # The dropped rows, the kept rows, mark_range's words, and a copy of the kept rows
+            # per cell column: mark_cells overwrites its mask with the rows it newly marked, so
+            # a column whose kept rows were partly done already would shrink the next one's.
+            scratch = self._scratch(4 * nw)
             if dv.shape[0]:
                 kernels.rows_to_mask(&dv[0], dv.shape[0], scratch)
             if rv.shape[0]:
@@ -304,7 +307,8 @@ cdef class TrackerCore(GroupTable):
             if dv.shape[0]:
                 kernels.drop_rows(&self.graph, &g.s, &self.log, scratch)
             for c in cells:
-                kernels.mark_cells(&self.graph, &g.s, &self.log, c, scratch + nw)
+                memcpy(scratch + 3 * nw, scratch + nw, nw * sizeof(uint64_t))
+                kernels.mark_cells(&self.graph, &g.s, &self.log, c, scratch + 3 * nw)
             for c in batches:
                 self._mark_range(g, c, scratch + 2 * nw)
             self._result(g)
