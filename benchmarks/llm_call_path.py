@@ -212,13 +212,16 @@ def run_client(name: str, base_url: str, calls: int, in_flight: int) -> None:
     from cellfrontier.testing.fake_endpoint import _raise_open_files_limit
 
     _raise_open_files_limit()
-    options: dict[str, Any] = {}
     if name.endswith("uvloop"):
         import uvloop
 
-        options["loop_factory"] = uvloop.new_event_loop
-    with asyncio.Runner(**options) as runner:
-        result = runner.run(_run_client(name, base_url, calls, in_flight))
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:  # not asyncio.Runner (3.11+): the benchmarks run on every supported Python
+        result = loop.run_until_complete(_run_client(name, base_url, calls, in_flight))
+    finally:
+        loop.close()
     print(json.dumps(result), flush=True)
 
 

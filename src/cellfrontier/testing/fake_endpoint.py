@@ -557,15 +557,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     args["unknown_models"] = tuple(args["unknown_models"])
     config = EndpointConfig(**args)
     _raise_open_files_limit()
-    runner_options: dict[str, Any] = {}
     try:
         import uvloop
 
-        runner_options["loop_factory"] = uvloop.new_event_loop
+        loop = uvloop.new_event_loop()
     except ImportError:
-        pass
-    with asyncio.Runner(**runner_options) as runner:
-        runner.run(_serve(config, certfile, keyfile, not ignore_stdin))
+        loop = asyncio.new_event_loop()
+    # A loop of its own rather than asyncio.Runner (Python 3.11+): the package supports 3.10.
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve(config, certfile, keyfile, not ignore_stdin))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def _raise_open_files_limit() -> None:
@@ -636,10 +643,13 @@ class FakeEndpoint:
         ready, _, _ = select.select([process.stdout], [], [], self.start_timeout)
         line = process.stdout.readline() if ready else b""
         if not line:
-            code = process.poll()
+            code = process.poll() if ready else None
+            if code is None:
+                why = f"did not start within {self.start_timeout!r} s"
+            else:
+                why = f"exited with code {code} before it was ready (its error is on stderr above)"
             raise RuntimeError(
-                f"FakeEndpoint() did not start within {self.start_timeout!r} s (exit code {code!r}); "
-                "run `python -m cellfrontier.testing.fake_endpoint` to see why"
+                f"FakeEndpoint() {why}; run `python -m cellfrontier.testing.fake_endpoint` to see why"
             )
         return int(json.loads(line)["port"])
 
