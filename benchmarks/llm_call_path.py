@@ -212,6 +212,7 @@ def run_client(name: str, base_url: str, calls: int, in_flight: int) -> None:
     from cellfrontier.testing.fake_endpoint import _raise_open_files_limit
 
     _raise_open_files_limit()
+    loop: asyncio.AbstractEventLoop
     if name.endswith("uvloop"):
         import uvloop
 

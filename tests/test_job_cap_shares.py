@@ -151,3 +151,31 @@ def test_on_two_worker_processes_the_caps_hold_for_the_whole_job(tmp_path: Path)
     assert max(stats.peak_in_flight_by_model.values()) <= 5
     assert result.usage.calls == stats.answered == 7 * rows
     assert result.usage.total["prompt_tokens"] == stats.prompt_tokens
+
+
+@pytest.mark.process
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX processes")
+def test_local_workers_take_no_fixed_port(tmp_path: Path) -> None:
+    """With 8787 (the usual dashboard port) held, ``run(workers=N)`` still runs and warns of no port."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("pyarrow")
+    import socket
+    import warnings
+
+    from cellfrontier.testing.j12 import check_j12_output, j12_generators
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))  # already taken by something else: the same situation
+        holder.listen()
+    except OSError:
+        pass
+    try:
+        job = Job(build_j12_graph(), j12_generators(), 300, buffer_size=100, output_dir=tmp_path / "out")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = job.run(workers=1)
+    finally:
+        holder.close()
+    check_j12_output(result.to_pydict(row_index=True), 300)
+    assert [str(w.message) for w in caught if "port" in str(w.message).lower()] == []

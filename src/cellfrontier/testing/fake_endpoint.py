@@ -557,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args["unknown_models"] = tuple(args["unknown_models"])
     config = EndpointConfig(**args)
     _raise_open_files_limit()
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 

@@ -48,6 +48,9 @@ def run_on_local_workers(
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # No dashboard; the scheduler's own HTTP routes (health) on a free loopback port rather
+        # than 8787, which another cluster on the machine may hold.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
     )
     try:
