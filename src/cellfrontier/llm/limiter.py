@@ -39,6 +39,10 @@ DECREASE_FACTOR = 0.5
 DATE_MARGIN = 0.002
 """Seconds added to a wait until an HTTP date: the date is a wall-clock instant and the wait a
 monotonic timer, which can end a hair early while the wall clock is being slewed."""
+TIMER_MARGIN = 0.005
+"""Seconds added to a wait a server asked for: an event loop that caches its clock (uvloop's, once
+per turn, in milliseconds) can end a timer a few milliseconds before the asked instant, and a
+strict server refuses a retry that comes early."""
 LATENCY_WEIGHT = 0.1
 """Weight of the newest call in the running mean latency (back-pressure)."""
 

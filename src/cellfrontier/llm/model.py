@@ -44,7 +44,13 @@ from cellfrontier.llm.errors import (
     RateLimitTimeoutError,
     RetryableModelError,
 )
-from cellfrontier.llm.limiter import AdaptiveLimiter, backoff_delay, limiter_for, retry_after_seconds
+from cellfrontier.llm.limiter import (
+    TIMER_MARGIN,
+    AdaptiveLimiter,
+    backoff_delay,
+    limiter_for,
+    retry_after_seconds,
+)
 from cellfrontier.llm.transport import ConnectionPool, close_pool, parse_base_url, pool_for
 from cellfrontier.llm.usage import Usage
 
@@ -222,8 +228,7 @@ class ChatModel:
             if waits == 1:
                 deadline = now + self.rate_limit_timeout
             delay = retry_after_seconds(response.headers)
-            if delay is None:
-                delay = backoff_delay(waits)
+            delay = backoff_delay(waits) if delay is None else delay + TIMER_MARGIN
             if now + delay > deadline:
                 usage.retryable_errors += 1
                 raise RateLimitTimeoutError(

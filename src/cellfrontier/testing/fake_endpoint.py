@@ -243,15 +243,16 @@ class _Server:
             conn.answer_now(_error(404, f"the model {model!r} does not exist"))
             return
         now = self.loop.time()
+        arrived = self._clock()
         not_before = self.retry_not_before.pop(key, None)
-        if not_before is not None and self._clock(now) < not_before:
+        if not_before is not None and arrived < not_before:
             self.early_retries += 1
         by_model = self.in_flight_by_model.get(model, 0)
         if (config.max_in_flight and self.in_flight >= config.max_in_flight) or (
             config.max_in_flight_per_model and by_model >= config.max_in_flight_per_model
         ):
             self.overloaded += 1
-            header, not_before = self.overload_header(now)
+            header, not_before = self.overload_header(arrived)
             if not_before is not None:
                 self.retry_not_before[key] = not_before
             conn.answer_now(
@@ -350,9 +351,13 @@ class _Server:
 
         return make
 
-    def _clock(self, now: float) -> float:
-        """The clock an earliest-retry instant is kept in: wall time for HTTP dates, else the loop's."""
-        return time.time() if self.config.retry_after_format == "date" else now
+    def _clock(self) -> float:
+        """The clock an earliest-retry instant is kept in: wall time for HTTP dates, else monotonic.
+
+        Not the loop's time: uvloop's is cached once per turn of the loop, in milliseconds, so a
+        retry that arrives on time could read as early by the staleness of that cache.
+        """
+        return time.time() if self.config.retry_after_format == "date" else time.monotonic()
 
     # -- in flight, the barrier, closing
 
